@@ -1,0 +1,191 @@
+//! Builds the adapters the settings choose, lazily: a command that only reads tenants never
+//! touches the identity provider or the key file.
+
+use crate::config::{IdentityKind, Settings, StoreKind};
+use crate::identity::cognito::CognitoIdentity;
+use crate::identity::local::LocalIdentity;
+use crate::identity::{Identity, IdentityError};
+use crate::providers::{messenger::MessengerClient, telegram::TelegramClient};
+use crate::sealing::MasterKey;
+use crate::store::{Store, StoreError, mongo::MongoStore, sqlite::SqliteStore};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::OnceCell;
+
+/// Why an adapter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened or reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The identity provider could not be set up.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The data dir or key file is unusable.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// The running application's adapters, shared by the CLI and the daemon.
+pub struct App {
+    /// The settings everything was built from.
+    pub settings: Settings,
+    store: OnceCell<Arc<dyn Store>>,
+    identity: OnceCell<Arc<dyn Identity>>,
+    local_identity: OnceCell<Arc<LocalIdentity>>,
+    master_key: OnceLock<Arc<MasterKey>>,
+    telegram: TelegramClient,
+    messenger: MessengerClient,
+}
+
+impl App {
+    /// An app over `settings`; nothing is opened yet.
+    pub fn new(settings: Settings) -> Self {
+        let telegram = TelegramClient::new(&settings.providers.telegram_api_base);
+        let messenger = MessengerClient::new(&settings.providers.graph_api_base);
+        Self {
+            settings,
+            store: OnceCell::new(),
+            identity: OnceCell::new(),
+            local_identity: OnceCell::new(),
+            master_key: OnceLock::new(),
+            telegram,
+            messenger,
+        }
+    }
+
+    /// One line naming each chosen backend and the data dir, for the daemon's first log line.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "store={} queue={} identity={} data_dir={}",
+            match s.store.kind {
+                StoreKind::Embedded => "embedded(sqlite)",
+                StoreKind::Mongodb => "mongodb",
+            },
+            match s.queue.kind {
+                crate::config::QueueKind::Embedded => "embedded(sqlite)",
+                crate::config::QueueKind::Sqs => "sqs",
+            },
+            match s.identity.kind {
+                IdentityKind::Local => "local",
+                IdentityKind::Cognito => "cognito",
+            },
+            s.data_dir.display()
+        )
+    }
+
+    /// The store, opened on first use.
+    pub async fn store(&self) -> Result<Arc<dyn Store>, AppError> {
+        self.store
+            .get_or_try_init(|| async {
+                let store: Arc<dyn Store> = match self.settings.store.kind {
+                    StoreKind::Embedded => Arc::new(SqliteStore::open(&self.data_dir()?.join("kamshub.sqlite3"))?),
+                    StoreKind::Mongodb => {
+                        let uri = self.settings.store.uri.as_ref().expect("validated: mongodb has a uri");
+                        Arc::new(MongoStore::connect(uri.expose_secret(), &self.settings.store.database).await?)
+                    }
+                };
+                Ok(store)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The identity provider, set up on first use.
+    pub async fn identity(&self) -> Result<Arc<dyn Identity>, AppError> {
+        self.identity
+            .get_or_try_init(|| async {
+                let identity: Arc<dyn Identity> = match self.settings.identity.kind {
+                    IdentityKind::Local => self.local_identity().await?.expect("local identity is configured"),
+                    IdentityKind::Cognito => Arc::new(CognitoIdentity::new(&self.settings.identity).await?),
+                };
+                Ok(identity)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The local identity, when it is the configured one (its JWKS is served over HTTP).
+    pub async fn local_identity(&self) -> Result<Option<Arc<LocalIdentity>>, AppError> {
+        if self.settings.identity.kind != IdentityKind::Local {
+            return Ok(None);
+        }
+        let local = self
+            .local_identity
+            .get_or_try_init(|| async { Ok::<_, AppError>(Arc::new(LocalIdentity::open(&self.data_dir()?)?)) })
+            .await?;
+        Ok(Some(Arc::clone(local)))
+    }
+
+    /// The key that seals channel credentials: `KAMSHUB_MASTER_KEY`, else the data dir's key file
+    /// (created on first use, 0600).
+    pub fn master_key(&self) -> Result<Arc<MasterKey>, AppError> {
+        if let Some(key) = self.master_key.get() {
+            return Ok(Arc::clone(key));
+        }
+        let key = match &self.settings.master_key {
+            Some(text) => MasterKey::from_base64(text.expose_secret()).map_err(AppError::Local)?,
+            None => {
+                let path = self.data_dir()?.join("master.key");
+                let text = read_or_create_private_file(&path, MasterKey::generate_base64)
+                    .map_err(|e| AppError::Local(format!("master key file {}: {e}", path.display())))?;
+                MasterKey::from_base64(&text)
+                    .map_err(|why| AppError::Local(format!("master key file {} {why}", path.display())))?
+            }
+        };
+        Ok(Arc::clone(self.master_key.get_or_init(|| Arc::new(key))))
+    }
+
+    /// Telegram Bot API client.
+    pub fn telegram(&self) -> &TelegramClient {
+        &self.telegram
+    }
+
+    /// Meta Graph API client.
+    pub fn messenger(&self) -> &MessengerClient {
+        &self.messenger
+    }
+
+    /// The data dir, created (0700) if missing.
+    pub fn data_dir(&self) -> Result<std::path::PathBuf, AppError> {
+        let dir = &self.settings.data_dir;
+        if !dir.is_dir() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(dir)
+                .map_err(|e| AppError::Local(format!("cannot create data dir {}: {e}", dir.display())))?;
+        }
+        Ok(dir.clone())
+    }
+}
+
+/// Writes `contents` to a new file readable by its owner only, and syncs it.
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Reads a secret file, or creates it with `generate()` if it does not exist. Safe against two
+/// processes creating it at once: the loser reads the winner's file.
+pub(crate) fn read_or_create_private_file(path: &Path, generate: impl Fn() -> String) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match write_private_file(path, &generate()) {
+            Ok(()) => std::fs::read_to_string(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,116 @@
+//! `kamshub channel …`
+
+use super::output::{Format, print};
+use super::{CliError, parse_with, secret_arg};
+use crate::app::App;
+use crate::domain::{Actor, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
+use crate::service::channels::{self, ChannelChange, NewChannel};
+use clap::Subcommand;
+
+/// `kamshub channel …`
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token).
+    Add {
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+        /// telegram or messenger.
+        #[arg(long = "type", value_parser = parse_with(|s: &str| s.parse::<ChannelKind>()))]
+        kind: ChannelKind,
+        /// Name shown to staff.
+        #[arg(long, value_parser = parse_with(DisplayName::parse))]
+        display_name: DisplayName,
+        /// Telegram bot token (`-` reads it from stdin).
+        #[arg(long, required_if_eq("kind", "telegram"), conflicts_with_all = ["page_id", "page_token"])]
+        token: Option<String>,
+        /// Skip setWebhook (register later with `channel set-webhook`).
+        #[arg(long, conflicts_with_all = ["page_id", "page_token"])]
+        no_webhook: bool,
+        /// Messenger page id.
+        #[arg(long, required_if_eq("kind", "messenger"), value_parser = parse_with(ExternalId::page_id))]
+        page_id: Option<ExternalId>,
+        /// Messenger page access token (`-` reads it from stdin).
+        #[arg(long, required_if_eq("kind", "messenger"))]
+        page_token: Option<String>,
+    },
+    /// List a tenant's channels.
+    List {
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+    },
+    /// Rename a channel.
+    Rename {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+        /// New display name.
+        #[arg(long, value_parser = parse_with(DisplayName::parse))]
+        name: DisplayName,
+    },
+    /// Activate a channel (show it in the inbox again).
+    Activate {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+    },
+    /// Deactivate a channel (it keeps ingesting, hidden from the inbox).
+    Deactivate {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+    },
+    /// Register a Telegram channel's webhook (after --no-webhook, or a new public URL).
+    SetWebhook {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+    },
+}
+
+pub(crate) async fn run(app: &App, format: Format, command: ChannelCommand) -> Result<(), CliError> {
+    let actor = Actor::cli_operator();
+    let view = match command {
+        ChannelCommand::Add { tenant, kind, display_name, token, no_webhook, page_id, page_token } => {
+            let new = match kind {
+                ChannelKind::Telegram => NewChannel::Telegram {
+                    token: secret_arg(token.as_deref().expect("clap requires --token for telegram"), "bot token")?,
+                    register_webhook: !no_webhook,
+                },
+                ChannelKind::Messenger => NewChannel::Messenger {
+                    page_id: page_id.expect("clap requires --page-id for messenger"),
+                    page_token: secret_arg(
+                        page_token.as_deref().expect("clap requires --page-token for messenger"),
+                        "page token",
+                    )?,
+                },
+            };
+            channels::add(app, &actor, &tenant, display_name, new).await?
+        }
+        ChannelCommand::List { tenant } => return print(format, &channels::list(app, &tenant).await?),
+        ChannelCommand::Rename { channel, tenant, name } => {
+            channels::change(app, &actor, &tenant, &channel, ChannelChange::Rename(name)).await?
+        }
+        ChannelCommand::Activate { channel, tenant } => {
+            channels::change(app, &actor, &tenant, &channel, ChannelChange::SetActive(true)).await?
+        }
+        ChannelCommand::Deactivate { channel, tenant } => {
+            channels::change(app, &actor, &tenant, &channel, ChannelChange::SetActive(false)).await?
+        }
+        ChannelCommand::SetWebhook { channel, tenant } => channels::set_webhook(app, &actor, &tenant, &channel).await?,
+    };
+    print(format, &view)
+}

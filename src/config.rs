@@ -1,0 +1,415 @@
+//! Settings: built-in defaults → `kamshub.toml` → `KAMSHUB_*` environment (`__` nests) → flags.
+//!
+//! A bad or missing required setting fails with one line that names the key (the CLI exits 2).
+
+use crate::sealing::MasterKey;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A setting that is malformed or missing; the message names the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Everything `kamshub` can be configured with. `Debug` never shows a secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded adapters keep their files (`KAMSHUB_DATA_DIR`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The HTTP listener.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// Which store, and where.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Which queues, and their redelivery rules.
+    #[serde(default)]
+    pub queue: QueueSettings,
+    /// Which identity provider.
+    #[serde(default)]
+    pub identity: IdentitySettings,
+    /// Provider API endpoints and Meta app secrets.
+    #[serde(default)]
+    pub providers: ProviderSettings,
+    /// Base64 of the 32-byte key that seals channel credentials (`KAMSHUB_MASTER_KEY`). Without
+    /// it the embedded deployment keeps a generated key file in the data dir.
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    /// Token that `POST /platform/bootstrap` requires (`KAMSHUB_BOOTSTRAP_TOKEN`); unset disables it.
+    #[serde(default)]
+    pub bootstrap_token: Option<SecretString>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address the daemon listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Public base URL that providers reach us at; used in `setWebhook`. Defaults to `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { listen: default_listen(), public_url: None }
+    }
+}
+
+impl HttpSettings {
+    /// The base URL webhooks are registered under, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// Store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite in the data dir.
+    #[default]
+    Embedded,
+    /// MongoDB at `[store] uri`.
+    Mongodb,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Backend.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// MongoDB connection string (may hold a password, so it is secret).
+    #[serde(default)]
+    pub uri: Option<SecretString>,
+    /// MongoDB database name.
+    #[serde(default = "default_database")]
+    pub database: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self { kind: StoreKind::default(), uri: None, database: default_database() }
+    }
+}
+
+/// Queue backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// SQLite-backed FIFO queues in the data dir.
+    #[default]
+    Embedded,
+    /// Amazon SQS FIFO queues.
+    Sqs,
+}
+
+/// `[queue]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Backend.
+    #[serde(default)]
+    pub kind: QueueKind,
+    /// Queue name prefix: `{prefix}-incoming.fifo` and so on.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// AWS region of the queues.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Endpoint override (a local SQS stand-in).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Receives after which a message moves to the DLQ.
+    #[serde(default = "default_max_receive_count")]
+    pub max_receive_count: u32,
+    /// Seconds a received message stays invisible before redelivery.
+    #[serde(default = "default_visibility_timeout")]
+    pub visibility_timeout_secs: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            kind: QueueKind::default(),
+            prefix: default_prefix(),
+            region: default_region(),
+            endpoint_url: None,
+            max_receive_count: default_max_receive_count(),
+            visibility_timeout_secs: default_visibility_timeout(),
+        }
+    }
+}
+
+/// Identity backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityKind {
+    /// Users in the data dir, tokens signed by a local key.
+    #[default]
+    Local,
+    /// An Amazon Cognito user pool.
+    Cognito,
+}
+
+/// `[identity]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// Backend.
+    #[serde(default)]
+    pub kind: IdentityKind,
+    /// Cognito user pool id (`us-east-2_AbC123`).
+    #[serde(default)]
+    pub user_pool_id: Option<String>,
+    /// Cognito app client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Cognito app client secret, when the client has one (SECRET_HASH is sent then).
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Region of the user pool; defaults to the pool id's prefix.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (a local Cognito stand-in).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// JWKS URL override; defaults to the pool's `/.well-known/jwks.json`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+/// `[providers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// Telegram Bot API base URL.
+    #[serde(default = "default_telegram_api_base")]
+    pub telegram_api_base: String,
+    /// Meta Graph API base URL, with its version.
+    #[serde(default = "default_graph_api_base")]
+    pub graph_api_base: String,
+    /// Meta app secret: the key of `X-Hub-Signature-256`.
+    #[serde(default)]
+    pub meta_app_secret: Option<SecretString>,
+    /// The token Meta echoes when verifying the webhook subscription.
+    #[serde(default)]
+    pub meta_verify_token: Option<SecretString>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            telegram_api_base: default_telegram_api_base(),
+            graph_api_base: default_graph_api_base(),
+            meta_app_secret: None,
+            meta_verify_token: None,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./kamshub-data")
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_database() -> String {
+    "kamsg".to_owned()
+}
+fn default_prefix() -> String {
+    "kamshub-msg-dev".to_owned()
+}
+fn default_region() -> String {
+    "us-east-2".to_owned()
+}
+fn default_max_receive_count() -> u32 {
+    5
+}
+fn default_visibility_timeout() -> u32 {
+    30
+}
+fn default_telegram_api_base() -> String {
+    "https://api.telegram.org".to_owned()
+}
+fn default_graph_api_base() -> String {
+    "https://graph.facebook.com/v21.0".to_owned()
+}
+
+/// Top-level names the environment may set; other `KAMSHUB_*` variables (`KAMSHUB_CONFIG`,
+/// test switches) are not settings.
+const ENV_KEYS: &[&str] =
+    &["data_dir", "http", "store", "queue", "identity", "providers", "master_key", "bootstrap_token"];
+
+/// Values given as command-line flags: the last layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FlagOverrides {
+    /// `--data-dir`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads the layers. `config_file` is `--config`; without it `$KAMSHUB_CONFIG`, then
+    /// `./kamshub.toml` if present.
+    pub fn load(config_file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_path(config_file)? {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("KAMSHUB_").split("__").filter(|key| {
+                let top = key.as_str().split('.').next().unwrap_or_default();
+                ENV_KEYS.contains(&top)
+            }))
+            .merge(Serialized::defaults(flags));
+        let settings: Settings = figment.extract().map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: keys required by the chosen backends, and value formats.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let missing = |key: &str, env: &str, why: &str| {
+            Err(ConfigError(format!("missing required setting `{key}` ({env}): {why}")))
+        };
+        if self.store.kind == StoreKind::Mongodb {
+            if self.store.uri.is_none() {
+                return missing("[store] uri", "KAMSHUB_STORE__URI", "[store] kind is mongodb");
+            }
+            if self.master_key.is_none() {
+                return missing(
+                    "master_key",
+                    "KAMSHUB_MASTER_KEY",
+                    "a shared store needs a shared key; a key file on one host cannot serve others",
+                );
+            }
+        }
+        if self.identity.kind == IdentityKind::Cognito {
+            if self.identity.user_pool_id.is_none() {
+                return missing(
+                    "[identity] user_pool_id",
+                    "KAMSHUB_IDENTITY__USER_POOL_ID",
+                    "[identity] kind is cognito",
+                );
+            }
+            if self.identity.client_id.is_none() {
+                return missing("[identity] client_id", "KAMSHUB_IDENTITY__CLIENT_ID", "[identity] kind is cognito");
+            }
+        }
+        if let Some(key) = &self.master_key {
+            MasterKey::from_base64(key.expose_secret())
+                .map_err(|why| ConfigError(format!("invalid setting `master_key` (KAMSHUB_MASTER_KEY): {why}")))?;
+        }
+        if self.queue.max_receive_count == 0 || self.queue.max_receive_count > 1000 {
+            return Err(ConfigError(
+                "invalid setting `[queue] max_receive_count`: must be 1 to 1000 (SQS's range)".to_owned(),
+            ));
+        }
+        if self.queue.visibility_timeout_secs > 43_200 {
+            return Err(ConfigError(
+                "invalid setting `[queue] visibility_timeout_secs`: must be at most 43200 (12 h)".to_owned(),
+            ));
+        }
+        for (key, url) in [
+            ("[providers] telegram_api_base", Some(&self.providers.telegram_api_base)),
+            ("[providers] graph_api_base", Some(&self.providers.graph_api_base)),
+            ("[http] public_url", self.http.public_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError(format!("invalid setting `{key}`: `{url}` is not an http(s) URL")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    let chosen = explicit
+        .map(|p| (p.to_path_buf(), "--config"))
+        .or_else(|| std::env::var_os("KAMSHUB_CONFIG").map(|p| (PathBuf::from(p), "KAMSHUB_CONFIG")));
+    match chosen {
+        Some((path, source)) if !path.is_file() => {
+            Err(ConfigError(format!("config file {} (from {source}) does not exist", path.display())))
+        }
+        Some((path, _)) => Ok(Some(path)),
+        None => Ok(Some(PathBuf::from("kamshub.toml")).filter(|p| p.is_file())),
+    }
+}
+
+/// figment's error as one line: what is wrong, for which key, from which source.
+fn describe(e: figment::Error) -> ConfigError {
+    let first = e.into_iter().next().expect("a figment error holds at least one error");
+    let key = if first.path.is_empty() { None } else { Some(first.path.join(".")) };
+    let source = first.metadata.as_ref().map(|m| match &m.source {
+        Some(figment::Source::File(path)) => path.display().to_string(),
+        _ => m.name.to_string(),
+    });
+    let mut line = first.kind.to_string();
+    if let Some(key) = key {
+        line = format!("`{key}`: {line}");
+    }
+    if let Some(source) = source {
+        line = format!("{line} (from {source})");
+    }
+    ConfigError(format!("invalid setting {line}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = Figment::new().merge(Toml::string(text)).extract().map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_deployment() {
+        let s = from_toml("").unwrap();
+        assert_eq!(s.store.kind, StoreKind::Embedded);
+        assert_eq!(s.queue.kind, QueueKind::Embedded);
+        assert_eq!(s.identity.kind, IdentityKind::Local);
+        assert_eq!(s.http.public_base(), "http://127.0.0.1:8080");
+        assert_eq!(s.queue.prefix, "kamshub-msg-dev");
+        assert_eq!(s.store.database, "kamsg");
+    }
+
+    #[test]
+    fn mongodb_without_uri_names_the_key() {
+        let err = from_toml("[store]\nkind = \"mongodb\"").unwrap_err().to_string();
+        assert!(err.contains("[store] uri") && err.contains("KAMSHUB_STORE__URI"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_the_key() {
+        let err = from_toml("[http]\nlisen = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = from_toml("[queue]\nmax_receive_count = \"many\"").unwrap_err().to_string();
+        assert!(err.contains("queue.max_receive_count"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let s = from_toml("master_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n[providers]\nmeta_app_secret = \"s3cr3t-value\"")
+            .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cr3t-value") && !shown.contains("AAAAAAAA"), "{shown}");
+    }
+}

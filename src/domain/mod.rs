@@ -1,0 +1,48 @@
+//! Domain values and entities: validated newtypes, tenants, users, channels, audit entries. No I/O.
+
+mod audit;
+mod channel;
+mod email;
+mod ids;
+mod role;
+mod tenant;
+mod user;
+
+pub use audit::{Actor, AuditEntry};
+pub use channel::{Channel, ChannelKind, DisplayName, ExternalId};
+pub use email::Email;
+pub use ids::{AuditId, ChannelId, TenantId, UserId};
+pub use role::Role;
+pub use tenant::{Tenant, TenantName};
+pub use user::User;
+
+use time::OffsetDateTime;
+
+/// A value from the outside world that does not satisfy the domain's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what}: {reason}")]
+pub struct ValidationError {
+    /// Which value was rejected ("email", "tenant id", ...), for the message a user reads.
+    pub what: &'static str,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub(crate) fn new(what: &'static str, reason: impl Into<String>) -> Self {
+        Self { what, reason: reason.into() }
+    }
+}
+
+/// The current time at millisecond precision, the precision both stores keep, so a value read
+/// back compares equal to the value written.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    truncate_to_millis(now)
+}
+
+/// Drops sub-millisecond precision.
+pub fn truncate_to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    let millis = t.millisecond();
+    t.replace_nanosecond(u32::from(millis) * 1_000_000).expect("nanosecond within range")
+}

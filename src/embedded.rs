@@ -1,0 +1,109 @@
+//! Plumbing shared by the embedded adapters: a SQLite database in the data dir, migrated at open,
+//! whose blocking calls run on tokio's blocking pool.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One SQLite connection behind a mutex. SQLite serialises writers anyway; callers batch where
+/// throughput matters.
+#[derive(Clone)]
+pub(crate) struct Database {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("cannot migrate {path}: {source}")]
+    Migrate { path: String, source: rusqlite::Error },
+    #[error("{path} has schema version {found}, newer than this kamshub knows ({known}); upgrade kamshub")]
+    TooNew { path: String, found: usize, known: usize },
+}
+
+impl Database {
+    /// Opens (creating if needed) `path` in WAL mode with full sync, and applies the
+    /// `migrations` not yet applied (`PRAGMA user_version` counts them).
+    pub(crate) fn open(path: &Path, migrations: &[&str]) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let open_err = |source| OpenError::Open { path: shown.clone(), source };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        restrict_to_owner(path);
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        let migrate_err = |source| OpenError::Migrate { path: shown.clone(), source };
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(migrate_err)?;
+        if version > migrations.len() {
+            return Err(OpenError::TooNew { path: shown, found: version, known: migrations.len() });
+        }
+        for (i, sql) in migrations.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(migrate_err)?;
+            tx.execute_batch(sql).map_err(migrate_err)?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(migrate_err)?;
+            tx.commit().map_err(migrate_err)?;
+        }
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool. A panic in `f` is re-raised here.
+    pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("embedded database task was cancelled: {e}"),
+        }
+    }
+}
+
+/// Database files hold password hashes and sealed secrets: owner-only, whatever the umask.
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict database file to its owner");
+        }
+    }
+}
+
+/// The text of a failed UNIQUE constraint (`table.column, ...`), if that is what `e` is.
+pub(crate) fn unique_violation(e: &rusqlite::Error) -> Option<&str> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            msg.strip_prefix("UNIQUE constraint failed: ")
+        }
+        _ => None,
+    }
+}
+
+/// Whether `e` means another process holds the database (retrying later may succeed).
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Unix milliseconds, the embedded adapters' time format.
+pub(crate) fn millis(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Reads back [`millis`].
+pub(crate) fn from_millis(ms: i64) -> rusqlite::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
+}

@@ -1,0 +1,26 @@
+//! kamshub: a multi-tenant unified inbox backend.
+//!
+//! Map of the crate (ports and adapters; see `ARCHITECTURE.md`):
+//! - [`config`]: layered settings (defaults → `kamshub.toml` → `KAMSHUB_*` env → flags).
+//! - [`domain`]: ids, validated values and entities. No I/O.
+//! - [`store`]: the `Store` port with its SQLite (embedded) and MongoDB adapters.
+//! - [`identity`]: the `Identity` port with local and Cognito adapters, and the one JWT verifier.
+//! - [`sealing`]: AES-256-GCM sealing of channel credentials under a master key.
+//! - [`providers`]: Telegram Bot API and Meta Graph API clients.
+//! - [`service`]: use cases shared by the CLI and the HTTP API.
+//! - [`app`]: builds the chosen adapters from settings.
+//! - [`http`] and [`daemon`]: the `kamshub serve` process.
+//! - [`cli`]: the operator command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+mod embedded;
+pub mod http;
+pub mod identity;
+pub mod providers;
+pub mod sealing;
+pub mod service;
+pub mod store;

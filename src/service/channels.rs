@@ -1,0 +1,222 @@
+//! Channels: connect Telegram bots and Messenger pages, list, rename, activate, deactivate, and
+//! (re-)register Telegram webhooks. Tokens are checked with the provider before anything is
+//! kept, sealed before they are stored, and never returned.
+
+use super::{ServiceError, ServiceResult};
+use crate::app::App;
+use crate::domain::{Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
+use crate::sealing::MasterKey;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use rand::RngCore;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+
+/// A channel as `channel add` and `channel list` print it. Never holds a credential.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    /// Channel id.
+    pub channel_id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// `telegram` or `messenger`.
+    #[serde(rename = "type")]
+    pub kind: ChannelKind,
+    /// Name shown to staff.
+    pub display_name: String,
+    /// Bot username or page id.
+    pub external_id: String,
+    /// Whether it appears in the inbox and claims its bot or page.
+    pub is_active: bool,
+    /// Where the provider posts this channel's updates.
+    pub webhook_url: String,
+}
+
+/// Credentials of a channel being added.
+pub enum NewChannel {
+    /// A Telegram bot by its token; `register_webhook` false skips `setWebhook`.
+    Telegram {
+        /// Bot API token.
+        token: SecretString,
+        /// Whether to call `setWebhook` now.
+        register_webhook: bool,
+    },
+    /// A Messenger page by id and page access token.
+    Messenger {
+        /// Page id.
+        page_id: ExternalId,
+        /// Page access token.
+        page_token: SecretString,
+    },
+}
+
+/// A state change requested for an existing channel.
+pub enum ChannelChange {
+    /// New display name.
+    Rename(DisplayName),
+    /// Active (true) or inactive (false).
+    SetActive(bool),
+}
+
+/// Connects a bot or page to a tenant. Telegram: `getMe` names the bot, the channel is stored with
+/// a fresh webhook secret, then `setWebhook` points the bot at us. Messenger: the channel is stored,
+/// then our app is subscribed to the page. If the provider step fails the channel is removed again.
+pub async fn add(
+    app: &App,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    display_name: DisplayName,
+    new: NewChannel,
+) -> ServiceResult<ChannelView> {
+    let store = app.store().await?;
+    store.get_tenant(tenant_id).await?;
+    let key = app.master_key()?;
+    let id = ChannelId::generate();
+    let now = crate::domain::now();
+    let (kind, external_id, token, webhook_secret) = match &new {
+        NewChannel::Telegram { token, .. } => {
+            let bot = app.telegram().get_me(token).await?;
+            let username = ExternalId::telegram_username(&bot.username)
+                .map_err(|e| ServiceError::Internal(format!("getMe answered an unusable username: {e}")))?;
+            (ChannelKind::Telegram, username, token, Some(new_webhook_secret()))
+        }
+        NewChannel::Messenger { page_id, page_token } => (ChannelKind::Messenger, page_id.clone(), page_token, None),
+    };
+    let channel = Channel {
+        id: id.clone(),
+        tenant_id: tenant_id.clone(),
+        kind,
+        display_name,
+        external_id,
+        credentials: key.seal(token, id.as_str()),
+        webhook_secret: webhook_secret.as_ref().map(|s| key.seal(s, id.as_str())),
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_channel(&channel).await?;
+    let announced = match &new {
+        NewChannel::Telegram { token, register_webhook: true } => {
+            let secret = webhook_secret.as_ref().expect("telegram channels have a webhook secret");
+            app.telegram().set_webhook(token, &webhook_url(app, &channel), secret).await
+        }
+        NewChannel::Telegram { register_webhook: false, .. } => Ok(()),
+        NewChannel::Messenger { page_id, page_token } => {
+            app.messenger().subscribe_app(page_id.as_str(), page_token).await
+        }
+    };
+    if let Err(e) = announced {
+        store.delete_channel(tenant_id, &id).await?;
+        return Err(e.into());
+    }
+    let webhook_registered = !matches!(new, NewChannel::Telegram { register_webhook: false, .. });
+    store
+        .append_audit(&AuditEntry::new(
+            actor,
+            tenant_id,
+            "channel.add",
+            id.as_str(),
+            json!({
+                "type": kind.as_str(),
+                "externalId": channel.external_id.as_str(),
+                "displayName": channel.display_name.as_str(),
+                "webhookRegistered": webhook_registered,
+            }),
+        ))
+        .await?;
+    Ok(view(app, &channel))
+}
+
+/// The channels of a tenant.
+pub async fn list(app: &App, tenant_id: &TenantId) -> ServiceResult<Vec<ChannelView>> {
+    let store = app.store().await?;
+    store.get_tenant(tenant_id).await?;
+    Ok(store.list_channels(tenant_id).await?.iter().map(|c| view(app, c)).collect())
+}
+
+/// Renames, activates or deactivates a channel. Activating fails if another active channel
+/// holds the same bot or page.
+pub async fn change(
+    app: &App,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    id: &ChannelId,
+    change: ChannelChange,
+) -> ServiceResult<ChannelView> {
+    let store = app.store().await?;
+    let mut channel = store.get_channel(tenant_id, id).await?;
+    let (action, details) = match change {
+        ChannelChange::Rename(name) => {
+            let details = json!({"from": channel.display_name.as_str(), "to": name.as_str()});
+            channel.display_name = name;
+            ("channel.rename", details)
+        }
+        ChannelChange::SetActive(active) => {
+            channel.is_active = active;
+            (if active { "channel.activate" } else { "channel.deactivate" }, json!({}))
+        }
+    };
+    channel.updated_at = crate::domain::now();
+    store.update_channel(&channel, &AuditEntry::new(actor, tenant_id, action, id.as_str(), details)).await?;
+    Ok(view(app, &channel))
+}
+
+/// Registers (again) a Telegram channel's webhook with its stored token and secret: for a channel
+/// added with `--no-webhook`, or after the public URL changed.
+pub async fn set_webhook(app: &App, actor: &Actor, tenant_id: &TenantId, id: &ChannelId) -> ServiceResult<ChannelView> {
+    let store = app.store().await?;
+    let channel = store.get_channel(tenant_id, id).await?;
+    if channel.kind != ChannelKind::Telegram {
+        return Err(ServiceError::Invalid(format!(
+            "channel `{id}` is a {} channel; only Telegram channels register a webhook URL",
+            channel.kind
+        )));
+    }
+    let key = app.master_key()?;
+    let token = open(&key, &channel, &channel.credentials)?;
+    let sealed_secret = channel
+        .webhook_secret
+        .as_ref()
+        .ok_or_else(|| ServiceError::Internal(format!("telegram channel `{id}` has no webhook secret")))?;
+    let secret = open(&key, &channel, sealed_secret)?;
+    let url = webhook_url(app, &channel);
+    app.telegram().set_webhook(&token, &url, &secret).await?;
+    store
+        .append_audit(&AuditEntry::new(actor, tenant_id, "channel.set_webhook", id.as_str(), json!({"url": url})))
+        .await?;
+    Ok(view(app, &channel))
+}
+
+fn open(key: &MasterKey, channel: &Channel, sealed: &crate::sealing::Sealed) -> ServiceResult<SecretString> {
+    key.open(sealed, channel.id.as_str())
+        .map_err(|e| ServiceError::Internal(format!("cannot open the credentials of channel `{}`: {e}", channel.id)))
+}
+
+/// 32 random bytes as URL-safe base64: 43 characters from Telegram's allowed `A-Za-z0-9_-`.
+fn new_webhook_secret() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    SecretString::from(B64URL.encode(bytes))
+}
+
+fn webhook_url(app: &App, channel: &Channel) -> String {
+    let base = app.settings.http.public_base();
+    match channel.kind {
+        ChannelKind::Telegram => format!("{base}/webhooks/telegram/{}", channel.id),
+        ChannelKind::Messenger => format!("{base}/webhooks/messenger"),
+    }
+}
+
+fn view(app: &App, c: &Channel) -> ChannelView {
+    ChannelView {
+        channel_id: c.id.to_string(),
+        tenant_id: c.tenant_id.to_string(),
+        kind: c.kind,
+        display_name: c.display_name.as_str().to_owned(),
+        external_id: c.external_id.as_str().to_owned(),
+        is_active: c.is_active,
+        webhook_url: webhook_url(app, c),
+    }
+}

@@ -1,0 +1,74 @@
+//! Use cases, written once and called by both the CLI and the HTTP API. Inputs are already
+//! parsed domain values; outputs are the serialisable views both faces print.
+
+pub mod channels;
+pub mod onboarding;
+
+use crate::app::AppError;
+use crate::identity::IdentityError;
+use crate::providers::ProviderError;
+use crate::store::StoreError;
+
+/// Why a use case failed, in the terms a CLI exit code or an HTTP status is chosen by.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is well-formed but not allowed by the rules (wrong role for a tenant, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Something named does not exist (or is another tenant's).
+    #[error("{0}")]
+    NotFound(String),
+    /// A unique thing is taken, or the operation was already done.
+    #[error("{0}")]
+    Conflict(String),
+    /// A provider refused or could not be reached.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// A backend is down; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; details go to the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Result of a use case.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ServiceError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => ServiceError::Conflict(why),
+            StoreError::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
+            StoreError::Other(_) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<IdentityError> for ServiceError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::AlreadyExists(_) => ServiceError::Conflict(e.to_string()),
+            IdentityError::InvalidPassword(_) => ServiceError::Invalid(e.to_string()),
+            IdentityError::NotAuthorized | IdentityError::InvalidSession => ServiceError::Invalid(e.to_string()),
+            IdentityError::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
+            IdentityError::Other(_) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AppError> for ServiceError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Store(e) => e.into(),
+            AppError::Identity(e) => e.into(),
+            AppError::Local(why) => ServiceError::Internal(why),
+        }
+    }
+}
+
+/// Formats a time as RFC 3339 (UTC, milliseconds) for views.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).expect("a UTC time formats as RFC 3339")
+}

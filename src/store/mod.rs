@@ -1,0 +1,87 @@
+//! The `Store` port: durable tenant data. Adapters: [`sqlite`] (embedded) and [`mongo`] (production).
+//!
+//! Every method that reads or writes one tenant's data takes its [`TenantId`]; the only unscoped
+//! reads are platform-admin listings and webhook routing by channel id.
+
+pub mod mongo;
+pub mod sqlite;
+
+use crate::domain::{AuditEntry, Channel, ChannelId, Email, Tenant, TenantId, User};
+use async_trait::async_trait;
+
+/// What went wrong in a store call, in terms callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist (or belongs to another tenant: callers cannot tell, on purpose).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique key is already taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store cannot be reached right now; retrying later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, corrupt data, a refused command.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durable state shared by the CLI and the daemon.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Adapter name for logs (`sqlite`, `mongodb`).
+    fn kind(&self) -> &'static str;
+
+    /// Cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a tenant, optionally with its first user, and the audit entry, atomically.
+    /// `Conflict` if the id or (case-insensitive) name is taken, or the user's email is.
+    async fn insert_tenant(&self, tenant: &Tenant, first_user: Option<&User>, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// One tenant.
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Tenant>;
+
+    /// Every tenant, oldest first (platform-admin listing).
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    /// Records a user and its audit entry atomically. `Conflict` if the email is taken.
+    async fn insert_user(&self, user: &User, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// The users of one tenant, oldest first.
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
+
+    /// The user with this email in any tenant (sign-in and uniqueness checks).
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// Whether any platform admin exists (bootstrap runs only while none does).
+    async fn has_platform_admin(&self) -> StoreResult<bool>;
+
+    /// Stores a new channel. `Conflict` if an active channel already holds its bot or page.
+    async fn insert_channel(&self, channel: &Channel) -> StoreResult<()>;
+
+    /// One channel of a tenant.
+    async fn get_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<Channel>;
+
+    /// A channel by id alone: webhook routing, where the URL names the channel, not the tenant.
+    async fn find_channel(&self, id: &ChannelId) -> StoreResult<Option<Channel>>;
+
+    /// The channels of one tenant, oldest first.
+    async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>>;
+
+    /// Saves a changed channel (name, state, credentials, secret) with its audit entry,
+    /// atomically. `Conflict` if activating it would give a bot or page two active channels.
+    async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// Removes a channel that was never announced (its provider setup failed).
+    async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<()>;
+
+    /// Appends one audit entry.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// The newest audit entries of a tenant, newest first.
+    async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
