@@ -55,7 +55,8 @@ pub struct NewIdentityUser<'a> {
     pub password: InitialPassword,
 }
 
-/// Tokens of a signed-in user.
+/// Tokens of a signed-in user. `Debug` redacts them.
+#[derive(Debug)]
 pub struct Tokens {
     /// ID token: identity claims for the API (`aud` = client id).
     pub id_token: SecretString,
@@ -68,6 +69,7 @@ pub struct Tokens {
 }
 
 /// The answer to a sign-in.
+#[derive(Debug)]
 pub enum Login {
     /// Signed in.
     Tokens(Tokens),

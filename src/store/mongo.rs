@@ -115,15 +115,15 @@ impl MongoStore {
     }
 
     /// Runs `body` in a transaction, retrying the whole of it on a transient transaction error.
-    async fn transaction<F>(&self, mut body: F) -> StoreResult<()>
+    async fn transaction<F>(&self, mut body: F) -> mongodb::error::Result<()>
     where
         F: for<'s> FnMut(&'s mut ClientSession) -> futures::future::BoxFuture<'s, mongodb::error::Result<()>>,
     {
-        let mut session = self.client.start_session().await.map_err(map_err)?;
+        let mut session = self.client.start_session().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            session.start_transaction().await.map_err(map_err)?;
+            session.start_transaction().await?;
             let result = match body(&mut session).await {
                 Ok(()) => session.commit_transaction().await,
                 Err(e) => {
@@ -134,7 +134,7 @@ impl MongoStore {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < 3 && e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => continue,
-                Err(e) => return Err(map_err(e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -323,7 +323,7 @@ impl Store for MongoStore {
             })
         })
         .await
-        .map_err(|e| match e {
+        .map_err(|e| match map_err(e) {
             StoreError::Conflict(raw) if raw.contains(TENANT_NAME_INDEX) => {
                 StoreError::Conflict(format!("a tenant named `{}` already exists", tenant.name))
             }
@@ -359,10 +359,7 @@ impl Store for MongoStore {
                 })
             })
             .await;
-        result.map_err(|e| match e {
-            StoreError::Conflict(raw) => StoreError::Conflict(user_conflict(user)(&raw).unwrap_or(raw)),
-            other => other,
-        })
+        result.map_err(|e| conflict_as(e, user_conflict(user)))
     }
 
     async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
@@ -444,9 +441,9 @@ impl Store for MongoStore {
             })
             .await;
         match result {
-            Err(StoreError::Other(m)) if m.contains(NotFoundMarker::TEXT) => Err(missing),
-            Err(StoreError::Conflict(raw)) => Err(StoreError::Conflict(channel_conflict(channel)(&raw).unwrap_or(raw))),
-            other => other,
+            Err(e) if e.get_custom::<NotFoundMarker>().is_some() => Err(missing),
+            Err(e) => Err(conflict_as(e, channel_conflict(channel))),
+            Ok(()) => Ok(()),
         }
     }
 
@@ -478,15 +475,3 @@ impl Store for MongoStore {
 /// Aborts a transaction whose target document is missing; turned into `NotFound` by the caller.
 #[derive(Debug)]
 struct NotFoundMarker;
-
-impl NotFoundMarker {
-    const TEXT: &'static str = "kamshub: target document not found";
-}
-
-impl std::fmt::Display for NotFoundMarker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(Self::TEXT)
-    }
-}
-
-impl std::error::Error for NotFoundMarker {}

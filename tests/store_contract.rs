@@ -1,0 +1,318 @@
+//! The `Store` port contract, run against every adapter: SQLite always, MongoDB (SecantusDB)
+//! when `KAMSHUB_TEST_MONGODB_URI` is set (required under `KAMSHUB_REQUIRE_SERVICES=1`).
+
+mod common;
+
+use kamshub::domain::{
+    Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
+    TenantName, User, UserId,
+};
+use kamshub::sealing::MasterKey;
+use kamshub::store::{Store, StoreError};
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::Arc;
+
+/// A store under test, with whatever keeps it alive (a temp dir).
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Option<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kamshub::store::sqlite::SqliteStore::open(&dir.path().join("store.sqlite3")).unwrap();
+    Some(Fixture { store: Arc::new(store), _dir: Some(dir) })
+}
+
+async fn mongodb() -> Option<Fixture> {
+    let uri = common::mongodb_uri()?;
+    let store = kamshub::store::mongo::MongoStore::connect(&uri, &common::unique_name("kamsg_test")).await.unwrap();
+    Some(Fixture { store: Arc::new(store), _dir: None })
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $case() { super::$case(super::sqlite().await.unwrap().store).await })*
+        }
+        mod mongodb {
+            $(#[tokio::test] async fn $case() {
+                let Some(fixture) = super::mongodb().await else { return };
+                super::$case(fixture.store).await
+            })*
+        }
+    };
+}
+
+contract!(
+    tenants_round_trip_and_list_oldest_first,
+    tenant_names_are_unique_ignoring_case,
+    a_tenant_whose_admin_email_is_taken_is_not_created,
+    unknown_tenant_is_not_found,
+    users_are_listed_per_tenant_only,
+    user_emails_are_unique_and_a_refused_user_leaves_no_audit,
+    platform_admin_presence_is_reported,
+    channels_round_trip_with_sealed_credentials,
+    another_tenants_channel_is_not_found,
+    an_active_bot_or_page_feeds_one_channel,
+    concurrent_adds_of_one_bot_store_exactly_one,
+    update_of_a_missing_channel_changes_nothing,
+    deleted_channels_are_gone,
+    audit_is_listed_newest_first_per_tenant,
+    ping_answers,
+);
+
+fn actor() -> Actor {
+    Actor::Cli("tester".into())
+}
+
+fn tenant(name: &str) -> Tenant {
+    Tenant { id: TenantId::generate(), name: TenantName::parse(name).unwrap(), created_at: kamshub::domain::now() }
+}
+
+fn user(tenant: &TenantId, email: &str, role: Role) -> User {
+    User {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap(),
+        tenant_id: tenant.clone(),
+        role,
+        created_at: kamshub::domain::now(),
+    }
+}
+
+fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
+    AuditEntry::new(&actor(), tenant, action, "target", json!({"k": "v"}))
+}
+
+fn key() -> MasterKey {
+    MasterKey::from_bytes(&[9; 32])
+}
+
+fn channel(tenant: &TenantId, kind: ChannelKind, external: &str) -> Channel {
+    let id = ChannelId::generate();
+    let now = kamshub::domain::now();
+    let external_id = match kind {
+        ChannelKind::Telegram => ExternalId::telegram_username(external).unwrap(),
+        ChannelKind::Messenger => ExternalId::page_id(external).unwrap(),
+    };
+    Channel {
+        credentials: key().seal(&SecretString::from("123:token-value"), id.as_str()),
+        webhook_secret: (kind == ChannelKind::Telegram).then(|| key().seal(&SecretString::from("hook"), id.as_str())),
+        id,
+        tenant_id: tenant.clone(),
+        kind,
+        display_name: DisplayName::parse("Support").unwrap(),
+        external_id,
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A unique email per call, so suites sharing a server never collide.
+fn email(local: &str) -> String {
+    format!("{local}@{}.example.com", common::unique_name("d").replace('_', "-"))
+}
+
+/// A unique bot username per call.
+fn bot() -> String {
+    common::unique_name("bot")
+}
+
+async fn insert_tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
+    let t = tenant(name);
+    store.insert_tenant(&t, None, &audit(&t.id, "tenant.create")).await.unwrap();
+    t
+}
+
+async fn tenants_round_trip_and_list_oldest_first(store: Arc<dyn Store>) {
+    let a = insert_tenant(&store, "Alpha").await;
+    let b = insert_tenant(&store, "Beta").await;
+    assert_eq!(store.get_tenant(&a.id).await.unwrap(), a);
+    let ids: Vec<TenantId> = store.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![a.id, b.id]);
+}
+
+async fn tenant_names_are_unique_ignoring_case(store: Arc<dyn Store>) {
+    insert_tenant(&store, "Acme").await;
+    let dup = tenant("ACME");
+    let err = store.insert_tenant(&dup, None, &audit(&dup.id, "tenant.create")).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("ACME")), "{err:?}");
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    assert!(store.list_audit(&dup.id, 10).await.unwrap().is_empty(), "a refused tenant leaves no audit entry");
+}
+
+async fn a_tenant_whose_admin_email_is_taken_is_not_created(store: Arc<dyn Store>) {
+    let first = tenant("First");
+    let taken = email("admin");
+    store
+        .insert_tenant(&first, Some(&user(&first.id, &taken, Role::TenantAdmin)), &audit(&first.id, "x"))
+        .await
+        .unwrap();
+    let second = tenant("Second");
+    let err = store
+        .insert_tenant(&second, Some(&user(&second.id, &taken, Role::TenantAdmin)), &audit(&second.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains(&taken)), "{err:?}");
+    assert!(matches!(store.get_tenant(&second.id).await, Err(StoreError::NotFound(_))), "tenant insert rolled back");
+    assert!(store.list_audit(&second.id, 10).await.unwrap().is_empty());
+}
+
+async fn unknown_tenant_is_not_found(store: Arc<dyn Store>) {
+    let err = store.get_tenant(&TenantId::generate()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+async fn users_are_listed_per_tenant_only(store: Arc<dyn Store>) {
+    let a = insert_tenant(&store, "A").await;
+    let b = insert_tenant(&store, "B").await;
+    let ua = user(&a.id, &email("a"), Role::TenantAdmin);
+    let ub = user(&b.id, &email("b"), Role::TenantManager);
+    store.insert_user(&ua, &audit(&a.id, "user.create")).await.unwrap();
+    store.insert_user(&ub, &audit(&b.id, "user.create")).await.unwrap();
+    assert_eq!(store.list_users(&a.id).await.unwrap(), vec![ua.clone()]);
+    assert_eq!(store.list_users(&b.id).await.unwrap(), vec![ub]);
+    assert_eq!(store.find_user_by_email(&ua.email).await.unwrap(), Some(ua));
+    assert_eq!(store.find_user_by_email(&Email::parse(&email("nobody")).unwrap()).await.unwrap(), None);
+}
+
+async fn user_emails_are_unique_and_a_refused_user_leaves_no_audit(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let address = email("dup");
+    store.insert_user(&user(&t.id, &address, Role::TenantAdmin), &audit(&t.id, "first")).await.unwrap();
+    let err =
+        store.insert_user(&user(&t.id, &address, Role::TenantManager), &audit(&t.id, "second")).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains(&address)), "{err:?}");
+    let actions: Vec<String> = store.list_audit(&t.id, 10).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert!(!actions.contains(&"second".to_owned()), "{actions:?}");
+    assert_eq!(store.list_users(&t.id).await.unwrap().len(), 1);
+}
+
+async fn platform_admin_presence_is_reported(store: Arc<dyn Store>) {
+    assert!(!store.has_platform_admin().await.unwrap());
+    let t = insert_tenant(&store, "Tenant").await;
+    store.insert_user(&user(&t.id, &email("m"), Role::TenantAdmin), &audit(&t.id, "x")).await.unwrap();
+    assert!(!store.has_platform_admin().await.unwrap());
+    let platform = Tenant { id: TenantId::platform(), ..tenant("Platform") };
+    let admin = user(&platform.id, &email("root"), Role::PlatformAdmin);
+    store.insert_tenant(&platform, Some(&admin), &audit(&platform.id, "bootstrap")).await.unwrap();
+    assert!(store.has_platform_admin().await.unwrap());
+}
+
+async fn channels_round_trip_with_sealed_credentials(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let c = channel(&t.id, ChannelKind::Telegram, &bot());
+    store.insert_channel(&c).await.unwrap();
+    let read = store.get_channel(&t.id, &c.id).await.unwrap();
+    assert_eq!(read, c);
+    assert_eq!(
+        key()
+            .open(&read.credentials, c.id.as_str())
+            .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
+            .unwrap(),
+        "123:token-value"
+    );
+    assert_eq!(store.find_channel(&c.id).await.unwrap(), Some(c.clone()));
+    let m = channel(&t.id, ChannelKind::Messenger, "1234567890");
+    store.insert_channel(&m).await.unwrap();
+    assert_eq!(store.list_channels(&t.id).await.unwrap(), vec![c, m]);
+}
+
+async fn another_tenants_channel_is_not_found(store: Arc<dyn Store>) {
+    let owner = insert_tenant(&store, "Owner").await;
+    let other = insert_tenant(&store, "Other").await;
+    let c = channel(&owner.id, ChannelKind::Telegram, &bot());
+    store.insert_channel(&c).await.unwrap();
+    assert!(matches!(store.get_channel(&other.id, &c.id).await, Err(StoreError::NotFound(_))));
+    assert!(store.list_channels(&other.id).await.unwrap().is_empty());
+    let mut hijack = c.clone();
+    hijack.tenant_id = other.id.clone();
+    hijack.display_name = DisplayName::parse("Hijacked").unwrap();
+    let err = store.update_channel(&hijack, &audit(&other.id, "channel.rename")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.get_channel(&owner.id, &c.id).await.unwrap().display_name.as_str(), "Support");
+    store.delete_channel(&other.id, &c.id).await.unwrap();
+    assert!(store.find_channel(&c.id).await.unwrap().is_some(), "another tenant cannot delete it");
+}
+
+async fn an_active_bot_or_page_feeds_one_channel(store: Arc<dyn Store>) {
+    let a = insert_tenant(&store, "A").await;
+    let b = insert_tenant(&store, "B").await;
+    let name = bot();
+    let first = channel(&a.id, ChannelKind::Telegram, &name);
+    store.insert_channel(&first).await.unwrap();
+    let err = store.insert_channel(&channel(&b.id, ChannelKind::Telegram, &name)).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains(&name)), "{err:?}");
+    // The same external id as a page is another thing entirely.
+    let page = channel(&a.id, ChannelKind::Messenger, "42424242");
+    store.insert_channel(&page).await.unwrap();
+    assert!(store.insert_channel(&channel(&b.id, ChannelKind::Messenger, "42424242")).await.is_err());
+
+    // Once the first is inactive, the bot may be connected again...
+    let mut inactive = first.clone();
+    inactive.is_active = false;
+    store.update_channel(&inactive, &audit(&a.id, "channel.deactivate")).await.unwrap();
+    let second = channel(&b.id, ChannelKind::Telegram, &name);
+    store.insert_channel(&second).await.unwrap();
+    // ...and the old one cannot come back while the new one holds it: nothing changes.
+    let err = store.update_channel(&first, &audit(&a.id, "channel.activate")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!store.get_channel(&a.id, &first.id).await.unwrap().is_active);
+    let actions: Vec<String> = store.list_audit(&a.id, 10).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert!(!actions.contains(&"channel.activate".to_owned()), "{actions:?}");
+}
+
+async fn concurrent_adds_of_one_bot_store_exactly_one(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let name = bot();
+    let attempts = (0..8).map(|_| {
+        let (store, c) = (Arc::clone(&store), channel(&t.id, ChannelKind::Telegram, &name));
+        tokio::spawn(async move { store.insert_channel(&c).await })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    let conflicts = results.iter().filter(|r| matches!(r, Ok(Err(StoreError::Conflict(_))))).count();
+    assert_eq!((ok, conflicts), (1, 7));
+    assert_eq!(store.list_channels(&t.id).await.unwrap().len(), 1);
+}
+
+async fn update_of_a_missing_channel_changes_nothing(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let ghost = channel(&t.id, ChannelKind::Telegram, &bot());
+    let err = store.update_channel(&ghost, &audit(&t.id, "channel.rename")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let actions: Vec<String> = store.list_audit(&t.id, 10).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, vec!["tenant.create".to_owned()]);
+}
+
+async fn deleted_channels_are_gone(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let name = bot();
+    let c = channel(&t.id, ChannelKind::Telegram, &name);
+    store.insert_channel(&c).await.unwrap();
+    store.delete_channel(&t.id, &c.id).await.unwrap();
+    assert_eq!(store.find_channel(&c.id).await.unwrap(), None);
+    store.insert_channel(&channel(&t.id, ChannelKind::Telegram, &name)).await.unwrap();
+}
+
+async fn audit_is_listed_newest_first_per_tenant(store: Arc<dyn Store>) {
+    let a = insert_tenant(&store, "A").await;
+    let b = insert_tenant(&store, "B").await;
+    let start = kamshub::domain::now();
+    for (i, action) in (1..).zip(["one", "two", "three"]) {
+        let entry = AuditEntry { at: start + std::time::Duration::from_millis(i), ..audit(&a.id, action) };
+        store.append_audit(&entry).await.unwrap();
+    }
+    let entries = store.list_audit(&a.id, 3).await.unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, vec!["three", "two", "one"]);
+    assert_eq!(entries[0].details, json!({"k": "v"}));
+    assert_eq!(entries[0].actor, "cli:tester");
+    assert!(store.list_audit(&b.id, 10).await.unwrap().iter().all(|e| e.action == "tenant.create"));
+}
+
+async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
