@@ -273,7 +273,7 @@ impl Settings {
         figment = figment
             .merge(Env::prefixed("KAMSHUB_").split("__").filter(|key| {
                 let top = key.as_str().split('.').next().unwrap_or_default();
-                ENV_KEYS.contains(&top)
+                ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
             }))
             .merge(Serialized::defaults(flags));
         let settings: Settings = figment.extract().map_err(describe)?;
@@ -352,16 +352,20 @@ fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> 
     }
 }
 
-/// figment's error as one line: what is wrong, for which key, from which source.
+/// figment's error as one line: what is wrong, for which key, from which source (the file, or
+/// the exact environment variable).
 fn describe(e: figment::Error) -> ConfigError {
     let first = e.into_iter().next().expect("a figment error holds at least one error");
-    let key = if first.path.is_empty() { None } else { Some(first.path.join(".")) };
-    let source = first.metadata.as_ref().map(|m| match &m.source {
-        Some(figment::Source::File(path)) => path.display().to_string(),
+    let key = (!first.path.is_empty()).then(|| first.path.join("."));
+    let source = first.metadata.as_ref().map(|m| match (&m.source, &key) {
+        (Some(figment::Source::File(path)), _) => path.display().to_string(),
+        (_, Some(key)) if m.name.contains("environment") => {
+            format!("KAMSHUB_{}", key.replace('.', "__").to_uppercase())
+        }
         _ => m.name.to_string(),
     });
     let mut line = first.kind.to_string();
-    if let Some(key) = key {
+    if let Some(key) = &key {
         line = format!("`{key}`: {line}");
     }
     if let Some(source) = source {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of these helpers")]
 
+pub mod cli;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether a missing service must fail the test instead of skipping it (set by `scripts/test`).
