@@ -1,0 +1,236 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_kamshub_global_optspecs
+    string join \n config= o/output= v/verbose data-dir= h/help V/version
+end
+
+function __fish_kamshub_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_kamshub_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_kamshub_using_subcommand
+    set -l cmd (__fish_kamshub_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c kamshub -n "__fish_kamshub_needs_command" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_needs_command" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_needs_command" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "serve" -d 'Run the daemon: HTTP API and webhooks (and, as they land, the pipeline loops)'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -l email -d 'The platform admin\'s email (sign-in name)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -l password -d 'A permanent password (`-` reads it from stdin). Without it a temporary password is generated, shown once, and must be replaced at first sign-in' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand bootstrap" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -f -a "list" -d 'List every tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -f -a "show" -d 'Show one tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and not __fish_seen_subcommand_from create list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -l name -d 'The company\'s name; unique ignoring case' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -l admin-email -d 'Email of the tenant\'s first admin' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -f -a "list" -d 'List the users of a tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and not __fish_seen_subcommand_from invite list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -l email -d 'The user\'s email (sign-in name)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -l role -d 'platform_admin, tenant_admin or tenant_manager' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from invite" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the users of a tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "list" -d 'List a tenant\'s channels'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "rename" -d 'Rename a channel'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l type -d 'telegram or messenger' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l display-name -d 'Name shown to staff' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l token -d 'Telegram bot token (`-` reads it from stdin)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l page-id -d 'Messenger page id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l page-token -d 'Messenger page access token (`-` reads it from stdin)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l no-webhook -d 'Skip setWebhook (register later with `channel set-webhook`)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -l name -d 'New display name' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rename" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from activate" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a tenant\'s channels'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "rename" -d 'Rename a channel'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l out-dir -d 'Where to write the pages' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "serve" -d 'Run the daemon: HTTP API and webhooks (and, as they land, the pipeline loops)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List every tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List the users of a tenant'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "list" -d 'List a tenant\'s channels'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "rename" -d 'Rename a channel'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
