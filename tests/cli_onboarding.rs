@@ -233,7 +233,7 @@ async fn onboarding_flow_by_cli(s: Setup) {
     }
 
     // Tokens never appear in anything printed, nor in plaintext in the data files.
-    let printed = k.printed.borrow();
+    let printed = k.printed.borrow().clone();
     for token in [BOT_TOKEN, PAGE_TOKEN, secret] {
         assert!(!printed.contains(token), "a secret was printed");
         if k.data_dir().exists() {

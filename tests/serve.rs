@@ -101,7 +101,8 @@ async fn serve_starts_embedded_answers_health_and_exits_0_on_sigterm() {
     let ready = http.get(format!("http://{address}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["store"], "sqlite");
-    let jwks: serde_json::Value = http.get(format!("http://{address}/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value =
+        http.get(format!("http://{address}/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     assert!(jwks["keys"][0].get("d").is_none(), "only the public key is published");
     assert!(dir.path().join("kamshub-data/kamshub.sqlite3").exists(), "embedded store lives in ./kamshub-data");

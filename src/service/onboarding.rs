@@ -123,7 +123,9 @@ pub async fn bootstrap(
         Err(crate::store::StoreError::NotFound(_)) => true,
         Err(e) => return Err(e.into()),
     };
-    let created = create_user(app, actor, &platform, email, Role::PlatformAdmin, password, |user, audit| async move {
+    let new =
+        NewUser { tenant_id: &platform, email, role: Role::PlatformAdmin, password, action: "platform.bootstrap" };
+    let created = create_user(app, actor, new, |user, audit| async move {
         if first_time {
             let tenant = Tenant {
                 id: TenantId::platform(),
@@ -148,7 +150,15 @@ pub async fn create_tenant(
 ) -> ServiceResult<CreatedTenantView> {
     let store = app.store().await?;
     let tenant = Tenant { id: TenantId::generate(), name, created_at: crate::domain::now() };
-    let created = create_user(app, actor, &tenant.id, admin_email, Role::TenantAdmin, None, |user, _| {
+    let new = NewUser {
+        tenant_id: &tenant.id,
+        email: admin_email,
+        role: Role::TenantAdmin,
+        password: None,
+        action: "tenant.create",
+    };
+    // The tenant.create entry names the tenant, not the user, so the closure writes its own.
+    let created = create_user(app, actor, new, |user, _| {
         let tenant = tenant.clone();
         let audit = AuditEntry::new(
             actor,
@@ -209,10 +219,9 @@ pub async fn invite_user(
     }
     let store = app.store().await?;
     store.get_tenant(tenant_id).await?;
-    let created = create_user(app, actor, tenant_id, email, role, None, |user, audit| async move {
-        store.insert_user(&user, &audit).await
-    })
-    .await?;
+    let new = NewUser { tenant_id, email, role, password: None, action: "user.invite" };
+    let created =
+        create_user(app, actor, new, |user, audit| async move { store.insert_user(&user, &audit).await }).await?;
     Ok(user_view(created))
 }
 
@@ -233,21 +242,24 @@ pub async fn list_users(app: &App, tenant_id: &TenantId) -> ServiceResult<Vec<Us
         .collect())
 }
 
-/// Creates the identity user, then runs `persist` with the store's mirror of it and its audit
-/// entry; if `persist` fails the identity user is deleted again.
-async fn create_user<F, Fut>(
-    app: &App,
-    actor: &Actor,
-    tenant_id: &TenantId,
+/// A user to create: where, who, with which first password, audited as `action`.
+struct NewUser<'a> {
+    tenant_id: &'a TenantId,
     email: Email,
     role: Role,
+    /// A permanent password; `None` generates a temporary one.
     password: Option<SecretString>,
-    persist: F,
-) -> ServiceResult<Created>
+    action: &'static str,
+}
+
+/// Creates the identity user, then runs `persist` with the store's mirror of it and its audit
+/// entry; if `persist` fails the identity user is deleted again.
+async fn create_user<F, Fut>(app: &App, actor: &Actor, new: NewUser<'_>, persist: F) -> ServiceResult<Created>
 where
     F: FnOnce(User, AuditEntry) -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
 {
+    let NewUser { tenant_id, email, role, password, action } = new;
     let store = app.store().await?;
     if store.find_user_by_email(&email).await?.is_some() {
         return Err(ServiceError::Conflict(format!("a user with email {email} already exists")));
@@ -268,7 +280,7 @@ where
     let audit = AuditEntry::new(
         actor,
         tenant_id,
-        "user.create",
+        action,
         user.id.as_str(),
         json!({"email": user.email.as_str(), "role": role.as_str()}),
     );

@@ -69,6 +69,11 @@ impl Kamshub {
         self.finish(self.command().args(args).output().unwrap())
     }
 
+    /// Runs `kamshub ARGS` with every log level on (`KAMSHUB_LOG=trace`), to catch leaks in logs.
+    pub fn run_traced(&self, args: &[&str]) -> Run {
+        self.finish(self.command().env("KAMSHUB_LOG", "trace").args(args).output().unwrap())
+    }
+
     /// Runs `kamshub ARGS` with `stdin` as standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
         self.finish(self.command().args(args).write_stdin(stdin).output().unwrap())
