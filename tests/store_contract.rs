@@ -3,12 +3,17 @@
 
 mod common;
 
+use kamshub::domain::inbound::{
+    ENVELOPE_VERSION, EchoedMessage, Envelope, InboundEvent, IncomingMessage, MessageEdit, Receipt, ReceiptStatus,
+    Sender, order_key,
+};
 use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
     TenantName, User, UserId,
 };
+use kamshub::domain::{ConversationId, Direction, MessageStatus};
 use kamshub::sealing::MasterKey;
-use kamshub::store::{Store, StoreError};
+use kamshub::store::{ApplyOutcome, InboundRecord, Store, StoreError};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
@@ -61,6 +66,14 @@ contract!(
     deleted_channels_are_gone,
     audit_is_listed_newest_first_per_tenant,
     ping_answers,
+    messenger_pages_route_to_their_active_channel,
+    a_message_creates_its_conversation_and_a_replay_changes_nothing,
+    messages_list_in_provider_order_whatever_the_arrival_order,
+    edits_keep_history_in_either_arrival_order,
+    duplicates_inside_one_batch_apply_once,
+    echoes_are_stored_once_as_outbound_and_receipts_advance_them,
+    ignored_events_store_no_message,
+    conversations_are_scoped_by_tenant_and_channel,
 );
 
 fn actor() -> Actor {
@@ -315,4 +328,246 @@ async fn audit_is_listed_newest_first_per_tenant(store: Arc<dyn Store>) {
 
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
+}
+
+// ---- inbound events, conversations, messages ----
+
+/// A tenant with one Telegram channel, for inbound tests.
+async fn inbox(store: &Arc<dyn Store>) -> (TenantId, ChannelId) {
+    let t = insert_tenant(store, &common::unique_name("Inbox")).await;
+    let c = channel(&t.id, ChannelKind::Telegram, &bot());
+    store.insert_channel(&c).await.unwrap();
+    (t.id, c.id)
+}
+
+fn record(tenant: &TenantId, channel: &ChannelId, event_id: &str, thread: &str, event: InboundEvent) -> InboundRecord {
+    InboundRecord {
+        envelope: Envelope {
+            v: ENVELOPE_VERSION,
+            tenant_id: tenant.clone(),
+            channel_id: channel.clone(),
+            provider: ChannelKind::Telegram,
+            provider_event_id: event_id.to_owned(),
+            thread_id: thread.to_owned(),
+            received_at_ms: 1_700_000_000_000,
+            payload: json!({"update_id": event_id}),
+        },
+        event,
+    }
+}
+
+fn text(thread: &str, message_id: u64, at_s: i64, text: &str) -> IncomingMessage {
+    IncomingMessage {
+        external_message_id: format!("{thread}:{message_id}"),
+        sender: Sender { id: Some("42".into()), name: Some("Ada".into()), username: Some("ada".into()) },
+        sent_at_ms: at_s * 1000,
+        order_key: order_key(at_s * 1000, &message_id.to_string()),
+        text: Some(text.to_owned()),
+        attachments: Vec::new(),
+        reply_to: None,
+        kind: Default::default(),
+        thread_title: None,
+    }
+}
+
+async fn only_conversation(store: &Arc<dyn Store>, tenant: &TenantId) -> ConversationId {
+    let conversations = store.list_conversations(tenant, None, 10).await.unwrap();
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    conversations[0].id.clone()
+}
+
+async fn texts(store: &Arc<dyn Store>, tenant: &TenantId, conversation: &ConversationId) -> Vec<String> {
+    let messages = store.list_messages(tenant, conversation, 1000).await.unwrap();
+    messages.into_iter().map(|m| m.text.unwrap_or_default()).collect()
+}
+
+async fn messenger_pages_route_to_their_active_channel(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "T").await;
+    let page = channel(&t.id, ChannelKind::Messenger, "555000111");
+    store.insert_channel(&page).await.unwrap();
+    assert_eq!(store.find_active_channel(ChannelKind::Messenger, "555000111").await.unwrap(), Some(page.clone()));
+    assert_eq!(store.find_active_channel(ChannelKind::Telegram, "555000111").await.unwrap(), None);
+    let mut inactive = page.clone();
+    inactive.is_active = false;
+    store.update_channel(&inactive, &audit(&t.id, "channel.deactivate")).await.unwrap();
+    assert_eq!(store.find_active_channel(ChannelKind::Messenger, "555000111").await.unwrap(), None);
+}
+
+async fn a_message_creates_its_conversation_and_a_replay_changes_nothing(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let r = record(&tenant, &channel, "1001", "777", InboundEvent::Message(text("777", 5, 100, "hello")));
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), vec![ApplyOutcome::Applied]);
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), vec![ApplyOutcome::Duplicate]);
+    let conversation = store.get_conversation(&tenant, &only_conversation(&store, &tenant).await).await.unwrap();
+    assert_eq!(conversation.external_thread_id, "777");
+    assert_eq!(conversation.message_count, 1);
+    assert_eq!(conversation.preview.as_deref(), Some("hello"));
+    let messages = store.list_messages(&tenant, &conversation.id, 10).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(m.external_message_id.as_deref(), Some("777:5"));
+    assert_eq!((m.direction, m.status), (Direction::Inbound, MessageStatus::Received));
+    assert_eq!(m.body.sender.name.as_deref(), Some("Ada"));
+}
+
+async fn messages_list_in_provider_order_whatever_the_arrival_order(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    // Telegram's parallel connections deliver out of order; same-second messages order by id.
+    for (event, id, at, body) in [("3", 12, 200, "third"), ("1", 10, 100, "first"), ("2", 11, 200, "second")] {
+        let r = record(&tenant, &channel, event, "9", InboundEvent::Message(text("9", id, at, body)));
+        store.apply_inbound(&[r]).await.unwrap();
+    }
+    let conversation = only_conversation(&store, &tenant).await;
+    assert_eq!(texts(&store, &tenant, &conversation).await, ["first", "second", "third"]);
+    let c = store.get_conversation(&tenant, &conversation).await.unwrap();
+    assert_eq!(c.message_count, 3);
+    assert_eq!(c.last_message_at.unwrap().unix_timestamp(), 200);
+    let newest_two = store.list_messages(&tenant, &conversation, 2).await.unwrap();
+    assert_eq!(newest_two.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), ["second", "third"]);
+}
+
+async fn edits_keep_history_in_either_arrival_order(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let edit = |event: &str, id: u64, at: i64, body: &str, edited: i64| {
+        let message = text("5", id, at, body);
+        record(&tenant, &channel, event, "5", InboundEvent::Edit(MessageEdit { message, edited_at_ms: edited * 1000 }))
+    };
+    // Original first, then its edit.
+    store
+        .apply_inbound(&[record(&tenant, &channel, "1", "5", InboundEvent::Message(text("5", 1, 100, "helo")))])
+        .await
+        .unwrap();
+    store.apply_inbound(&[edit("2", 1, 100, "hello", 150)]).await.unwrap();
+    // The edit of another message arrives before that message.
+    store.apply_inbound(&[edit("4", 2, 200, "good bye", 250)]).await.unwrap();
+    store
+        .apply_inbound(&[record(&tenant, &channel, "3", "5", InboundEvent::Message(text("5", 2, 200, "goodbye")))])
+        .await
+        .unwrap();
+
+    let conversation = only_conversation(&store, &tenant).await;
+    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    assert_eq!(messages.len(), 2, "an edit never creates a second message");
+    assert_eq!(messages[0].text.as_deref(), Some("hello"));
+    assert_eq!(messages[0].body.versions.iter().map(|v| v.text.clone().unwrap()).collect::<Vec<_>>(), ["helo"]);
+    assert_eq!(messages[1].text.as_deref(), Some("good bye"), "the latest version wins whatever arrives last");
+    assert_eq!(messages[1].body.versions.iter().map(|v| v.text.clone().unwrap()).collect::<Vec<_>>(), ["goodbye"]);
+    assert_eq!(store.get_conversation(&tenant, &conversation).await.unwrap().message_count, 2);
+}
+
+async fn duplicates_inside_one_batch_apply_once(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let a = record(&tenant, &channel, "10", "1", InboundEvent::Message(text("1", 1, 10, "a")));
+    let b = record(&tenant, &channel, "11", "2", InboundEvent::Message(text("2", 1, 11, "b")));
+    let outcomes = store.apply_inbound(&[a.clone(), a, b]).await.unwrap();
+    assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Duplicate, ApplyOutcome::Applied]);
+    assert_eq!(store.list_conversations(&tenant, None, 10).await.unwrap().len(), 2);
+}
+
+async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let psid = "2400000000000001";
+    let customer = record(
+        &tenant,
+        &channel,
+        "m_in",
+        psid,
+        InboundEvent::Message(IncomingMessage { external_message_id: "m_in".into(), ..text(psid, 1, 100, "hi") }),
+    );
+    let echo = |event: &str, mid: &str, at_s: i64| {
+        record(
+            &tenant,
+            &channel,
+            event,
+            psid,
+            InboundEvent::Echo(EchoedMessage {
+                external_message_id: mid.to_owned(),
+                send_id: None,
+                sent_at_ms: at_s * 1000,
+                order_key: order_key(at_s * 1000, mid),
+                text: Some(format!("reply {mid}")),
+                attachments: Vec::new(),
+            }),
+        )
+    };
+    let receipt = |event: &str, status: ReceiptStatus, watermark_s: i64| {
+        record(
+            &tenant,
+            &channel,
+            event,
+            psid,
+            InboundEvent::Receipt(Receipt { status, watermark_ms: watermark_s * 1000, mids: Vec::new() }),
+        )
+    };
+    store.apply_inbound(&[customer, echo("e1", "m_out1", 110), echo("e2", "m_out2", 130)]).await.unwrap();
+    // The same echo under another event id (a redelivery with a new hash) stores nothing new.
+    store.apply_inbound(&[echo("e1-again", "m_out1", 110)]).await.unwrap();
+    store.apply_inbound(&[receipt("d1", ReceiptStatus::Delivered, 120)]).await.unwrap();
+    let conversation = only_conversation(&store, &tenant).await;
+    let statuses = |messages: Vec<kamshub::domain::Message>| -> Vec<(Direction, MessageStatus)> {
+        messages.into_iter().map(|m| (m.direction, m.status)).collect()
+    };
+    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    assert_eq!(
+        statuses(messages),
+        [
+            (Direction::Inbound, MessageStatus::Received),
+            (Direction::Outbound, MessageStatus::Delivered),
+            (Direction::Outbound, MessageStatus::Sent)
+        ]
+    );
+    store
+        .apply_inbound(&[receipt("r1", ReceiptStatus::Read, 200), receipt("d2", ReceiptStatus::Delivered, 200)])
+        .await
+        .unwrap();
+    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    assert_eq!(
+        statuses(messages),
+        [
+            (Direction::Inbound, MessageStatus::Received),
+            (Direction::Outbound, MessageStatus::Read),
+            (Direction::Outbound, MessageStatus::Read)
+        ],
+        "a late delivery receipt never downgrades read"
+    );
+}
+
+async fn ignored_events_store_no_message(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let r =
+        record(&tenant, &channel, "99", "1", InboundEvent::Ignored { reason: "unsupported update type poll".into() });
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), [ApplyOutcome::Applied]);
+    assert_eq!(
+        store.apply_inbound(&[r]).await.unwrap(),
+        [ApplyOutcome::Duplicate],
+        "recorded, so a replay is a duplicate"
+    );
+    assert!(store.list_conversations(&tenant, None, 10).await.unwrap().is_empty());
+}
+
+async fn conversations_are_scoped_by_tenant_and_channel(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let second = channel_in(&store, &tenant).await;
+    store
+        .apply_inbound(&[record(&tenant, &channel, "1", "1", InboundEvent::Message(text("1", 1, 10, "a")))])
+        .await
+        .unwrap();
+    store
+        .apply_inbound(&[record(&tenant, &second, "1", "1", InboundEvent::Message(text("1", 1, 20, "b")))])
+        .await
+        .unwrap();
+    let all = store.list_conversations(&tenant, None, 10).await.unwrap();
+    assert_eq!(all.len(), 2, "the same thread id on two channels is two conversations");
+    assert_eq!(all[0].channel_id, second, "most recent first");
+    let only = store.list_conversations(&tenant, Some(&channel), 10).await.unwrap();
+    assert_eq!(only.len(), 1);
+    let (other, _) = inbox(&store).await;
+    assert!(matches!(store.get_conversation(&other, &only[0].id).await, Err(StoreError::NotFound(_))));
+    assert!(store.list_messages(&other, &only[0].id, 10).await.unwrap().is_empty());
+}
+
+async fn channel_in(store: &Arc<dyn Store>, tenant: &TenantId) -> ChannelId {
+    let c = channel(tenant, ChannelKind::Telegram, &bot());
+    store.insert_channel(&c).await.unwrap();
+    c.id
 }

@@ -4,13 +4,12 @@
 use super::ValidationError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
 /// Longest id accepted. SQS limits `MessageGroupId` (`tenant:channel:thread`) to 128 characters,
 /// so tenant and channel ids stay well under half of that.
 const MAX_ID_LEN: usize = 48;
 
-fn check_id(what: &'static str, s: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_id(what: &'static str, s: &str) -> Result<(), ValidationError> {
     if s.is_empty() || s.len() > MAX_ID_LEN {
         return Err(ValidationError::new(what, format!("must be 1 to {MAX_ID_LEN} characters")));
     }
@@ -23,7 +22,7 @@ fn check_id(what: &'static str, s: &str) -> Result<(), ValidationError> {
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $what:literal, $prefix:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -34,8 +33,8 @@ macro_rules! id_type {
             }
 
             /// Checks an id that came from outside (a flag, a path, a stored row).
-            pub fn parse(s: &str) -> Result<Self, ValidationError> {
-                check_id($what, s)?;
+            pub fn parse(s: &str) -> Result<Self, $crate::domain::ValidationError> {
+                $crate::domain::ids::check_id($what, s)?;
                 Ok(Self(s.to_owned()))
             }
 
@@ -45,23 +44,23 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
 
-        impl FromStr for $name {
-            type Err = ValidationError;
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::ValidationError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::parse(s)
             }
         }
 
         impl TryFrom<String> for $name {
-            type Error = ValidationError;
+            type Error = $crate::domain::ValidationError;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                check_id($what, &s)?;
+                $crate::domain::ids::check_id($what, &s)?;
                 Ok(Self(s))
             }
         }
@@ -73,6 +72,8 @@ macro_rules! id_type {
         }
     };
 }
+
+pub(crate) use id_type;
 
 id_type!(
     /// A tenant (one company). Every read and write of tenant data is scoped by one.

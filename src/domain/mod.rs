@@ -2,14 +2,19 @@
 
 mod audit;
 mod channel;
+mod conversation;
 mod email;
 mod ids;
+pub mod inbound;
 mod role;
 mod tenant;
 mod user;
 
 pub use audit::{Actor, AuditEntry};
 pub use channel::{Channel, ChannelKind, DisplayName, ExternalId};
+pub use conversation::{
+    Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion,
+};
 pub use email::Email;
 pub use ids::{AuditId, ChannelId, TenantId, UserId};
 pub use role::Role;

@@ -3,10 +3,16 @@
 //! Every method that reads or writes one tenant's data takes its [`TenantId`]; the only unscoped
 //! reads are platform-admin listings and webhook routing by channel id.
 
+pub(crate) mod inbound;
 pub mod mongo;
+mod mongo_inbox;
 pub mod sqlite;
+mod sqlite_inbox;
 
-use crate::domain::{AuditEntry, Channel, ChannelId, Email, Tenant, TenantId, User};
+use crate::domain::inbound::{Envelope, InboundEvent};
+use crate::domain::{
+    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, Tenant, TenantId, User,
+};
 use async_trait::async_trait;
 
 /// What went wrong in a store call, in terms callers can act on.
@@ -28,6 +34,24 @@ pub enum StoreError {
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One normalised inbound event with the envelope it arrived in.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    /// Routing, ids and the raw payload.
+    pub envelope: Envelope,
+    /// What the payload means.
+    pub event: InboundEvent,
+}
+
+/// What applying one inbound event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// First time seen: its effects are stored.
+    Applied,
+    /// Already applied before: nothing changed.
+    Duplicate,
+}
 
 /// Durable state shared by the CLI and the daemon.
 #[async_trait]
@@ -78,6 +102,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes a channel that was never announced (its provider setup failed).
     async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<()>;
+
+    /// The active channel of a provider account (webhook routing by Messenger page id).
+    async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>>;
+
+    /// Applies inbound events, each as one atomic unit keyed by its (tenant, channel, provider
+    /// event id): raw event recorded, conversation upserted, message inserted or updated, receipts
+    /// applied, event marked PROCESSED. A replay changes nothing and reports `Duplicate`. Events
+    /// of one conversation must be given in queue order; the batch may share one transaction.
+    async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>>;
+
+    /// A tenant's conversations, most recent first, optionally of one channel.
+    async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        channel: Option<&ChannelId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>>;
+
+    /// One conversation of a tenant.
+    async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation>;
+
+    /// The newest `limit` messages of a conversation, in provider order (oldest first).
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
 
     /// Appends one audit entry.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;

@@ -1,10 +1,11 @@
 //! Production `Store` adapter: MongoDB (database `kamsg` by default). Indexes are created
 //! idempotently at connect; multi-document changes run in transactions (a replica set is needed).
 
-use super::{Store, StoreError, StoreResult};
+use super::mongo_inbox::{self, CorruptRecord, conversation_from, message_from};
+use super::{ApplyOutcome, InboundRecord, Store, StoreError, StoreResult};
 use crate::domain::{
-    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
-    TenantName, User, UserId,
+    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
+    Message, Role, Tenant, TenantId, TenantName, User, UserId,
 };
 use crate::sealing::Sealed;
 use async_trait::async_trait;
@@ -49,6 +50,9 @@ impl MongoStore {
     async fn ensure_indexes(&self) -> StoreResult<()> {
         let unique = |name: &str| IndexOptions::builder().name(name.to_owned()).unique(true).build();
         let named = |name: &str| IndexOptions::builder().name(name.to_owned()).build();
+        let unique_where = |name: &str, filter: Document| {
+            IndexOptions::builder().name(name.to_owned()).unique(true).partial_filter_expression(filter).build()
+        };
         let index = |keys: Document, options: IndexOptions| IndexModel::builder().keys(keys).options(options).build();
         let plan: Vec<(&str, Vec<IndexModel>)> = vec![
             ("tenants", vec![index(doc! {"nameKey": 1}, unique(TENANT_NAME_INDEX))]),
@@ -77,17 +81,24 @@ impl MongoStore {
             ("audit_log", vec![index(doc! {"tenantId": 1, "at": -1}, named("audit_by_tenant"))]),
             (
                 "conversations",
-                vec![index(
-                    doc! {"tenantId": 1, "channelId": 1, "externalThreadId": 1},
-                    unique("conversations_by_thread"),
-                )],
+                vec![
+                    index(
+                        doc! {"tenantId": 1, "channelId": 1, "externalThreadId": 1},
+                        unique("conversations_by_thread"),
+                    ),
+                    index(doc! {"tenantId": 1, "lastMessageAt": -1}, named("conversations_by_recency")),
+                ],
             ),
             (
                 "messages",
                 vec![
                     index(
                         doc! {"tenantId": 1, "channelId": 1, "externalMessageId": 1},
-                        unique("messages_by_external_id"),
+                        unique_where("messages_by_external_id", doc! {"externalMessageId": {"$type": "string"}}),
+                    ),
+                    index(
+                        doc! {"tenantId": 1, "sendId": 1},
+                        unique_where("messages_by_send_id", doc! {"sendId": {"$type": "string"}}),
                     ),
                     index(
                         doc! {"tenantId": 1, "conversationId": 1, "providerOrder": 1},
@@ -115,9 +126,9 @@ impl MongoStore {
     }
 
     /// Runs `body` in a transaction, retrying the whole of it on a transient transaction error.
-    async fn transaction<F>(&self, mut body: F) -> mongodb::error::Result<()>
+    async fn transaction<R, F>(&self, mut body: F) -> mongodb::error::Result<R>
     where
-        F: for<'s> FnMut(&'s mut ClientSession) -> futures::future::BoxFuture<'s, mongodb::error::Result<()>>,
+        F: for<'s> FnMut(&'s mut ClientSession) -> futures::future::BoxFuture<'s, mongodb::error::Result<R>>,
     {
         let mut session = self.client.start_session().await?;
         let mut attempt = 0;
@@ -125,14 +136,14 @@ impl MongoStore {
             attempt += 1;
             session.start_transaction().await?;
             let result = match body(&mut session).await {
-                Ok(()) => session.commit_transaction().await,
+                Ok(value) => session.commit_transaction().await.map(|()| value),
                 Err(e) => {
                     let _ = session.abort_transaction().await;
                     Err(e)
                 }
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(value) => return Ok(value),
                 Err(e) if attempt < 3 && e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => continue,
                 Err(e) => return Err(e),
             }
@@ -162,6 +173,9 @@ fn duplicate_key_message(e: &mongodb::error::Error) -> Option<String> {
 }
 
 fn map_err(e: mongodb::error::Error) -> StoreError {
+    if let Some(CorruptRecord(why)) = e.get_custom::<CorruptRecord>() {
+        return StoreError::Other(why.clone());
+    }
     if let Some(message) = duplicate_key_message(&e) {
         return StoreError::Conflict(message);
     }
@@ -453,6 +467,72 @@ impl Store for MongoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>> {
+        let filter = doc! {"type": kind.as_str(), "externalId": external_id, "isActive": true};
+        let found = self.coll("channels").find_one(filter).await.map_err(map_err)?;
+        found.as_ref().map(channel_from).transpose()
+    }
+
+    async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+        let db = self.db.clone();
+        let records = records.to_vec();
+        self.transaction(move |s| {
+            let (db, records) = (db.clone(), records.clone());
+            Box::pin(async move { mongo_inbox::apply(&db, s, &records).await })
+        })
+        .await
+        .map_err(map_err)
+    }
+
+    async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        channel: Option<&ChannelId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        let mut filter = doc! {"tenantId": tenant.as_str()};
+        if let Some(channel) = channel {
+            filter.insert("channelId", channel.as_str());
+        }
+        let cursor = self
+            .coll("conversations")
+            .find(filter)
+            .sort(doc! {"lastMessageAt": -1, "_id": -1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?;
+        collect(cursor, conversation_from).await
+    }
+
+    async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+        let found = self
+            .coll("conversations")
+            .find_one(doc! {"_id": id.as_str(), "tenantId": tenant.as_str()})
+            .await
+            .map_err(map_err)?;
+        conversation_from(
+            &found.ok_or_else(|| StoreError::NotFound(format!("conversation `{id}` in tenant `{tenant}`")))?,
+        )
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let cursor = self
+            .coll("messages")
+            .find(doc! {"tenantId": tenant.as_str(), "conversationId": conversation.as_str()})
+            .sort(doc! {"orderKey": -1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?;
+        let mut messages = collect(cursor, message_from).await?;
+        messages.reverse();
+        Ok(messages)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

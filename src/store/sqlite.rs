@@ -1,9 +1,11 @@
 //! Embedded `Store` adapter: one SQLite file in the data dir (WAL, full sync), migrated at open.
 
+use super::sqlite_inbox::{self, conversation_row, inbox_err, message_row};
+use super::{ApplyOutcome, InboundRecord};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{
-    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
-    TenantName, User, UserId,
+    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
+    Message, Role, Tenant, TenantId, TenantName, User, UserId,
 };
 use crate::embedded::{Database, OpenError, from_millis, is_busy, millis, unique_violation};
 use crate::sealing::Sealed;
@@ -314,6 +316,83 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM channels WHERE tenant_id = ?1 AND id = ?2", [tenant.as_str(), id.as_str()])
                 .map_err(other)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>> {
+        let external_id = external_id.to_owned();
+        self.with_conn(move |c| {
+            c.prepare_cached("SELECT * FROM channels WHERE kind = ?1 AND external_id = ?2 AND is_active = 1")
+                .map_err(other)?
+                .query_row(params![kind.as_str(), external_id], channel_row)
+                .optional()
+                .map_err(other)
+        })
+        .await
+    }
+
+    async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+        let records = records.to_vec();
+        self.with_conn(move |c| sqlite_inbox::apply(c, &records).map_err(inbox_err)).await
+    }
+
+    async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        channel: Option<&ChannelId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        let (tenant, channel) = (tenant.clone(), channel.cloned());
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM conversations WHERE tenant_id = ?1 AND (?2 IS NULL OR channel_id = ?2)
+                     ORDER BY last_message_at DESC, id DESC LIMIT ?3",
+                )
+                .map_err(other)?;
+            stmt.query_map(params![tenant.as_str(), channel.as_ref().map(ChannelId::as_str), limit], conversation_row)
+                .map_err(other)?
+                .collect::<Result<_, _>>()
+                .map_err(other)
+        })
+        .await
+    }
+
+    async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM conversations WHERE tenant_id = ?1 AND id = ?2",
+                [tenant.as_str(), id.as_str()],
+                conversation_row,
+            )
+            .optional()
+            .map_err(other)?
+            .ok_or_else(|| StoreError::NotFound(format!("conversation `{id}` in tenant `{tenant}`")))
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let (tenant, conversation) = (tenant.clone(), conversation.clone());
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM (SELECT * FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2
+                                    ORDER BY order_key DESC LIMIT ?3)
+                     ORDER BY order_key ASC",
+                )
+                .map_err(other)?;
+            stmt.query_map(params![tenant.as_str(), conversation.as_str(), limit], message_row)
+                .map_err(other)?
+                .collect::<Result<_, _>>()
+                .map_err(other)
         })
         .await
     }

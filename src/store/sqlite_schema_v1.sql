@@ -51,37 +51,45 @@ CREATE TABLE conversations (
     tenant_id           TEXT NOT NULL,
     channel_id          TEXT NOT NULL,
     external_thread_id  TEXT NOT NULL,
-    last_message_at     INTEGER,
+    title               TEXT,
+    last_message_at     INTEGER,               -- provider time of the newest message
+    last_order_key      TEXT,                  -- its order key: decides which message is newest
+    preview             TEXT,
     message_count       INTEGER NOT NULL DEFAULT 0,
-    doc                 TEXT NOT NULL DEFAULT '{}',
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
     UNIQUE (tenant_id, channel_id, external_thread_id)
 );
+CREATE INDEX conversations_by_recency ON conversations (tenant_id, last_message_at DESC);
 
 CREATE TABLE messages (
     id                   TEXT PRIMARY KEY,
     tenant_id            TEXT NOT NULL,
     channel_id           TEXT NOT NULL,
     conversation_id      TEXT NOT NULL,
-    external_message_id  TEXT NOT NULL,        -- telegram: chatId:messageId; messenger: mid
-    direction            TEXT NOT NULL,
+    external_message_id  TEXT,                 -- telegram chatId:messageId | messenger mid; NULL until sent
+    send_id              TEXT,                 -- outbound: our sendId
+    direction            TEXT NOT NULL,        -- inbound | outbound
     status               TEXT NOT NULL,
-    provider_order       TEXT NOT NULL,        -- sortable provider position (date+id | timestamp)
-    doc                  TEXT NOT NULL DEFAULT '{}',
+    text                 TEXT,
+    order_key            TEXT NOT NULL,        -- provider order
+    sent_at              INTEGER NOT NULL,
+    body                 TEXT NOT NULL,        -- JSON: sender, attachments, kind, reply, versions
     created_at           INTEGER NOT NULL,
-    UNIQUE (tenant_id, channel_id, external_message_id)
+    UNIQUE (tenant_id, channel_id, external_message_id),
+    UNIQUE (tenant_id, send_id)
 );
-CREATE INDEX messages_by_conversation ON messages (tenant_id, conversation_id, provider_order);
+CREATE INDEX messages_by_conversation ON messages (tenant_id, conversation_id, order_key);
 
 CREATE TABLE inbound_events (
     tenant_id          TEXT NOT NULL,
     channel_id         TEXT NOT NULL,
     provider_event_id  TEXT NOT NULL,
     status             TEXT NOT NULL,          -- RECEIVED | PROCESSING | PROCESSED | FAILED
-    payload            TEXT NOT NULL,
+    outcome            TEXT NOT NULL,          -- message | edit | echo | receipt | ignored: reason
+    payload            TEXT NOT NULL,          -- the provider's raw event
     received_at        INTEGER NOT NULL,
-    updated_at         INTEGER NOT NULL,
+    processed_at       INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, channel_id, provider_event_id)
 );
 

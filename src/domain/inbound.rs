@@ -1,0 +1,257 @@
+//! Inbound events: the envelope intake puts on the queue, and the normalised event the processor
+//! applies. Provider parsing lives in `providers`; this is the shape both providers map to.
+
+use super::{ChannelId, ChannelKind, TenantId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Version of the envelope format on the incoming queue.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// One provider event as intake enqueues it. The payload is the provider's JSON for this one
+/// event, kept raw so it can be stored and re-parsed later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Format version ([`ENVELOPE_VERSION`]).
+    pub v: u32,
+    /// Owner of the channel, resolved at intake.
+    pub tenant_id: TenantId,
+    /// The channel the webhook came in on.
+    pub channel_id: ChannelId,
+    /// Which provider's payload this is.
+    pub provider: ChannelKind,
+    /// The provider's id for the event (Telegram `update_id`; Messenger `mid`, or a stable hash).
+    pub provider_event_id: String,
+    /// The conversation it belongs to (Telegram `chat.id`; Messenger customer PSID).
+    pub thread_id: String,
+    /// When intake acknowledged it (Unix milliseconds).
+    pub received_at_ms: i64,
+    /// The provider's event JSON (a Telegram `Update`; one Messenger `messaging[]` item).
+    pub payload: serde_json::Value,
+}
+
+impl Envelope {
+    /// `MessageGroupId`: events of one conversation are applied in order.
+    pub fn group_id(&self) -> String {
+        format!("{}:{}:{}", self.tenant_id, self.channel_id, self.thread_id)
+    }
+
+    /// `MessageDeduplicationId`: sha256 of `tenantId:channelId:providerEventId`, hex.
+    pub fn dedupe_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}:{}:{}", self.tenant_id, self.channel_id, self.provider_event_id));
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A provider event in kamshub's terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum InboundEvent {
+    /// A new message in the conversation (from a customer, a group member, or a channel post).
+    Message(IncomingMessage),
+    /// A new version of a message (Telegram `edited_message` / `edited_channel_post`). Carries the
+    /// whole message, so it also creates it if the original has not arrived yet.
+    Edit(MessageEdit),
+    /// One of our page's own outbound messages, seen back (Messenger `is_echo`). Never a new
+    /// inbound message: it confirms an outbound message, or records one sent outside kamshub.
+    Echo(EchoedMessage),
+    /// Delivery or read watermark for the page's outbound messages (Messenger).
+    Receipt(Receipt),
+    /// Recorded, but nothing to apply (unsupported update types).
+    Ignored {
+        /// Why, for operators reading the inbound event log.
+        reason: String,
+    },
+}
+
+/// A message as received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingMessage {
+    /// Unique per channel: Telegram `chatId:messageId` (message ids repeat across chats);
+    /// Messenger `mid`; a callback query `callback:{id}`; a postback its `mid` or a hash.
+    pub external_message_id: String,
+    /// Who sent it.
+    pub sender: Sender,
+    /// Provider time of the message (Unix milliseconds).
+    pub sent_at_ms: i64,
+    /// Provider order within the conversation, as a sortable string (see [`order_key`]).
+    pub order_key: String,
+    /// Text, or the caption of a media message.
+    pub text: Option<String>,
+    /// Media and other non-text content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// The external id of the message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// What kind of message this is beyond plain text.
+    #[serde(default)]
+    pub kind: MessageKind,
+    /// The conversation's title where the provider has one (Telegram group or channel title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_title: Option<String>,
+}
+
+/// A message's kind, for the inbox to render.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum MessageKind {
+    /// Text and/or attachments.
+    #[default]
+    Regular,
+    /// A Telegram inline-button press (`callback_query`).
+    CallbackQuery {
+        /// The button's data.
+        data: Option<String>,
+    },
+    /// A Messenger postback (button or menu).
+    Postback {
+        /// The postback payload.
+        payload: Option<String>,
+        /// The button title.
+        title: Option<String>,
+    },
+    /// A Messenger quick reply.
+    QuickReply {
+        /// The quick reply payload.
+        payload: String,
+    },
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sender {
+    /// Provider id of the sender (Telegram user id, Messenger PSID); absent for channel posts.
+    pub id: Option<String>,
+    /// Display name where the provider gives one.
+    pub name: Option<String>,
+    /// Telegram @username, if any.
+    pub username: Option<String>,
+}
+
+/// Typed metadata of a non-text part. Files are not downloaded; the provider's ids are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// `photo`, `document`, `voice`, `audio`, `video`, `sticker`, `location`, `contact` (Telegram);
+    /// `image`, `audio`, `video`, `file`, `fallback`, `template`, `reel`, ... (Messenger).
+    pub kind: String,
+    /// Telegram `file_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// Messenger payload URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// MIME type, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Size in bytes, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// File name, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Kind-specific fields (location coordinates, contact phone and name, sticker emoji, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// A new version of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEdit {
+    /// The message as it now reads (same external id as the original).
+    pub message: IncomingMessage,
+    /// When it was edited (Unix milliseconds): versions are ordered by this.
+    pub edited_at_ms: i64,
+}
+
+/// An outbound message seen back from the provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EchoedMessage {
+    /// The provider's id of the outbound message (Messenger `mid`).
+    pub external_message_id: String,
+    /// Our sendId when kamshub sent it (Messenger `metadata`).
+    pub send_id: Option<String>,
+    /// Provider time (Unix milliseconds).
+    pub sent_at_ms: i64,
+    /// Provider order key.
+    pub order_key: String,
+    /// Text.
+    pub text: Option<String>,
+    /// Attachments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// How far the customer has got with our outbound messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// Delivered or read.
+    pub status: ReceiptStatus,
+    /// Every outbound message sent at or before this time (Unix milliseconds) is covered.
+    pub watermark_ms: i64,
+    /// Messages named explicitly (Messenger `delivery.mids`, may be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mids: Vec<String>,
+}
+
+/// Receipt kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    /// Delivered to the customer's device.
+    Delivered,
+    /// Seen by the customer.
+    Read,
+}
+
+/// A sortable provider position: the time as 15 zero-padded digits of milliseconds, then a
+/// tie-breaker (Telegram `message_id`, zero-padded; Messenger the `mid`). String order is
+/// provider order.
+pub fn order_key(time_ms: i64, tie_breaker: &str) -> String {
+    let tie = match tie_breaker.parse::<u64>() {
+        Ok(n) => format!("{n:020}"),
+        Err(_) => tie_breaker.to_owned(),
+    };
+    format!("{:015}:{tie}", time_ms.max(0))
+}
+
+/// Milliseconds since the epoch of a time.
+pub fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_sort_by_time_then_numeric_id() {
+        let mut keys = vec![order_key(2_000, "1"), order_key(1_000, "10"), order_key(1_000, "9")];
+        keys.sort();
+        assert_eq!(keys, vec![order_key(1_000, "9"), order_key(1_000, "10"), order_key(2_000, "1")]);
+    }
+
+    #[test]
+    fn envelope_keys_fit_sqs_limits() {
+        let e = Envelope {
+            v: ENVELOPE_VERSION,
+            tenant_id: TenantId::generate(),
+            channel_id: ChannelId::generate(),
+            provider: ChannelKind::Telegram,
+            provider_event_id: "123".into(),
+            thread_id: "-1001234567890123".into(),
+            received_at_ms: 0,
+            payload: serde_json::json!({}),
+        };
+        assert!(e.group_id().len() <= 128);
+        assert_eq!(e.dedupe_id().len(), 64);
+    }
+}
