@@ -6,6 +6,7 @@ use crate::identity::cognito::CognitoIdentity;
 use crate::identity::local::LocalIdentity;
 use crate::identity::{Identity, IdentityError};
 use crate::providers::{messenger::MessengerClient, telegram::TelegramClient};
+use crate::queue::{Queue, QueueError, sqlite::SqliteQueue, sqs::SqsQueue};
 use crate::sealing::MasterKey;
 use crate::store::{Store, StoreError, mongo::MongoStore, sqlite::SqliteStore};
 use secrecy::ExposeSecret;
@@ -23,6 +24,9 @@ pub enum AppError {
     /// The identity provider could not be set up.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The queues could not be opened or reached.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     /// The data dir or key file is unusable.
     #[error("{0}")]
     Local(String),
@@ -34,6 +38,7 @@ pub struct App {
     pub settings: Settings,
     store: OnceCell<Arc<dyn Store>>,
     identity: OnceCell<Arc<dyn Identity>>,
+    queue: OnceCell<Arc<dyn Queue>>,
     local_identity: OnceCell<Arc<LocalIdentity>>,
     master_key: OnceLock<Arc<MasterKey>>,
     telegram: TelegramClient,
@@ -49,6 +54,7 @@ impl App {
             settings,
             store: OnceCell::new(),
             identity: OnceCell::new(),
+            queue: OnceCell::new(),
             local_identity: OnceCell::new(),
             master_key: OnceLock::new(),
             telegram,
@@ -89,6 +95,25 @@ impl App {
                     }
                 };
                 Ok(store)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The queues, opened on first use (`{data_dir}/queues.sqlite3` when embedded).
+    pub async fn queue(&self) -> Result<Arc<dyn Queue>, AppError> {
+        self.queue
+            .get_or_try_init(|| async {
+                let s = &self.settings.queue;
+                let queue: Arc<dyn Queue> = match s.kind {
+                    crate::config::QueueKind::Embedded => Arc::new(SqliteQueue::open(
+                        &self.data_dir()?.join("queues.sqlite3"),
+                        s.max_receive_count,
+                        std::time::Duration::from_secs(s.visibility_timeout_secs.into()),
+                    )?),
+                    crate::config::QueueKind::Sqs => Arc::new(SqsQueue::connect(s).await?),
+                };
+                Ok(queue)
             })
             .await
             .cloned()

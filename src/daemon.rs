@@ -1,9 +1,31 @@
-//! `kamshub serve`: opens the backends, serves HTTP, and shuts down cleanly on SIGINT/SIGTERM.
+//! `kamshub serve`: opens the backends, runs the chosen roles (HTTP: API and webhooks;
+//! processor), and on SIGINT/SIGTERM stops taking work, finishes or releases what is in flight,
+//! and exits 0.
 
 use crate::app::App;
+use crate::http::ServerState;
+use crate::pipeline::intake::Intake;
+use crate::pipeline::processor::{Processor, ProcessorConfig};
+use clap::ValueEnum;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What one `serve` process runs; roles can run on separate hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Role {
+    /// HTTP: webhooks, API, health.
+    Http,
+    /// The inbound processor loop.
+    Processor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 2] = [Role::Http, Role::Processor];
+}
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -17,24 +39,68 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(app: App) -> Result<(), DaemonError> {
-    tracing::info!("starting kamshub {}: {}", env!("CARGO_PKG_VERSION"), app.describe());
-    let listen = app.settings.http.listen;
-    let listener =
-        TcpListener::bind(listen).await.map_err(|e| DaemonError::Start(format!("cannot listen on {listen}: {e}")))?;
-    serve(Arc::new(app), listener, shutdown_signal()).await
+pub async fn run(app: App, roles: &[Role]) -> Result<(), DaemonError> {
+    let names: Vec<String> = roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    tracing::info!("starting kamshub {}: {} roles={}", env!("CARGO_PKG_VERSION"), app.describe(), names.join(","));
+    let listener = if roles.contains(&Role::Http) {
+        let listen = app.settings.http.listen;
+        Some(TcpListener::bind(listen).await.map_err(|e| DaemonError::Start(format!("cannot listen on {listen}: {e}")))?)
+    } else {
+        None
+    };
+    serve(Arc::new(app), listener, roles, shutdown_signal()).await
 }
 
-/// Opens the store, then serves HTTP on `listener` until `shutdown` completes; in-flight
-/// requests finish first.
+/// Opens the backends, then runs `roles` until `shutdown` completes: HTTP stops accepting (in-flight
+/// requests finish), then the loops finish or release their in-flight messages.
 pub async fn serve(
     app: Arc<App>,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    roles: &[Role],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let store = app.store().await.map_err(|e| DaemonError::Start(e.to_string()))?;
-    tracing::info!(store = store.kind(), address = %listener.local_addr()?, "listening");
-    axum::serve(listener, crate::http::router(app)).with_graceful_shutdown(shutdown).await?;
+    let start = |e: crate::app::AppError| DaemonError::Start(e.to_string());
+    let store = app.store().await.map_err(start)?;
+    let queue = app.queue().await.map_err(start)?;
+    let stop = CancellationToken::new();
+
+    let processor = roles.contains(&Role::Processor).then(|| {
+        let config = ProcessorConfig {
+            visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
+            ..ProcessorConfig::default()
+        };
+        let processor = Arc::new(Processor::new(Arc::clone(&store), Arc::clone(&queue), config));
+        tracing::info!("processor started");
+        tokio::spawn(processor.run(stop.clone()))
+    });
+
+    let trigger = stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        trigger.cancel();
+    };
+    match listener {
+        Some(listener) => {
+            let key = app.master_key().map_err(start)?;
+            let providers = &app.settings.providers;
+            let intake = Arc::new(Intake::new(
+                Arc::clone(&store),
+                Arc::clone(&queue),
+                key,
+                providers.meta_app_secret.clone(),
+                providers.meta_verify_token.clone(),
+            ));
+            tracing::info!(store = store.kind(), queue = queue.kind(), address = %listener.local_addr()?, "listening");
+            let state = Arc::new(ServerState { app: Arc::clone(&app), intake });
+            axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(shutdown).await?;
+        }
+        None => shutdown.await,
+    }
+    stop.cancel();
+    if let Some(processor) = processor {
+        let _ = processor.await;
+        tracing::info!("processor drained");
+    }
     tracing::info!("stopped");
     Ok(())
 }

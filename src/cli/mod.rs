@@ -2,9 +2,11 @@
 //! result as a table (people) or JSON (scripts). Exit 0 ok, 1 operation failed, 2 usage/config.
 
 mod channel;
+mod conversation;
 mod docs;
 mod onboarding;
 mod output;
+mod queues;
 
 use crate::app::App;
 use crate::config::{FlagOverrides, Settings};
@@ -39,8 +41,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: HTTP API and webhooks (and, as they land, the pipeline loops).
-    Serve,
+    /// Run the daemon: HTTP (webhooks, API, health) and the pipeline loops.
+    Serve {
+        /// Roles to run, comma-separated (default: all), so roles can run on separate hosts.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::daemon::Role::ALL)]
+        roles: Vec<crate::daemon::Role>,
+    },
     /// Create the first platform admin (tenant `platform`). Fails once one exists.
     Bootstrap(onboarding::BootstrapArgs),
     /// Create, list and show tenants.
@@ -52,6 +58,12 @@ pub enum Command {
     /// Connect and manage Telegram bots and Messenger pages.
     #[command(subcommand)]
     Channel(channel::ChannelCommand),
+    /// List and show a tenant's conversations.
+    #[command(subcommand)]
+    Conversation(conversation::ConversationCommand),
+    /// Create the SQS queues and their redrive policies (embedded queues need none).
+    #[command(subcommand)]
+    Queues(queues::QueuesCommand),
     /// Print a shell completion script.
     Completions {
         /// Shell to complete for.
@@ -133,7 +145,7 @@ pub fn main() -> ExitCode {
 fn init_logging(cli: &Cli) {
     let default = match (&cli.command, cli.verbose) {
         (_, 2..) => "debug",
-        (Command::Serve, _) | (_, 1) => "info",
+        (Command::Serve { .. }, _) | (_, 1) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KAMSHUB_LOG")
@@ -152,9 +164,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load(cli.config.as_deref(), &flags).map_err(|e| CliError::usage(e.to_string()))?;
     let app = App::new(settings);
     let format = cli.output;
-    if let Command::Serve = cli.command {
+    if let Command::Serve { roles } = &cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-        return runtime.block_on(crate::daemon::run(app)).map_err(|e| CliError::failed(e.to_string()));
+        return runtime.block_on(crate::daemon::run(app, roles)).map_err(|e| CliError::failed(e.to_string()));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {
@@ -163,7 +175,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Tenant(command) => onboarding::tenant(&app, format, command).await,
             Command::User(command) => onboarding::user(&app, format, command).await,
             Command::Channel(command) => channel::run(&app, format, command).await,
-            Command::Serve | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+            Command::Queues(command) => queues::run(&app, format, command).await,
+            Command::Conversation(command) => conversation::run(&app, format, command).await,
+            Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     })
 }

@@ -1,7 +1,8 @@
 //! `GET /healthz` (the process answers), `GET /readyz` (the store answers too), and the local
 //! identity's `GET /.well-known/jwks.json`.
 
-use super::{ApiError, AppState};
+use super::{ApiError, ServerState};
+use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,19 +14,19 @@ pub(super) async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: the store must answer a ping.
-pub(super) async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn readyz(State(state): State<Arc<ServerState>>) -> Result<Json<Value>, ApiError> {
     let unready = |cause: String| {
         tracing::warn!(%cause, "not ready: store");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the store is not reachable")
     };
-    let store = app.store().await.map_err(|e| unready(e.to_string()))?;
+    let store = state.app.store().await.map_err(|e| unready(e.to_string()))?;
     store.ping().await.map_err(|e| unready(e.to_string()))?;
     Ok(Json(json!({"status": "ready", "store": store.kind()})))
 }
 
 /// The local identity's public keys; 404 when Cognito is the identity provider.
-pub(super) async fn jwks(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let local = app.local_identity().await.map_err(crate::service::ServiceError::from)?;
+pub(super) async fn jwks(State(state): State<Arc<ServerState>>) -> Result<Json<Value>, ApiError> {
+    let local = state.app.local_identity().await.map_err(crate::service::ServiceError::from)?;
     let local = local.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "this deployment uses Cognito; fetch its JWKS instead")
     })?;

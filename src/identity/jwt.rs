@@ -141,11 +141,13 @@ impl JwtVerifier {
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| invalid("unusable key"))?;
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
         if expected == TokenUse::Id {
+            // jsonwebtoken checks `aud` only when the token has one: an ID token must name our client.
+            validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
             validation.set_audience(&[&self.client_id]);
         } else {
+            validation.set_required_spec_claims(&["exp", "iss", "sub"]);
             validation.validate_aud = false;
         }
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)

@@ -3,7 +3,9 @@
 //! is stripped of its URL before it is kept.
 
 pub mod messenger;
+pub mod messenger_webhook;
 pub mod telegram;
+pub mod telegram_webhook;
 
 use std::time::Duration;
 

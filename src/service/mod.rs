@@ -2,6 +2,7 @@
 //! parsed domain values; outputs are the serialisable views both faces print.
 
 pub mod channels;
+pub mod inbox;
 pub mod onboarding;
 
 use crate::app::AppError;
@@ -63,6 +64,8 @@ impl From<AppError> for ServiceError {
         match e {
             AppError::Store(e) => e.into(),
             AppError::Identity(e) => e.into(),
+            AppError::Queue(e @ crate::queue::QueueError::Unavailable(_)) => ServiceError::Unavailable(e.to_string()),
+            AppError::Queue(e) => ServiceError::Internal(e.to_string()),
             AppError::Local(why) => ServiceError::Internal(why),
         }
     }

@@ -1,0 +1,278 @@
+//! The processor: receives envelopes from **incoming**, normalises them, applies them to the store
+//! (one transaction per batch, one atomic unit per event), and deletes them from the queue.
+//!
+//! - Parallel across conversations, sequential within one: the queue never hands out a second
+//!   message of a group while one is in flight, and a batch keeps each group's messages in order.
+//! - An envelope that does not parse goes straight to the DLQ.
+//! - Any other failure leaves the message for redelivery, with a growing delay; the queue moves
+//!   it to the DLQ after `max_receive_count` receives. Later messages of its conversation wait.
+//! - A store outage is not the messages' fault: the processor holds them (extending their
+//!   visibility) and retries with backoff instead of letting receive counts run up.
+
+use super::Backoff;
+use crate::domain::ChannelKind;
+use crate::domain::inbound::{Envelope, InboundEvent};
+use crate::providers::{messenger_webhook, telegram_webhook};
+use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage, Receipt};
+use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Tuning of the processor.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Concurrent receive-and-apply loops.
+    pub workers: usize,
+    /// Long-poll wait of one receive.
+    pub receive_wait: Duration,
+    /// The queue's visibility timeout: held messages are extended by this much.
+    pub visibility_timeout: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self { workers: 4, receive_wait: Duration::from_secs(20), visibility_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Messages received.
+    pub received: usize,
+    /// Events applied for the first time.
+    pub applied: usize,
+    /// Events already applied before (acknowledged, nothing changed).
+    pub duplicates: usize,
+    /// Unparseable envelopes moved to the DLQ.
+    pub dead_lettered: usize,
+    /// Messages left for redelivery (failed, or behind a failure in their conversation).
+    pub retried: usize,
+}
+
+/// Why a step stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The queue failed; the loop backs off.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Shutdown was requested while messages were held during a store outage; they were released.
+    #[error("shut down while the store was unavailable; held messages released")]
+    ShutDown,
+}
+
+/// The inbound processor.
+pub struct Processor {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    config: ProcessorConfig,
+}
+
+/// A received message and what became of it.
+struct Item {
+    message: ReceivedMessage,
+    record: Option<InboundRecord>,
+}
+
+impl Processor {
+    /// A processor over `store` and `queue`.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: ProcessorConfig) -> Self {
+        Self { store, queue, config }
+    }
+
+    /// Runs `workers` loops until `shutdown` is cancelled; in-flight batches finish (or are
+    /// released) before it returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let workers: Vec<_> = (0..self.config.workers.max(1))
+            .map(|_| {
+                let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
+                tokio::spawn(async move { me.work(shutdown).await })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.await;
+        }
+    }
+
+    async fn work(&self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !shutdown.is_cancelled() {
+            match self.run_once_until(&shutdown).await {
+                Ok(_) => backoff.reset(),
+                Err(ProcessorError::ShutDown) => break,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "processor: queue error, backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One receive (long-polling up to the configured wait) and the handling of what it got.
+    pub async fn run_once(&self) -> Result<Step, ProcessorError> {
+        self.run_once_until(&CancellationToken::new()).await
+    }
+
+    async fn run_once_until(&self, shutdown: &CancellationToken) -> Result<Step, ProcessorError> {
+        let max = self.queue.max_receive();
+        // Only the wait for messages is cut short by shutdown; a received batch is finished.
+        let received = tokio::select! {
+            received = self.queue.receive(QueueName::Incoming, max, self.config.receive_wait) => received?,
+            () = shutdown.cancelled() => return Ok(Step::default()),
+        };
+        if received.is_empty() {
+            return Ok(Step::default());
+        }
+        self.handle(received, shutdown).await
+    }
+
+    async fn handle(&self, received: Vec<ReceivedMessage>, shutdown: &CancellationToken) -> Result<Step, ProcessorError> {
+        let mut step = Step { received: received.len(), ..Step::default() };
+        let mut items = Vec::with_capacity(received.len());
+        for message in received {
+            match serde_json::from_str::<Envelope>(&message.body) {
+                Ok(envelope) => {
+                    let record = match normalize(&envelope) {
+                        Ok(event) => Some(InboundRecord { envelope, event }),
+                        Err(why) => {
+                            tracing::warn!(group = %message.group_id, receive_count = message.receive_count, %why,
+                                "processor: cannot normalise event; leaving it for redelivery");
+                            None
+                        }
+                    };
+                    items.push(Item { message, record });
+                }
+                Err(e) => {
+                    tracing::error!(group = %message.group_id, error = %e, "processor: unparseable envelope; moving it to the DLQ");
+                    self.queue.dead_letter(QueueName::Incoming, &message).await?;
+                    step.dead_lettered += 1;
+                }
+            }
+        }
+
+        // Each group's messages apply in order, and none after a failure of its group.
+        let mut failed_groups: HashSet<String> = HashSet::new();
+        let mut ready = Vec::new();
+        let mut retry = Vec::new();
+        for item in items {
+            match item.record {
+                Some(record) if !failed_groups.contains(&item.message.group_id) => ready.push((item.message, record)),
+                _ => {
+                    failed_groups.insert(item.message.group_id.clone());
+                    retry.push(item.message);
+                }
+            }
+        }
+
+        let mut done = Vec::new();
+        match self.apply_holding(&ready, shutdown).await? {
+            Ok(outcomes) => {
+                for ((message, _), outcome) in ready.into_iter().zip(outcomes) {
+                    count(&mut step, outcome);
+                    done.push(message.receipt);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "processor: batch failed; applying its events one by one");
+                for (message, record) in ready {
+                    if failed_groups.contains(&message.group_id) {
+                        retry.push(message);
+                        continue;
+                    }
+                    match self.apply_holding(std::slice::from_ref(&(message.clone(), record)), shutdown).await? {
+                        Ok(outcomes) => {
+                            count(&mut step, outcomes[0]);
+                            done.push(message.receipt);
+                        }
+                        Err(e) => {
+                            tracing::warn!(group = %message.group_id, receive_count = message.receive_count,
+                                error = %e, "processor: cannot apply event; leaving it for redelivery");
+                            failed_groups.insert(message.group_id.clone());
+                            retry.push(message);
+                        }
+                    }
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.queue.delete(QueueName::Incoming, &done).await?;
+        }
+        step.retried = retry.len();
+        for message in retry {
+            let delay = retry_delay(message.receive_count, self.config.visibility_timeout);
+            if let Err(e) = self.queue.set_visibility(QueueName::Incoming, &message.receipt, delay).await {
+                tracing::debug!(error = %e, "processor: could not set the retry delay; the visibility timeout applies");
+            }
+        }
+        Ok(step)
+    }
+
+    /// Applies `batch`; while the store is unavailable, holds the messages (extending their
+    /// visibility) and retries with backoff. The inner error is a non-outage store failure.
+    async fn apply_holding(
+        &self,
+        batch: &[(ReceivedMessage, InboundRecord)],
+        shutdown: &CancellationToken,
+    ) -> Result<Result<Vec<ApplyOutcome>, StoreError>, ProcessorError> {
+        if batch.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let records: Vec<InboundRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut extended_at = tokio::time::Instant::now();
+        loop {
+            match self.store.apply_inbound(&records).await {
+                Err(StoreError::Unavailable(why)) => {
+                    if shutdown.is_cancelled() {
+                        self.release(batch.iter().map(|(m, _)| &m.receipt)).await;
+                        return Err(ProcessorError::ShutDown);
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%why, ?delay, held = batch.len(), "processor: store unavailable; holding messages");
+                    if extended_at.elapsed() >= self.config.visibility_timeout / 3 {
+                        for (m, _) in batch {
+                            let _ = self.queue.set_visibility(QueueName::Incoming, &m.receipt, self.config.visibility_timeout).await;
+                        }
+                        extended_at = tokio::time::Instant::now();
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn release<'a>(&self, receipts: impl Iterator<Item = &'a Receipt>) {
+        for receipt in receipts {
+            let _ = self.queue.set_visibility(QueueName::Incoming, receipt, Duration::ZERO).await;
+        }
+    }
+}
+
+fn count(step: &mut Step, outcome: ApplyOutcome) {
+    match outcome {
+        ApplyOutcome::Applied => step.applied += 1,
+        ApplyOutcome::Duplicate => step.duplicates += 1,
+    }
+}
+
+/// Redelivery delay after a failure: 1 s, 2 s, 4 s, … capped at the visibility timeout.
+fn retry_delay(receive_count: u32, cap: Duration) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(12)).min(cap)
+}
+
+fn normalize(envelope: &Envelope) -> Result<InboundEvent, String> {
+    match envelope.provider {
+        ChannelKind::Telegram => telegram_webhook::normalize(&envelope.payload).map_err(|e| e.to_string()),
+        ChannelKind::Messenger => messenger_webhook::normalize(&envelope.payload).map_err(|e| e.to_string()),
+    }
+}

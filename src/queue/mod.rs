@@ -1,0 +1,241 @@
+//! The `Queue` port: FIFO queues with SQS FIFO semantics. Adapters: [`sqlite`] (embedded) and
+//! [`sqs`] (Amazon SQS FIFO).
+//!
+//! Semantics both adapters give (see `ARCHITECTURE.md`, "Queue semantics"):
+//! - strict FIFO order within a message group; no order across groups;
+//! - while any message of a group is in flight (received, not deleted, visibility not expired),
+//!   no other message of that group is delivered;
+//! - a send whose deduplication id was seen on the same queue in the last 5 minutes is accepted
+//!   but not enqueued again (even if the first was already deleted);
+//! - a received message stays invisible for the visibility timeout, which the consumer can
+//!   extend (heartbeat) or end early (release); each receive counts;
+//! - a receive that would deliver a message for the `max_receive_count + 1`-th time moves it to
+//!   the queue's DLQ instead, keeping its group id;
+//! - batches: send, receive and delete take up to 10 messages per call on SQS; adapters accept
+//!   any number on send and delete and split as needed;
+//! - receive long-polls: it waits up to `wait` for a message before answering empty.
+
+pub mod sqlite;
+pub mod sqs;
+
+use async_trait::async_trait;
+use std::fmt;
+use std::time::Duration;
+
+/// How long a deduplication id suppresses repeated sends.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Most messages one receive returns (SQS's limit).
+pub const MAX_RECEIVE_BATCH: usize = 10;
+/// Longest a receive may wait for a first message (SQS's `WaitTimeSeconds` limit).
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Longest a delivery may stay invisible (SQS's 12 h limit).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+/// Largest body, in bytes (SQS's limit, also for a whole send batch).
+pub const MAX_BODY_BYTES: usize = 1_048_576;
+/// Longest group id or deduplication id (SQS's limit).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// The four queues of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueName {
+    /// Webhook envelopes waiting for the processor.
+    Incoming,
+    /// Incoming messages that failed `max_receive_count` times or could not be parsed.
+    IncomingDlq,
+    /// Outbox items waiting for the sender.
+    Send,
+    /// Send messages that failed `max_receive_count` times.
+    SendDlq,
+}
+
+impl QueueName {
+    /// All four, sources before their DLQs.
+    pub const ALL: [QueueName; 4] = [QueueName::Incoming, QueueName::IncomingDlq, QueueName::Send, QueueName::SendDlq];
+
+    /// The queue's name under `prefix`: `{prefix}-incoming.fifo`, `{prefix}-incoming-dlq.fifo`, ...
+    pub fn full_name(self, prefix: &str) -> String {
+        format!("{prefix}-{}.fifo", self.suffix())
+    }
+
+    /// `incoming`, `incoming-dlq`, `send`, `send-dlq`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            QueueName::Incoming => "incoming",
+            QueueName::IncomingDlq => "incoming-dlq",
+            QueueName::Send => "send",
+            QueueName::SendDlq => "send-dlq",
+        }
+    }
+
+    /// The DLQ of a source queue; `None` for a DLQ.
+    pub fn dlq(self) -> Option<QueueName> {
+        match self {
+            QueueName::Incoming => Some(QueueName::IncomingDlq),
+            QueueName::Send => Some(QueueName::SendDlq),
+            QueueName::IncomingDlq | QueueName::SendDlq => None,
+        }
+    }
+
+    /// The source queue of a DLQ; `None` for a source queue.
+    pub fn source(self) -> Option<QueueName> {
+        match self {
+            QueueName::IncomingDlq => Some(QueueName::Incoming),
+            QueueName::SendDlq => Some(QueueName::Send),
+            QueueName::Incoming | QueueName::Send => None,
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.suffix())
+    }
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// FIFO group (≤ 128 characters): order holds within it.
+    pub group_id: String,
+    /// Deduplication id (≤ 128 characters).
+    pub dedupe_id: String,
+    /// The body (JSON text, ≤ 1 MiB).
+    pub body: String,
+}
+
+/// Proof of a receive, needed to delete, extend or release that delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(pub String);
+
+/// A delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The queue's id for the message (stable across deliveries).
+    pub message_id: String,
+    /// Handle of this delivery.
+    pub receipt: Receipt,
+    /// FIFO group.
+    pub group_id: String,
+    /// Body as sent.
+    pub body: String,
+    /// How many times the message has been received, this delivery included (1 on the first).
+    pub receive_count: u32,
+}
+
+/// What a queue holds right now (approximate on SQS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// Messages waiting to be received.
+    pub visible: u64,
+    /// Messages received and not yet deleted or expired.
+    pub in_flight: u64,
+}
+
+/// What went wrong in a queue call.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue does not exist (run `kamshub queues init` on SQS).
+    #[error("queue {0} does not exist; run `kamshub queues init`")]
+    Missing(String),
+    /// The receipt is unknown or expired (the message was redelivered to someone else).
+    #[error("receipt is no longer valid")]
+    StaleReceipt,
+    /// A message or argument breaks the queue's limits (size, id length, batch size).
+    #[error("{0}")]
+    Invalid(String),
+    /// The queue service cannot be reached; retrying later may succeed.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("queue error: {0}")]
+    Other(String),
+}
+
+/// Result of a queue call.
+pub type QueueResult<T> = Result<T, QueueError>;
+
+/// FIFO queues with SQS FIFO semantics.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Adapter name for logs (`sqlite`, `sqs`).
+    fn kind(&self) -> &'static str;
+
+    /// The most messages one `receive` may ask for: SQS's 10, more where the backend allows.
+    fn max_receive(&self) -> usize {
+        MAX_RECEIVE_BATCH
+    }
+
+    /// Sends messages, in order. Returns once every message is durably enqueued (or deduplicated).
+    /// Any number of messages; adapters batch as their backend allows.
+    async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()>;
+
+    /// Receives up to `max` (≤ [`Queue::max_receive`]) messages, waiting up to `wait` (≤ 20 s) for the first. Messages
+    /// of one group come in order; several groups may be mixed.
+    async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>>;
+
+    /// Deletes delivered messages (acknowledges them). Any number of receipts. A receipt that is
+    /// stale (its message was delivered again since, or is already deleted) is skipped, not an
+    /// error: SQS also accepts an old receipt without deleting the redelivered message. So an `Ok`
+    /// does not prove every message is gone; a consumer that overran its visibility timeout may
+    /// see the message again and must be idempotent.
+    async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()>;
+
+    /// Sets a delivery's remaining invisibility to `timeout` (≤ 12 h) from now (heartbeat). Zero
+    /// releases it for redelivery at once. [`QueueError::StaleReceipt`] when the delivery is no
+    /// longer in flight (expired, released, redelivered or deleted).
+    async fn set_visibility(&self, queue: QueueName, receipt: &Receipt, timeout: Duration) -> QueueResult<()>;
+
+    /// Moves a delivered message to the queue's DLQ now (unparseable messages), keeping its group
+    /// and body. [`QueueError::Invalid`] on a DLQ (it has none). On SQS this is a send to the DLQ
+    /// then a delete, so a stale receipt can leave the message in both queues.
+    async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()>;
+
+    /// How many messages the queue holds.
+    async fn depth(&self, queue: QueueName) -> QueueResult<Depth>;
+}
+
+/// Checks a message against SQS's limits, so both adapters refuse the same messages before
+/// anything is sent.
+pub(crate) fn check_outgoing(message: &OutgoingMessage) -> QueueResult<()> {
+    for (what, id) in [("group id", &message.group_id), ("deduplication id", &message.dedupe_id)] {
+        if id.is_empty() || id.chars().count() > MAX_ID_CHARS || !id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(QueueError::Invalid(format!(
+                "{what} `{id}` must be 1 to {MAX_ID_CHARS} ASCII letters, digits or punctuation"
+            )));
+        }
+    }
+    if message.body.is_empty() || message.body.len() > MAX_BODY_BYTES {
+        return Err(QueueError::Invalid(format!(
+            "message body must be 1 to {MAX_BODY_BYTES} bytes, not {}",
+            message.body.len()
+        )));
+    }
+    // SQS accepts #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+    if let Some(c) = message
+        .body
+        .chars()
+        .find(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    {
+        return Err(QueueError::Invalid(format!("message body holds a character SQS refuses: {:?}", c)));
+    }
+    Ok(())
+}
+
+/// Checks a receive's arguments against SQS's limits.
+pub(crate) fn check_receive(max: usize, wait: Duration) -> QueueResult<()> {
+    if !(1..=MAX_RECEIVE_BATCH).contains(&max) {
+        return Err(QueueError::Invalid(format!("receive takes 1 to {MAX_RECEIVE_BATCH} messages, not {max}")));
+    }
+    if wait > MAX_WAIT {
+        return Err(QueueError::Invalid(format!("receive waits at most {} s", MAX_WAIT.as_secs())));
+    }
+    Ok(())
+}
+
+/// Checks a visibility timeout against SQS's limit.
+pub(crate) fn check_visibility(timeout: Duration) -> QueueResult<()> {
+    if timeout > MAX_VISIBILITY {
+        return Err(QueueError::Invalid(format!("visibility timeout is at most {} s", MAX_VISIBILITY.as_secs())));
+    }
+    Ok(())
+}
