@@ -1,0 +1,264 @@
+//! `spawn_app()`: a kamshub with real adapters (embedded, or MongoDB + SQS on the stand-ins),
+//! one tenant with a Telegram channel and a Messenger page, HTTP on port 0, and a processor the
+//! test steps itself.
+
+use kamshub::app::App;
+use kamshub::domain::{Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId, TenantName};
+use kamshub::pipeline::processor::{Processor, ProcessorConfig, Step};
+use kamshub::queue::{Queue, QueueName};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Meta app secret the test daemon verifies signatures with.
+pub const APP_SECRET: &str = "test-app-secret-5f2c";
+/// Verify token for Meta's subscription check.
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+/// The Messenger page of the test channel.
+pub const PAGE_ID: &str = "104857600012345";
+/// Receives before a message moves to the DLQ, in tests.
+pub const MAX_RECEIVES: u32 = 3;
+
+/// Which adapters to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    /// MongoDB (SecantusDB) + SQS (moto).
+    Production,
+}
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    pub tenant: TenantId,
+    pub telegram: ChannelId,
+    pub telegram_secret: String,
+    pub messenger: ChannelId,
+    pub processor: Processor,
+    pub queue: Arc<dyn Queue>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a kamshub on `backend`, or `None` when the backend's services are not configured
+/// (which fails instead under KAMSHUB_REQUIRE_SERVICES=1).
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = format!(
+        "data_dir = \"{}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
+         [queue]\nmax_receive_count = {MAX_RECEIVES}\nvisibility_timeout_secs = 2\n",
+        dir.path().join("data").display()
+    );
+    if backend == Backend::Production {
+        let uri = super::mongodb_uri()?;
+        let endpoint = super::aws_endpoint()?;
+        let prefix = super::unique_name("kh").replace('_', "-");
+        toml = format!(
+            "master_key = \"{}\"\n{toml}kind = \"sqs\"\nprefix = \"{prefix}\"\nendpoint_url = \"{endpoint}\"\n\
+             [store]\nkind = \"mongodb\"\nuri = \"{uri}\"\ndatabase = \"{}\"\n",
+            kamshub::sealing::MasterKey::generate_base64(),
+            super::unique_name("kamsg_app")
+        );
+    }
+    let config = dir.path().join("kamshub.toml");
+    std::fs::write(&config, toml).unwrap();
+    let settings = kamshub::config::Settings::load(Some(&config), &Default::default()).unwrap();
+    let app = Arc::new(App::new(settings));
+    if backend == Backend::Production {
+        let sqs = kamshub::queue::sqs::SqsQueue::connect(&app.settings.queue).await.unwrap();
+        sqs.init().await.unwrap();
+    }
+
+    let store = app.store().await.unwrap();
+    let key = app.master_key().unwrap();
+    let tenant = kamshub::domain::Tenant {
+        id: TenantId::generate(),
+        name: TenantName::parse(&super::unique_name("Tenant")).unwrap(),
+        created_at: kamshub::domain::now(),
+    };
+    let audit = kamshub::domain::AuditEntry::new(
+        &kamshub::domain::Actor::Cli("test".into()),
+        &tenant.id,
+        "tenant.create",
+        tenant.id.as_str(),
+        serde_json::json!({}),
+    );
+    store.insert_tenant(&tenant, None, &audit).await.unwrap();
+    let telegram_secret = format!("secret-{}", super::unique_name("s").replace('_', "-"));
+    let telegram = channel(&tenant.id, ChannelKind::Telegram, &super::unique_name("bot"), &key, Some(&telegram_secret));
+    let messenger = channel(&tenant.id, ChannelKind::Messenger, PAGE_ID, &key, None);
+    store.insert_channel(&telegram).await.unwrap();
+    store.insert_channel(&messenger).await.unwrap();
+
+    let queue = app.queue().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon_app = Arc::clone(&app);
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        kamshub::daemon::serve(daemon_app, Some(listener), &[kamshub::daemon::Role::Http], shutdown).await.unwrap();
+    });
+    let config = ProcessorConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: Duration::from_secs(2),
+    };
+    let processor = Processor::new(store, Arc::clone(&queue), config);
+    Some(TestApp {
+        app,
+        address,
+        http: reqwest::Client::new(),
+        tenant: tenant.id,
+        telegram: telegram.id,
+        telegram_secret,
+        messenger: messenger.id,
+        processor,
+        queue,
+        stop: Some(stop),
+        _dir: dir,
+    })
+}
+
+fn channel(
+    tenant: &TenantId,
+    kind: ChannelKind,
+    external: &str,
+    key: &kamshub::sealing::MasterKey,
+    secret: Option<&str>,
+) -> Channel {
+    let id = ChannelId::generate();
+    let now = kamshub::domain::now();
+    Channel {
+        credentials: key.seal(&SecretString::from("token"), id.as_str()),
+        webhook_secret: secret.map(|s| key.seal(&SecretString::from(s.to_owned()), id.as_str())),
+        tenant_id: tenant.clone(),
+        kind,
+        display_name: DisplayName::parse("Test").unwrap(),
+        external_id: match kind {
+            ChannelKind::Telegram => ExternalId::telegram_username(external).unwrap(),
+            ChannelKind::Messenger => ExternalId::page_id(external).unwrap(),
+        },
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+        id,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Posts a Telegram update with the channel's secret.
+    pub async fn post_telegram(&self, update: &serde_json::Value) -> reqwest::StatusCode {
+        self.http
+            .post(self.url(&format!("/webhooks/telegram/{}", self.telegram)))
+            .header("X-Telegram-Bot-Api-Secret-Token", &self.telegram_secret)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Posts a Messenger body signed with the app secret.
+    pub async fn post_messenger(&self, body: &str) -> reqwest::StatusCode {
+        self.http
+            .post(self.url("/webhooks/messenger"))
+            .header("X-Hub-Signature-256", sign(body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Steps the processor until `done` holds (checked after each step), or panics after 60 s.
+    pub async fn process_until<F, Fut>(&self, mut done: F) -> Step
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut total = Step::default();
+        loop {
+            if done().await {
+                return total;
+            }
+            assert!(Instant::now() < deadline, "condition not reached in 60 s; processed so far: {total:?}");
+            let step = self.processor.run_once().await.unwrap();
+            total.received += step.received;
+            total.applied += step.applied;
+            total.duplicates += step.duplicates;
+            total.dead_lettered += step.dead_lettered;
+            total.retried += step.retried;
+        }
+    }
+
+    /// Steps the processor until the incoming queue is empty and nothing is in flight.
+    pub async fn drain(&self) -> Step {
+        let queue = Arc::clone(&self.queue);
+        self.process_until(move || {
+            let queue = Arc::clone(&queue);
+            async move {
+                let depth = queue.depth(QueueName::Incoming).await.unwrap();
+                depth.visible == 0 && depth.in_flight == 0
+            }
+        })
+        .await
+    }
+
+    pub async fn store(&self) -> Arc<dyn kamshub::store::Store> {
+        self.app.store().await.unwrap()
+    }
+}
+
+/// `sha256=<hex>` of `body` under the test app secret.
+pub fn sign(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// A private-chat text update.
+pub fn telegram_text(update_id: i64, chat_id: i64, message_id: i64, date: i64, text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": message_id,
+            "from": {"id": chat_id, "is_bot": false, "first_name": "Ada", "username": "ada"},
+            "chat": {"id": chat_id, "first_name": "Ada", "type": "private"},
+            "date": date,
+            "text": text
+        }
+    })
+}
+
+/// A Messenger POST body with one inbound text message.
+pub fn messenger_text(psid: &str, mid: &str, timestamp_ms: i64, text: &str) -> String {
+    serde_json::json!({
+        "object": "page",
+        "entry": [{"id": PAGE_ID, "time": timestamp_ms, "messaging": [{
+            "sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": timestamp_ms,
+            "message": {"mid": mid, "text": text}
+        }]}]
+    })
+    .to_string()
+}

@@ -1,0 +1,247 @@
+//! The inbound pipeline through its public surface: webhooks over HTTP, the processor loop, the
+//! store — on the embedded backends and on MongoDB + SQS (SecantusDB + moto).
+
+mod common;
+
+use common::app::{Backend, PAGE_ID, TestApp, messenger_text, spawn_app, telegram_text};
+use kamshub::domain::{ConversationId, Direction};
+use kamshub::queue::QueueName;
+use reqwest::StatusCode;
+use std::sync::Arc;
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $case() {
+                super::$case(super::spawn_app(super::Backend::Embedded).await.unwrap()).await
+            })*
+        }
+        mod mongodb_sqs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $case() {
+                let Some(app) = super::spawn_app(super::Backend::Production).await else { return };
+                super::$case(app).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_telegram_update_delivered_three_times_at_once_is_stored_once,
+    a_messenger_mid_delivered_three_times_is_stored_once_and_echoes_are_not_inbound,
+    two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_proceed,
+    a_poison_message_reaches_the_dlq_and_the_rest_flow_on,
+);
+
+async fn conversations(app: &TestApp) -> Vec<kamshub::domain::Conversation> {
+    app.store().await.list_conversations(&app.tenant, None, 1000).await.unwrap()
+}
+
+async fn messages(app: &TestApp, conversation: &ConversationId) -> Vec<kamshub::domain::Message> {
+    app.store().await.list_messages(&app.tenant, conversation, 10_000).await.unwrap()
+}
+
+async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {
+    let all = conversations(app).await;
+    all.into_iter().find(|c| c.external_thread_id == thread).unwrap_or_else(|| panic!("no conversation {thread}")).id
+}
+
+async fn a_telegram_update_delivered_three_times_at_once_is_stored_once(app: TestApp) {
+    let update = telegram_text(9001, 555, 1, 1_700_000_000, "hello once");
+    let (a, b, c) = tokio::join!(app.post_telegram(&update), app.post_telegram(&update), app.post_telegram(&update));
+    assert_eq!([a, b, c], [StatusCode::OK; 3], "every delivery is acknowledged");
+    app.drain().await;
+    // A late retry after processing is acknowledged and changes nothing either.
+    assert_eq!(app.post_telegram(&update).await, StatusCode::OK);
+    app.drain().await;
+    let conversation = conversation_of(&app, "555").await;
+    let stored = messages(&app, &conversation).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].text.as_deref(), Some("hello once"));
+    assert_eq!(stored[0].external_message_id.as_deref(), Some("555:1"));
+}
+
+async fn a_messenger_mid_delivered_three_times_is_stored_once_and_echoes_are_not_inbound(app: TestApp) {
+    let psid = "2400000000000042";
+    let body = messenger_text(psid, "m_AbC123", 1_700_000_000_000, "hi page");
+    let (a, b, c) = tokio::join!(app.post_messenger(&body), app.post_messenger(&body), app.post_messenger(&body));
+    assert_eq!([a, b, c], [StatusCode::OK; 3]);
+    let echo = serde_json::json!({
+        "object": "page",
+        "entry": [{"id": PAGE_ID, "time": 1_700_000_001_000i64, "messaging": [{
+            "sender": {"id": PAGE_ID}, "recipient": {"id": psid}, "timestamp": 1_700_000_001_000i64,
+            "message": {"mid": "m_Echo1", "is_echo": true, "app_id": 1234, "metadata": "send_abc", "text": "hello customer"}
+        }]}]
+    })
+    .to_string();
+    assert_eq!(app.post_messenger(&echo).await, StatusCode::OK);
+    assert_eq!(app.post_messenger(&echo).await, StatusCode::OK);
+    app.drain().await;
+    let conversation = conversation_of(&app, psid).await;
+    let stored = messages(&app, &conversation).await;
+    let shape: Vec<(Direction, Option<&str>)> = stored.iter().map(|m| (m.direction, m.text.as_deref())).collect();
+    assert_eq!(shape, [(Direction::Inbound, Some("hi page")), (Direction::Outbound, Some("hello customer"))]);
+}
+
+async fn two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_proceed(app: TestApp) {
+    let app = Arc::new(app);
+    // Chat 100 gets 200 messages posted from 8 concurrent senders (so they arrive out of order);
+    // 20 other chats get 5 each, interleaved.
+    let mut updates = Vec::new();
+    for i in 0..200i64 {
+        updates.push(telegram_text(10_000 + i, 100, i + 1, 1_700_000_000 + i / 3, &format!("m{i:03}")));
+    }
+    for chat in 0..20i64 {
+        for i in 0..5i64 {
+            updates.push(telegram_text(20_000 + chat * 10 + i, 1_000 + chat, i + 1, 1_700_000_000 + i, "other"));
+        }
+    }
+    let chunks: Vec<Vec<serde_json::Value>> = updates.chunks(updates.len().div_ceil(8)).map(<[_]>::to_vec).collect();
+    let senders = chunks.into_iter().enumerate().map(|(n, mut chunk)| {
+        let app = Arc::clone(&app);
+        if n % 2 == 1 {
+            chunk.reverse();
+        }
+        tokio::spawn(async move {
+            for u in chunk {
+                assert_eq!(app.post_telegram(&u).await, StatusCode::OK);
+            }
+        })
+    });
+    // Process while the webhooks are still coming in, with several workers.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    app.processor.run_once().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    app.drain().await;
+
+    let chat = conversation_of(&app, "100").await;
+    let texts: Vec<String> = messages(&app, &chat).await.into_iter().map(|m| m.text.unwrap()).collect();
+    let expected: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(texts, expected, "stored in provider order");
+    let all = conversations(&app).await;
+    assert_eq!(all.len(), 21);
+    assert!(all.iter().filter(|c| c.external_thread_id != "100").all(|c| c.message_count == 5));
+}
+
+async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {
+    // A message whose date is not a number parses at intake but cannot be normalised.
+    let poison = serde_json::json!({
+        "update_id": 31337,
+        "message": {"message_id": 1, "chat": {"id": 666, "type": "private"}, "date": "yesterday", "text": "x"}
+    });
+    assert_eq!(app.post_telegram(&poison).await, StatusCode::OK);
+    for i in 0..10 {
+        assert_eq!(app.post_telegram(&telegram_text(40_000 + i, 700 + i, 1, 1_700_000_000, "fine")).await, StatusCode::OK);
+    }
+    let queue = Arc::clone(&app.queue);
+    let steps = app
+        .process_until(move || {
+            let queue = Arc::clone(&queue);
+            async move { queue.depth(QueueName::IncomingDlq).await.unwrap().visible == 1 }
+        })
+        .await;
+    assert_eq!(steps.applied, 10, "the other chats were applied: {steps:?}");
+    assert_eq!(steps.retried as u32, common::app::MAX_RECEIVES, "left for redelivery on each of its receives");
+    let dead = app.queue.receive(QueueName::IncomingDlq, 10, std::time::Duration::from_secs(1)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].body.contains("yesterday"), "the poison message itself is in the DLQ");
+    assert!(dead[0].group_id.ends_with(":666"), "its group id is kept: {}", dead[0].group_id);
+    assert_eq!(conversations(&app).await.len(), 10);
+}
+
+/// Bad input: each refused with the right status and nothing enqueued.
+mod bad_input {
+    use super::*;
+
+    async fn app() -> TestApp {
+        spawn_app(Backend::Embedded).await.unwrap()
+    }
+
+    async fn nothing_enqueued(app: &TestApp) {
+        let depth = app.queue.depth(QueueName::Incoming).await.unwrap();
+        assert_eq!((depth.visible, depth.in_flight), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn telegram_secrets_channels_and_bodies_are_checked() {
+        let app = app().await;
+        let url = app.url(&format!("/webhooks/telegram/{}", app.telegram));
+        let update = telegram_text(1, 1, 1, 1_700_000_000, "x");
+        let post = |secret: Option<&str>, url: &str, body: String| {
+            let mut request = app.http.post(url).header("content-type", "application/json").body(body);
+            if let Some(secret) = secret {
+                request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+            }
+            request.send()
+        };
+        assert_eq!(post(None, &url, update.to_string()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(post(Some("wrong"), &url, update.to_string()).await.unwrap().status(), StatusCode::FORBIDDEN);
+        let secret = Some(app.telegram_secret.as_str());
+        let unknown = app.url("/webhooks/telegram/chn_doesnotexist");
+        assert_eq!(post(secret, &unknown, update.to_string()).await.unwrap().status(), StatusCode::NOT_FOUND);
+        let page_channel = app.url(&format!("/webhooks/telegram/{}", app.messenger));
+        assert_eq!(post(secret, &page_channel, update.to_string()).await.unwrap().status(), StatusCode::NOT_FOUND);
+        assert_eq!(post(secret, &url, "{not json".into()).await.unwrap().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(post(secret, &url, "{\"message\":{}}".into()).await.unwrap().status(), StatusCode::BAD_REQUEST);
+        let huge = format!("{{\"update_id\":1,\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+        assert_eq!(post(secret, &url, huge).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        nothing_enqueued(&app).await;
+        let error: serde_json::Value = post(Some("wrong"), &url, update.to_string()).await.unwrap().json().await.unwrap();
+        assert_eq!(error["error"]["code"], "bad_credential");
+    }
+
+    #[tokio::test]
+    async fn messenger_signatures_are_checked_and_unknown_pages_dropped_with_200() {
+        let app = app().await;
+        let body = messenger_text("2400000000000001", "m_x", 1_700_000_000_000, "hi");
+        let url = app.url("/webhooks/messenger");
+        let post = |signature: Option<String>, body: String| {
+            let mut request = app.http.post(&url).header("content-type", "application/json").body(body);
+            if let Some(signature) = signature {
+                request = request.header("X-Hub-Signature-256", signature);
+            }
+            request.send()
+        };
+        assert_eq!(post(None, body.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        let forged = format!("sha256={}", "0".repeat(64));
+        assert_eq!(post(Some(forged), body.clone()).await.unwrap().status(), StatusCode::FORBIDDEN);
+        // Re-serialising the body changes the bytes: the original signature no longer matches.
+        let reserialised = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap()).unwrap();
+        let signature = common::app::sign(body.as_bytes());
+        assert_eq!(post(Some(signature), reserialised).await.unwrap().status(), StatusCode::FORBIDDEN);
+        nothing_enqueued(&app).await;
+
+        let other_page = body.replace(PAGE_ID, "999999999999999");
+        let response = post(Some(common::app::sign(other_page.as_bytes())), other_page).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "Meta must not see errors for pages we do not serve");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["accepted"], 0);
+        nothing_enqueued(&app).await;
+    }
+
+    #[tokio::test]
+    async fn messenger_subscription_check_answers_the_challenge_only_with_the_token() {
+        let app = app().await;
+        let check = |token: &str| {
+            app.http
+                .get(app.url("/webhooks/messenger"))
+                .query(&[("hub.mode", "subscribe"), ("hub.verify_token", token), ("hub.challenge", "1158201444")])
+                .send()
+        };
+        let ok = check(common::app::VERIFY_TOKEN).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.text().await.unwrap(), "1158201444");
+        assert_eq!(check("nope").await.unwrap().status(), StatusCode::FORBIDDEN);
+    }
+}
