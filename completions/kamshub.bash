@@ -25,11 +25,17 @@ _kamshub() {
             kamshub,completions)
                 cmd="kamshub__subcmd__completions"
                 ;;
+            kamshub,conversation)
+                cmd="kamshub__subcmd__conversation"
+                ;;
             kamshub,help)
                 cmd="kamshub__subcmd__help"
                 ;;
             kamshub,man)
                 cmd="kamshub__subcmd__man"
+                ;;
+            kamshub,queues)
+                cmd="kamshub__subcmd__queues"
                 ;;
             kamshub,serve)
                 cmd="kamshub__subcmd__serve"
@@ -82,6 +88,24 @@ _kamshub() {
             kamshub__subcmd__channel__subcmd__help,set-webhook)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__set__subcmd__webhook"
                 ;;
+            kamshub__subcmd__conversation,help)
+                cmd="kamshub__subcmd__conversation__subcmd__help"
+                ;;
+            kamshub__subcmd__conversation,list)
+                cmd="kamshub__subcmd__conversation__subcmd__list"
+                ;;
+            kamshub__subcmd__conversation,show)
+                cmd="kamshub__subcmd__conversation__subcmd__show"
+                ;;
+            kamshub__subcmd__conversation__subcmd__help,help)
+                cmd="kamshub__subcmd__conversation__subcmd__help__subcmd__help"
+                ;;
+            kamshub__subcmd__conversation__subcmd__help,list)
+                cmd="kamshub__subcmd__conversation__subcmd__help__subcmd__list"
+                ;;
+            kamshub__subcmd__conversation__subcmd__help,show)
+                cmd="kamshub__subcmd__conversation__subcmd__help__subcmd__show"
+                ;;
             kamshub__subcmd__help,bootstrap)
                 cmd="kamshub__subcmd__help__subcmd__bootstrap"
                 ;;
@@ -91,11 +115,17 @@ _kamshub() {
             kamshub__subcmd__help,completions)
                 cmd="kamshub__subcmd__help__subcmd__completions"
                 ;;
+            kamshub__subcmd__help,conversation)
+                cmd="kamshub__subcmd__help__subcmd__conversation"
+                ;;
             kamshub__subcmd__help,help)
                 cmd="kamshub__subcmd__help__subcmd__help"
                 ;;
             kamshub__subcmd__help,man)
                 cmd="kamshub__subcmd__help__subcmd__man"
+                ;;
+            kamshub__subcmd__help,queues)
+                cmd="kamshub__subcmd__help__subcmd__queues"
                 ;;
             kamshub__subcmd__help,serve)
                 cmd="kamshub__subcmd__help__subcmd__serve"
@@ -124,6 +154,15 @@ _kamshub() {
             kamshub__subcmd__help__subcmd__channel,set-webhook)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__set__subcmd__webhook"
                 ;;
+            kamshub__subcmd__help__subcmd__conversation,list)
+                cmd="kamshub__subcmd__help__subcmd__conversation__subcmd__list"
+                ;;
+            kamshub__subcmd__help__subcmd__conversation,show)
+                cmd="kamshub__subcmd__help__subcmd__conversation__subcmd__show"
+                ;;
+            kamshub__subcmd__help__subcmd__queues,init)
+                cmd="kamshub__subcmd__help__subcmd__queues__subcmd__init"
+                ;;
             kamshub__subcmd__help__subcmd__tenant,create)
                 cmd="kamshub__subcmd__help__subcmd__tenant__subcmd__create"
                 ;;
@@ -138,6 +177,18 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help__subcmd__user,list)
                 cmd="kamshub__subcmd__help__subcmd__user__subcmd__list"
+                ;;
+            kamshub__subcmd__queues,help)
+                cmd="kamshub__subcmd__queues__subcmd__help"
+                ;;
+            kamshub__subcmd__queues,init)
+                cmd="kamshub__subcmd__queues__subcmd__init"
+                ;;
+            kamshub__subcmd__queues__subcmd__help,help)
+                cmd="kamshub__subcmd__queues__subcmd__help__subcmd__help"
+                ;;
+            kamshub__subcmd__queues__subcmd__help,init)
+                cmd="kamshub__subcmd__queues__subcmd__help__subcmd__init"
                 ;;
             kamshub__subcmd__tenant,create)
                 cmd="kamshub__subcmd__tenant__subcmd__create"
@@ -188,7 +239,7 @@ _kamshub() {
 
     case "${cmd}" in
         kamshub)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel completions man help"
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel conversation queues completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,8 +706,174 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__conversation)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version list show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__help)
+            opts="list show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__list)
+            opts="-o -v -h -V --tenant --channel --limit --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__conversation__subcmd__show)
+            opts="-o -v -h -V --tenant --limit --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__help)
-            opts="serve bootstrap tenant user channel completions man help"
+            opts="serve bootstrap tenant user channel conversation queues completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,6 +1012,48 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__help__subcmd__conversation)
+            opts="list show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__conversation__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__conversation__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -812,6 +1071,34 @@ _kamshub() {
         kamshub__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__queues)
+            opts="init"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__queues__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -969,13 +1256,119 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        kamshub__subcmd__serve)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+        kamshub__subcmd__queues)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__queues__subcmd__help)
+            opts="init help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__queues__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__queues__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__queues__subcmd__init)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__serve)
+            opts="-o -v -h -V --roles --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --roles)
+                    COMPREPLY=($(compgen -W "http processor" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -31,14 +31,18 @@ complete -c kamshub -n "__fish_kamshub_needs_command" -l data-dir -d 'Data direc
 complete -c kamshub -n "__fish_kamshub_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_needs_command" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "serve" -d 'Run the daemon: HTTP API and webhooks (and, as they land, the pipeline loops)'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "tenant" -d 'Create, list and show tenants'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "user" -d 'Invite and list users'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l roles -d 'Roles to run, comma-separated (default: all), so roles can run on separate hosts' -r -f -a "http\t'HTTP: webhooks, API, health'
+processor\t'The inbound processor loop'"
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -200,6 +204,56 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -f -a "list" -d 'List a tenant\'s conversations, most recent first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show a conversation with its messages in provider order'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l channel -d 'Only this channel\'s conversations' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -l limit -d 'At most this many of the newest messages' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a tenant\'s conversations, most recent first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a conversation with its messages in provider order'
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'
+complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -215,14 +269,16 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l data-dir -d 'Dat
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "serve" -d 'Run the daemon: HTTP API and webhooks (and, as they land, the pipeline loops)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "tenant" -d 'Create, list and show tenants'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "user" -d 'Invite and list users'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List every tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
@@ -234,3 +290,6 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from conversation" -f -a "list" -d 'List a tenant\'s conversations, most recent first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from conversation" -f -a "show" -d 'Show a conversation with its messages in provider order'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from queues" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'

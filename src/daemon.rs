@@ -44,7 +44,11 @@ pub async fn run(app: App, roles: &[Role]) -> Result<(), DaemonError> {
     tracing::info!("starting kamshub {}: {} roles={}", env!("CARGO_PKG_VERSION"), app.describe(), names.join(","));
     let listener = if roles.contains(&Role::Http) {
         let listen = app.settings.http.listen;
-        Some(TcpListener::bind(listen).await.map_err(|e| DaemonError::Start(format!("cannot listen on {listen}: {e}")))?)
+        Some(
+            TcpListener::bind(listen)
+                .await
+                .map_err(|e| DaemonError::Start(format!("cannot listen on {listen}: {e}")))?,
+        )
     } else {
         None
     };

@@ -5,11 +5,13 @@
 //! - [`domain`]: ids, validated values and entities. No I/O.
 //! - [`store`]: the `Store` port with its SQLite (embedded) and MongoDB adapters.
 //! - [`identity`]: the `Identity` port with local and Cognito adapters, and the one JWT verifier.
+//! - [`queue`]: the `Queue` port (SQS FIFO semantics) with its SQLite (embedded) and SQS adapters.
 //! - [`sealing`]: AES-256-GCM sealing of channel credentials under a master key.
-//! - [`providers`]: Telegram Bot API and Meta Graph API clients.
+//! - [`providers`]: Telegram Bot API and Meta Graph API clients, webhook parsing and normalisation.
+//! - [`pipeline`]: intake (webhook → queue) and the processor (queue → store).
 //! - [`service`]: use cases shared by the CLI and the HTTP API.
 //! - [`app`]: builds the chosen adapters from settings.
-//! - [`http`] and [`daemon`]: the `kamshub serve` process.
+//! - [`http`] and [`daemon`]: the `kamshub serve` process (HTTP and the pipeline loops).
 //! - [`cli`]: the operator command line.
 
 pub mod app;

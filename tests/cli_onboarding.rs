@@ -227,7 +227,7 @@ async fn onboarding_flow_by_cli(s: Setup) {
     let tenant_key = kamshub::domain::TenantId::parse(&tenant_id).unwrap();
     let actions: Vec<String> = store.list_audit(&tenant_key, 50).await.unwrap().into_iter().map(|a| a.action).collect();
     for action in
-        ["tenant.create", "user.create", "channel.add", "channel.rename", "channel.deactivate", "channel.activate"]
+        ["tenant.create", "user.invite", "channel.add", "channel.rename", "channel.deactivate", "channel.activate"]
     {
         assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
     }

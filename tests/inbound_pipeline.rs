@@ -143,7 +143,10 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {
     });
     assert_eq!(app.post_telegram(&poison).await, StatusCode::OK);
     for i in 0..10 {
-        assert_eq!(app.post_telegram(&telegram_text(40_000 + i, 700 + i, 1, 1_700_000_000, "fine")).await, StatusCode::OK);
+        assert_eq!(
+            app.post_telegram(&telegram_text(40_000 + i, 700 + i, 1, 1_700_000_000, "fine")).await,
+            StatusCode::OK
+        );
     }
     let queue = Arc::clone(&app.queue);
     let steps = app
@@ -198,7 +201,8 @@ mod bad_input {
         let huge = format!("{{\"update_id\":1,\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
         assert_eq!(post(secret, &url, huge).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
         nothing_enqueued(&app).await;
-        let error: serde_json::Value = post(Some("wrong"), &url, update.to_string()).await.unwrap().json().await.unwrap();
+        let error: serde_json::Value =
+            post(Some("wrong"), &url, update.to_string()).await.unwrap().json().await.unwrap();
         assert_eq!(error["error"]["code"], "bad_credential");
     }
 
@@ -218,7 +222,8 @@ mod bad_input {
         let forged = format!("sha256={}", "0".repeat(64));
         assert_eq!(post(Some(forged), body.clone()).await.unwrap().status(), StatusCode::FORBIDDEN);
         // Re-serialising the body changes the bytes: the original signature no longer matches.
-        let reserialised = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap()).unwrap();
+        let reserialised =
+            serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap()).unwrap();
         let signature = common::app::sign(body.as_bytes());
         assert_eq!(post(Some(signature), reserialised).await.unwrap().status(), StatusCode::FORBIDDEN);
         nothing_enqueued(&app).await;

@@ -7,8 +7,9 @@ use std::path::Path;
 
 /// Prints the completion script for `shell` on stdout.
 pub(crate) fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
-    clap_complete::generate(shell, &mut Cli::command(), "kamshub", &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kamshub", &mut script);
+    super::output::write_stdout(&script)
 }
 
 /// Writes `kamshub.1` and a page per subcommand (`kamshub-tenant-create.1`, ...) into `dir`.

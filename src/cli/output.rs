@@ -19,11 +19,24 @@ pub enum Format {
 /// Prints `value` in `format` on stdout.
 pub(crate) fn print<T: Serialize>(format: Format, value: &T) -> Result<(), CliError> {
     let value = serde_json::to_value(value).map_err(|e| CliError::failed(format!("cannot render output: {e}")))?;
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&value).expect("a JSON value serialises")),
-        Format::Table => println!("{}", table(&value)),
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&value).expect("a JSON value serialises"),
+        Format::Table => table(&value),
+    };
+    write_stdout(format!("{text}\n").as_bytes())
+}
+
+/// Writes to stdout; a closed pipe (`kamshub … | head`) ends the output quietly instead of
+/// panicking.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::failed(format!("cannot write output: {e}")))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn table(value: &Value) -> String {

@@ -2,11 +2,11 @@
 //! identity's `GET /.well-known/jwks.json`.
 
 use super::{ApiError, ServerState};
-use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Liveness: answers while the process serves HTTP.
 pub(super) async fn healthz() -> Json<Value> {

@@ -134,7 +134,12 @@ impl Intake {
     }
 
     /// `GET /webhooks/messenger`: answers Meta's subscription check with the challenge.
-    pub fn messenger_challenge(&self, mode: Option<&str>, token: Option<&str>, challenge: Option<&str>) -> Option<String> {
+    pub fn messenger_challenge(
+        &self,
+        mode: Option<&str>,
+        token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Option<String> {
         let expected = self.meta_verify_token.as_ref()?;
         let token = token?;
         let matches = subtle::ConstantTimeEq::ct_eq(expected.expose_secret().as_bytes(), token.as_bytes());
@@ -232,7 +237,12 @@ impl Intake {
                 tracing::error!(channel = %channel.id, error = %e, "cannot open the channel's webhook secret");
                 IntakeError::Unavailable("channel secret unreadable".into())
             })?;
-        Ok(Route { tenant_id: channel.tenant_id.clone(), channel_id: channel.id.clone(), kind: channel.kind, webhook_secret })
+        Ok(Route {
+            tenant_id: channel.tenant_id.clone(),
+            channel_id: channel.id.clone(),
+            kind: channel.kind,
+            webhook_secret,
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use super::Backoff;
 use crate::domain::ChannelKind;
 use crate::domain::inbound::{Envelope, InboundEvent};
 use crate::providers::{messenger_webhook, telegram_webhook};
-use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage, Receipt};
+use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
 use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -132,7 +132,11 @@ impl Processor {
         self.handle(received, shutdown).await
     }
 
-    async fn handle(&self, received: Vec<ReceivedMessage>, shutdown: &CancellationToken) -> Result<Step, ProcessorError> {
+    async fn handle(
+        &self,
+        received: Vec<ReceivedMessage>,
+        shutdown: &CancellationToken,
+    ) -> Result<Step, ProcessorError> {
         let mut step = Step { received: received.len(), ..Step::default() };
         let mut items = Vec::with_capacity(received.len());
         for message in received {
@@ -237,7 +241,10 @@ impl Processor {
                     tracing::warn!(%why, ?delay, held = batch.len(), "processor: store unavailable; holding messages");
                     if extended_at.elapsed() >= self.config.visibility_timeout / 3 {
                         for (m, _) in batch {
-                            let _ = self.queue.set_visibility(QueueName::Incoming, &m.receipt, self.config.visibility_timeout).await;
+                            let _ = self
+                                .queue
+                                .set_visibility(QueueName::Incoming, &m.receipt, self.config.visibility_timeout)
+                                .await;
                         }
                         extended_at = tokio::time::Instant::now();
                     }

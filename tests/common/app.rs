@@ -79,6 +79,50 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         sqs.init().await.unwrap();
     }
 
+    let Seeded { tenant, telegram, telegram_secret, messenger } = seed(&app).await;
+
+    let queue = app.queue().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon_app = Arc::clone(&app);
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        kamshub::daemon::serve(daemon_app, Some(listener), &[kamshub::daemon::Role::Http], shutdown).await.unwrap();
+    });
+    let config = ProcessorConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: Duration::from_secs(2),
+    };
+    let processor = Processor::new(app.store().await.unwrap(), Arc::clone(&queue), config);
+    Some(TestApp {
+        app,
+        address,
+        http: reqwest::Client::new(),
+        tenant,
+        telegram,
+        telegram_secret,
+        messenger,
+        processor,
+        queue,
+        stop: Some(stop),
+        _dir: dir,
+    })
+}
+
+/// What [`seed`] created.
+pub struct Seeded {
+    pub tenant: TenantId,
+    pub telegram: ChannelId,
+    pub telegram_secret: String,
+    pub messenger: ChannelId,
+}
+
+/// Creates a tenant with a Telegram channel (known webhook secret) and the test Messenger page.
+pub async fn seed(app: &App) -> Seeded {
     let store = app.store().await.unwrap();
     let key = app.master_key().unwrap();
     let tenant = kamshub::domain::Tenant {
@@ -99,37 +143,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let messenger = channel(&tenant.id, ChannelKind::Messenger, PAGE_ID, &key, None);
     store.insert_channel(&telegram).await.unwrap();
     store.insert_channel(&messenger).await.unwrap();
-
-    let queue = app.queue().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon_app = Arc::clone(&app);
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        kamshub::daemon::serve(daemon_app, Some(listener), &[kamshub::daemon::Role::Http], shutdown).await.unwrap();
-    });
-    let config = ProcessorConfig {
-        workers: 1,
-        receive_wait: Duration::from_millis(300),
-        visibility_timeout: Duration::from_secs(2),
-    };
-    let processor = Processor::new(store, Arc::clone(&queue), config);
-    Some(TestApp {
-        app,
-        address,
-        http: reqwest::Client::new(),
-        tenant: tenant.id,
-        telegram: telegram.id,
-        telegram_secret,
-        messenger: messenger.id,
-        processor,
-        queue,
-        stop: Some(stop),
-        _dir: dir,
-    })
+    Seeded { tenant: tenant.id, telegram: telegram.id, telegram_secret, messenger: messenger.id }
 }
 
 fn channel(
