@@ -250,3 +250,110 @@ mod bad_input {
         assert_eq!(check("nope").await.unwrap().status(), StatusCode::FORBIDDEN);
     }
 }
+
+/// Outages: the store pausing the processor, the queue refusing intake.
+mod outages {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_store_outage_holds_messages_instead_of_burning_receive_counts() {
+        let app = spawn_app(Backend::Embedded).await.unwrap();
+        for i in 0..5 {
+            assert_eq!(
+                app.post_telegram(&telegram_text(50_000 + i, 800 + i, 1, 1_700_000_000, "held")).await,
+                StatusCode::OK
+            );
+        }
+        // Another process takes the store's write lock for longer than MAX_RECEIVES visibility
+        // timeouts (3 × 2 s): without holding, the messages would be redelivered into the DLQ.
+        let db = app.app.settings.data_dir.join("kamshub.sqlite3");
+        let locker = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            std::thread::sleep(Duration::from_secs(8));
+            conn.execute_batch("COMMIT").unwrap();
+        });
+        let step = app.processor.run_once().await.unwrap();
+        locker.join().unwrap();
+        assert_eq!((step.received, step.applied, step.retried), (5, 5, 0), "{step:?}");
+        let dlq = app.queue.depth(QueueName::IncomingDlq).await.unwrap();
+        assert_eq!(dlq.visible, 0, "an outage sends nothing to the DLQ");
+        assert_eq!(conversations(&app).await.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_answers_503_so_the_provider_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "data_dir = \"{}\"\n[queue]\nkind = \"sqs\"\nendpoint_url = \"http://127.0.0.1:9\"\n",
+            dir.path().display()
+        );
+        let config = dir.path().join("kamshub.toml");
+        std::fs::write(&config, toml).unwrap();
+        let settings = kamshub::config::Settings::load(Some(&config), &Default::default()).unwrap();
+        let app = Arc::new(kamshub::app::App::new(settings));
+        let seeded = common::app::seed(&app).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = Arc::clone(&app);
+        tokio::spawn(async move {
+            kamshub::daemon::serve(server, Some(listener), &[kamshub::daemon::Role::Http], std::future::pending()).await
+        });
+        let response = reqwest::Client::new()
+            .post(format!("http://{address}/webhooks/telegram/{}", seeded.telegram))
+            .header("X-Telegram-Bot-Api-Secret-Token", &seeded.telegram_secret)
+            .json(&telegram_text(1, 1, 1, 1_700_000_000, "x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(!body.to_string().contains("127.0.0.1:9"), "5xx bodies do not leak internals: {body}");
+    }
+}
+
+/// `kamshub conversation list|show` print what the pipeline stored, in the contract's shapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conversation_cli_shows_what_the_pipeline_stored() {
+    let app = spawn_app(Backend::Embedded).await.unwrap();
+    for (update, message, text) in [(2, 11, "second"), (1, 10, "first")] {
+        assert_eq!(app.post_telegram(&telegram_text(update, 4242, message, 1_700_000_000, text)).await, StatusCode::OK);
+    }
+    app.drain().await;
+    let kamshub = |args: &[&str]| -> serde_json::Value {
+        let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMSHUB_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out =
+            cmd.env("KAMSHUB_DATA_DIR", &app.app.settings.data_dir).args(["-o", "json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tenant = app.tenant.to_string();
+    let list = kamshub(&["conversation", "list", "--tenant", &tenant]);
+    let first = &list[0];
+    assert_eq!(
+        common::cli::keys(first),
+        ["channelId", "conversationId", "externalThreadId", "lastMessageAt", "messageCount"]
+    );
+    assert_eq!(first["externalThreadId"], "4242");
+    assert_eq!(first["messageCount"], 2);
+    let id = first["conversationId"].as_str().unwrap();
+    let shown = kamshub(&["conversation", "show", id, "--tenant", &tenant]);
+    assert_eq!(shown["conversationId"], id);
+    let messages = shown["messages"].as_array().unwrap();
+    assert_eq!(
+        common::cli::keys(&messages[0]),
+        ["createdAt", "direction", "externalMessageId", "messageId", "status", "text"]
+    );
+    let texts: Vec<&str> = messages.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["first", "second"]);
+    assert_eq!(messages[0]["direction"], "inbound");
+    assert_eq!(messages[0]["status"], "received");
+    let filtered = kamshub(&["conversation", "list", "--tenant", &tenant, "--channel", app.messenger.as_str()]);
+    assert_eq!(filtered, serde_json::json!([]));
+}
