@@ -11,9 +11,12 @@ use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
     TenantName, User, UserId,
 };
-use kamshub::domain::{ConversationId, Direction, MessageStatus};
+use kamshub::domain::{
+    ChannelHealth, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, OutboxId, OutboxItem,
+    OutboxStatus, SendId,
+};
 use kamshub::sealing::MasterKey;
-use kamshub::store::{ApplyOutcome, InboundRecord, Store, StoreError};
+use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, SendLogEntry, Store, StoreError};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
@@ -74,6 +77,12 @@ contract!(
     echoes_are_stored_once_as_outbound_and_receipts_advance_them,
     ignored_events_store_no_message,
     conversations_are_scoped_by_tenant_and_channel,
+    a_reply_is_stored_once_per_send_id,
+    outbox_transitions_are_compare_and_set,
+    the_relay_sees_due_and_stuck_items_only,
+    a_greeting_is_queued_once_for_a_new_conversation,
+    an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one,
+    channel_health_is_kept,
 );
 
 fn actor() -> Actor {
@@ -118,6 +127,8 @@ fn channel(tenant: &TenantId, kind: ChannelKind, external: &str) -> Channel {
         display_name: DisplayName::parse("Support").unwrap(),
         external_id,
         is_active: true,
+        health: Default::default(),
+        auto_reply: None,
         created_at: now,
         updated_at: now,
     }
@@ -570,4 +581,195 @@ async fn channel_in(store: &Arc<dyn Store>, tenant: &TenantId) -> ChannelId {
     let c = channel(tenant, ChannelKind::Telegram, &bot());
     store.insert_channel(&c).await.unwrap();
     c.id
+}
+
+// ---- outbox ----
+
+/// A conversation with one inbound message, and a reply to it (not yet stored).
+async fn reply_setup(store: &Arc<dyn Store>, text: &str, send_id: &str) -> (TenantId, OutboxItem, Message) {
+    let (tenant, channel) = inbox(store).await;
+    store
+        .apply_inbound(&[record(&tenant, &channel, "1", "77", InboundEvent::Message(self::text("77", 1, 100, "hi")))])
+        .await
+        .unwrap();
+    let conversation = only_conversation(store, &tenant).await;
+    let (item, message) = reply(&tenant, &channel, &conversation, text, send_id);
+    (tenant, item, message)
+}
+
+fn reply(
+    tenant: &TenantId,
+    channel: &ChannelId,
+    conversation: &ConversationId,
+    text: &str,
+    send_id: &str,
+) -> (OutboxItem, Message) {
+    let now = kamshub::domain::now();
+    let send_id = SendId::parse(send_id).unwrap();
+    let message = Message {
+        id: MessageId::generate(),
+        tenant_id: tenant.clone(),
+        channel_id: channel.clone(),
+        conversation_id: conversation.clone(),
+        external_message_id: None,
+        send_id: Some(send_id.to_string()),
+        direction: Direction::Outbound,
+        status: MessageStatus::Pending,
+        text: Some(text.to_owned()),
+        order_key: order_key(200_000, "z"),
+        sent_at: now,
+        body: MessageBody::default(),
+        created_at: now,
+    };
+    let item = OutboxItem {
+        id: OutboxId::generate(),
+        tenant_id: tenant.clone(),
+        send_id,
+        channel_id: channel.clone(),
+        conversation_id: conversation.clone(),
+        message_id: message.id.clone(),
+        text: text.to_owned(),
+        reply_to: None,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        next_attempt_at: None,
+        provider_message_ids: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    (item, message)
+}
+
+async fn a_reply_is_stored_once_per_send_id(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "on my way", "key-1").await;
+    assert_eq!(store.create_outbound(&item, &message).await.unwrap(), CreateOutcome::Created);
+    // The same key and text again (a client retry) returns the first item, stores nothing new.
+    let (retry, retry_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "on my way", "key-1");
+    match store.create_outbound(&retry, &retry_message).await.unwrap() {
+        CreateOutcome::Existing(existing) => assert_eq!(existing.id, item.id),
+        other => panic!("expected the existing item, got {other:?}"),
+    }
+    // The same key with other text is a client bug: refused.
+    let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "different", "key-1");
+    let err = store.create_outbound(&other, &other_message).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("key-1")), "{err:?}");
+    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
+    assert_eq!(outbound.len(), 1);
+    assert_eq!((outbound[0].status, outbound[0].send_id.as_deref()), (MessageStatus::Pending, Some("key-1")));
+    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap().status, OutboxStatus::Pending);
+    let listed = store.list_outbox(Some(&tenant), Some(OutboxStatus::Pending), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![item.id.clone()]);
+    assert!(store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 10).await.unwrap().is_empty());
+}
+
+async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "hello", "key-2").await;
+    store.create_outbound(&item, &message).await.unwrap();
+    use OutboxStatus::*;
+    let enqueued = store.transition_outbox(&item.id, &OutboxTransition::new(&[Pending], Enqueued)).await.unwrap();
+    assert_eq!(enqueued.unwrap().status, Enqueued);
+    let claim = OutboxTransition { count_attempt: true, ..OutboxTransition::new(&[Enqueued], Sending) };
+    let claimed = store.transition_outbox(&item.id, &claim).await.unwrap().unwrap();
+    assert_eq!((claimed.status, claimed.attempts), (Sending, 1));
+    assert_eq!(store.transition_outbox(&item.id, &claim).await.unwrap(), None, "a second claim loses");
+    let sent = OutboxTransition {
+        add_provider_ids: vec!["777:5001".into(), "777:5002".into()],
+        message_status: Some(MessageStatus::Sent),
+        log: Some(SendLogEntry {
+            attempt: 1,
+            outcome: "sent".into(),
+            provider_message_id: Some("777:5001".into()),
+            detail: None,
+        }),
+        ..OutboxTransition::new(&[Sending], Sent)
+    };
+    let done = store.transition_outbox(&item.id, &sent).await.unwrap().unwrap();
+    assert_eq!(done.provider_message_ids, ["777:5001", "777:5002"]);
+    assert_eq!(store.transition_outbox(&item.id, &sent).await.unwrap(), None, "SENT is final");
+    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
+    assert_eq!((ours.status, ours.external_message_id.as_deref()), (MessageStatus::Sent, Some("777:5001")));
+    let missing = store.transition_outbox(&OutboxId::generate(), &claim).await.unwrap();
+    assert_eq!(missing, None);
+}
+
+async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
+    use OutboxStatus::*;
+    let (tenant, due, due_message) = reply_setup(&store, "due", "due").await;
+    store.create_outbound(&due, &due_message).await.unwrap();
+    let (later, later_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "later", "later");
+    store.create_outbound(&later, &later_message).await.unwrap();
+    let wait = OutboxTransition {
+        next_attempt_at: Some(kamshub::domain::now() + std::time::Duration::from_secs(3600)),
+        ..OutboxTransition::new(&[Pending], Pending)
+    };
+    store.transition_outbox(&later.id, &wait).await.unwrap().unwrap();
+    let (queued, queued_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "queued", "queued");
+    store.create_outbound(&queued, &queued_message).await.unwrap();
+    store.transition_outbox(&queued.id, &OutboxTransition::new(&[Pending], Enqueued)).await.unwrap().unwrap();
+
+    let now = kamshub::domain::now();
+    let ids = |items: Vec<OutboxItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let fresh = ids(store.outbox_due(now, now - std::time::Duration::from_secs(60), 10).await.unwrap());
+    assert_eq!(fresh, vec![due.id.clone()], "a retry waiting out its delay and a fresh ENQUEUED are not due");
+    let stuck = ids(store.outbox_due(now, now + std::time::Duration::from_secs(1), 10).await.unwrap());
+    assert_eq!(stuck, vec![due.id, queued.id], "ENQUEUED untouched since the cutoff is published again");
+}
+
+async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let mut c = store.get_channel(&tenant, &channel).await.unwrap();
+    c.auto_reply = Some("Thanks! We reply within an hour.".into());
+    store.update_channel(&c, &audit(&tenant, "channel.auto_reply")).await.unwrap();
+    let first = record(&tenant, &channel, "1", "31", InboundEvent::Message(text("31", 1, 100, "hello?")));
+    store.apply_inbound(std::slice::from_ref(&first)).await.unwrap();
+    store.apply_inbound(&[first]).await.unwrap();
+    store
+        .apply_inbound(&[record(&tenant, &channel, "2", "31", InboundEvent::Message(text("31", 2, 101, "anyone?")))])
+        .await
+        .unwrap();
+    let items = store.list_outbox(Some(&tenant), None, 10).await.unwrap();
+    assert_eq!(items.len(), 1, "one greeting per conversation: {items:?}");
+    assert_eq!(items[0].text, "Thanks! We reply within an hour.");
+    assert_eq!(items[0].status, OutboxStatus::Pending);
+    let conversation = only_conversation(&store, &tenant).await;
+    let texts = texts(&store, &tenant, &conversation).await;
+    assert_eq!(
+        texts,
+        ["hello?", "Thanks! We reply within an hour.", "anyone?"],
+        "the greeting follows the first message"
+    );
+}
+
+async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "we sent this", "send-echo-1").await;
+    store.create_outbound(&item, &message).await.unwrap();
+    let echo = record(
+        &tenant,
+        &item.channel_id,
+        "m_echo",
+        "77",
+        InboundEvent::Echo(EchoedMessage {
+            external_message_id: "m_echo".into(),
+            send_id: Some("send-echo-1".into()),
+            sent_at_ms: 300_000,
+            order_key: order_key(300_000, "m_echo"),
+            text: Some("we sent this".into()),
+            attachments: Vec::new(),
+        }),
+    );
+    store.apply_inbound(&[echo]).await.unwrap();
+    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
+    assert_eq!(outbound.len(), 1, "{messages:?}");
+    assert_eq!((outbound[0].status, outbound[0].external_message_id.as_deref()), (MessageStatus::Sent, Some("m_echo")));
+}
+
+async fn channel_health_is_kept(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    assert_eq!(store.get_channel(&tenant, &channel).await.unwrap().health, ChannelHealth::Ok);
+    store.set_channel_health(&channel, ChannelHealth::NeedsReauth).await.unwrap();
+    assert_eq!(store.get_channel(&tenant, &channel).await.unwrap().health, ChannelHealth::NeedsReauth);
 }

@@ -105,6 +105,38 @@ impl ExternalId {
     }
 }
 
+/// Whether a channel's credentials still work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelHealth {
+    /// No credential problem seen.
+    #[default]
+    Ok,
+    /// The provider refused the token: `channel rotate-credentials` is needed.
+    NeedsReauth,
+}
+
+impl ChannelHealth {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelHealth::Ok => "ok",
+            ChannelHealth::NeedsReauth => "needs_reauth",
+        }
+    }
+}
+
+impl FromStr for ChannelHealth {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ok" => Ok(ChannelHealth::Ok),
+            "needs_reauth" => Ok(ChannelHealth::NeedsReauth),
+            _ => Err(ValidationError::new("channel health", format!("`{s}` is not ok or needs_reauth"))),
+        }
+    }
+}
+
 /// A connected bot or page. Its credentials and webhook secret are sealed: they are decrypted only
 /// at the moment a provider call or a webhook check needs them.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +159,10 @@ pub struct Channel {
     /// Inactive channels still ingest but are hidden from the inbox; only active ones claim their
     /// bot or page.
     pub is_active: bool,
+    /// Whether the provider still accepts its credentials.
+    pub health: ChannelHealth,
+    /// Greeting sent automatically on the first message of a new conversation.
+    pub auto_reply: Option<String>,
     /// When it was added.
     pub created_at: OffsetDateTime,
     /// When it last changed.

@@ -6,17 +6,19 @@ mod conversation;
 mod email;
 mod ids;
 pub mod inbound;
+mod outbox;
 mod role;
 mod tenant;
 mod user;
 
 pub use audit::{Actor, AuditEntry};
-pub use channel::{Channel, ChannelKind, DisplayName, ExternalId};
+pub use channel::{Channel, ChannelHealth, ChannelKind, DisplayName, ExternalId};
 pub use conversation::{
     Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion,
 };
 pub use email::Email;
 pub use ids::{AuditId, ChannelId, TenantId, UserId};
+pub use outbox::{OutboxId, OutboxItem, OutboxStatus, SendId};
 pub use role::Role;
 pub use tenant::{Tenant, TenantName};
 pub use user::User;

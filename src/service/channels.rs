@@ -93,6 +93,8 @@ pub async fn add(
         credentials: key.seal(token, id.as_str()),
         webhook_secret: webhook_secret.as_ref().map(|s| key.seal(s, id.as_str())),
         is_active: true,
+        health: Default::default(),
+        auto_reply: None,
         created_at: now,
         updated_at: now,
     };

@@ -4,7 +4,8 @@
 
 use crate::domain::inbound::{Envelope, InboundEvent, IncomingMessage, ReceiptStatus};
 use crate::domain::{
-    Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion,
+    Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion, OutboxId,
+    OutboxItem, OutboxStatus, SendId,
 };
 use time::OffsetDateTime;
 
@@ -20,6 +21,8 @@ pub(crate) struct Current {
     pub message: Option<Message>,
     /// For an echo carrying our sendId: the outbound message with that sendId.
     pub by_send_id: Option<Message>,
+    /// The channel's greeting, loaded when the conversation does not exist yet.
+    pub auto_reply: Option<String>,
 }
 
 /// Outbound messages a receipt advances.
@@ -44,6 +47,8 @@ pub(crate) struct Plan {
     pub update: Option<Message>,
     /// Outbound messages to advance.
     pub receipt: Option<ReceiptUpdate>,
+    /// An auto-reply to queue: the outbox item and its outbound message.
+    pub outbound: Option<(OutboxItem, Message)>,
 }
 
 /// The statuses a receipt may advance, and to what.
@@ -58,12 +63,20 @@ pub(crate) fn receipt_targets(status: MessageStatus) -> &'static [MessageStatus]
 /// Decides the writes for `event` on `current`.
 pub(crate) fn plan(envelope: &Envelope, event: &InboundEvent, current: Current, now: OffsetDateTime) -> Plan {
     match event {
-        InboundEvent::Message(m) => apply_message(envelope, m, None, current, now, "message"),
+        InboundEvent::Message(m) => {
+            let greeting = current.auto_reply.clone().filter(|_| current.conversation.is_none());
+            let mut plan = apply_message(envelope, m, None, current, now, "message");
+            if let (Some(text), Some(conversation)) = (greeting, plan.conversation.as_mut()) {
+                plan.outbound = Some(auto_reply(envelope, conversation, m, text, now));
+                plan.outcome = "message: new conversation greeted".into();
+            }
+            plan
+        }
         InboundEvent::Edit(edit) => {
             apply_message(envelope, &edit.message, Some(edit.edited_at_ms), current, now, "edit")
         }
         InboundEvent::Echo(echo) => {
-            let Current { conversation, message, by_send_id } = current;
+            let Current { conversation, message, by_send_id, .. } = current;
             if message.is_some() {
                 return Plan { outcome: "echo: already stored".into(), ..Plan::default() };
             }
@@ -86,7 +99,7 @@ pub(crate) fn plan(envelope: &Envelope, event: &InboundEvent, current: Current, 
                 kind: Default::default(),
                 thread_title: None,
             };
-            let current = Current { conversation, message: None, by_send_id: None };
+            let current = Current { conversation, message: None, by_send_id: None, auto_reply: None };
             let mut plan = apply_message(envelope, &incoming, None, current, now, "echo: sent outside kamshub");
             if let Some(m) = plan.insert.as_mut() {
                 m.direction = Direction::Outbound;
@@ -189,6 +202,53 @@ fn apply_message(
         conversation.preview = text.map(|t| t.chars().take(PREVIEW_CHARS).collect());
     }
     Plan { outcome: outcome.to_owned(), conversation: Some(conversation), insert, update, ..Plan::default() }
+}
+
+/// The greeting for a conversation's first message: an outbox item and its pending outbound
+/// message, keyed by a sendId derived from the conversation, so a replay never greets twice.
+fn auto_reply(
+    envelope: &Envelope,
+    conversation: &mut Conversation,
+    first: &IncomingMessage,
+    text: String,
+    now: OffsetDateTime,
+) -> (OutboxItem, Message) {
+    let send_id = SendId::parse(&format!("auto-reply:{}:{}", envelope.channel_id, envelope.thread_id))
+        .unwrap_or_else(|_| SendId::generate());
+    let message = Message {
+        id: MessageId::generate(),
+        tenant_id: envelope.tenant_id.clone(),
+        channel_id: envelope.channel_id.clone(),
+        conversation_id: conversation.id.clone(),
+        external_message_id: None,
+        send_id: Some(send_id.to_string()),
+        direction: Direction::Outbound,
+        status: MessageStatus::Pending,
+        text: Some(text.clone()),
+        order_key: format!("{}~auto", first.order_key),
+        sent_at: from_ms(first.sent_at_ms),
+        body: MessageBody { current_at_ms: first.sent_at_ms, ..MessageBody::default() },
+        created_at: now,
+    };
+    conversation.message_count += 1;
+    let item = OutboxItem {
+        id: OutboxId::generate(),
+        tenant_id: envelope.tenant_id.clone(),
+        send_id,
+        channel_id: envelope.channel_id.clone(),
+        conversation_id: conversation.id.clone(),
+        message_id: message.id.clone(),
+        text,
+        reply_to: None,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        next_attempt_at: None,
+        provider_message_ids: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    (item, message)
 }
 
 /// Adds a version of a message's text written at `at_ms`: the newest version is the message's

@@ -6,14 +6,18 @@
 pub(crate) mod inbound;
 pub mod mongo;
 mod mongo_inbox;
+mod mongo_outbox;
 pub mod sqlite;
 mod sqlite_inbox;
+mod sqlite_outbox;
 
 use crate::domain::inbound::{Envelope, InboundEvent};
 use crate::domain::{
-    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, Tenant, TenantId, User,
+    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, MessageStatus, OutboxId,
+    OutboxItem, OutboxStatus, Tenant, TenantId, User,
 };
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 /// What went wrong in a store call, in terms callers can act on.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,69 @@ pub struct InboundRecord {
     pub envelope: Envelope,
     /// What the payload means.
     pub event: InboundEvent,
+}
+
+/// What creating an outbound reply did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    /// New: the outbox item and the outbound message were stored.
+    Created,
+    /// The sendId was used before with the same text: that item, unchanged.
+    Existing(OutboxItem),
+}
+
+/// One record of a provider call, for the send log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendLogEntry {
+    /// Which attempt (1-based).
+    pub attempt: u32,
+    /// `sent`, `retry`, `failed`, `unknown`.
+    pub outcome: String,
+    /// Provider id of what was sent, if anything.
+    pub provider_message_id: Option<String>,
+    /// The provider's words, or our policy note.
+    pub detail: Option<String>,
+}
+
+/// One step of an outbox item's life, applied atomically and only while its status is one of
+/// `from` (compare-and-set), with the outbound message, the send log and the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxTransition {
+    /// Statuses the item must be in.
+    pub from: Vec<OutboxStatus>,
+    /// Its new status.
+    pub to: OutboxStatus,
+    /// Count one more provider attempt.
+    pub count_attempt: bool,
+    /// New `last_error` (None clears it).
+    pub last_error: Option<String>,
+    /// New `next_attempt_at` (None clears it).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Provider ids of parts sent by this step, appended.
+    pub add_provider_ids: Vec<String>,
+    /// New status of the outbound message (and its provider id from the first part sent).
+    pub message_status: Option<MessageStatus>,
+    /// A send log record.
+    pub log: Option<SendLogEntry>,
+    /// An audit entry (operator actions).
+    pub audit: Option<AuditEntry>,
+}
+
+impl OutboxTransition {
+    /// A plain status change from `from` to `to`, keeping the error and schedule cleared.
+    pub fn new(from: &[OutboxStatus], to: OutboxStatus) -> Self {
+        Self {
+            from: from.to_vec(),
+            to,
+            count_attempt: false,
+            last_error: None,
+            next_attempt_at: None,
+            add_provider_ids: Vec::new(),
+            message_status: None,
+            log: None,
+            audit: None,
+        }
+    }
 }
 
 /// What applying one inbound event did.
@@ -130,6 +197,38 @@ pub trait Store: Send + Sync + 'static {
         conversation: &ConversationId,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Stores a reply: the outbox item and its outbound message, atomically. The sendId is unique
+    /// per tenant: reused with the same text it returns the existing item; with other text it is
+    /// a `Conflict`.
+    async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome>;
+
+    /// An outbox item by id (operators and the sender address items by id alone).
+    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>>;
+
+    /// Outbox items, newest first, optionally of one tenant and status.
+    async fn list_outbox(
+        &self,
+        tenant: Option<&TenantId>,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+
+    /// Items the relay must publish: PENDING and due (`next_attempt_at` unset or passed), and
+    /// ENQUEUED ones untouched since `stuck_before` (lost on the way to the queue). Oldest first.
+    async fn outbox_due(
+        &self,
+        now: OffsetDateTime,
+        stuck_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+
+    /// Applies `transition` if the item's status is one of `transition.from`; returns the item
+    /// as it now is, or None if its status did not match (someone else moved it).
+    async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>>;
+
+    /// Marks a channel's credentials as refused (or fine again).
+    async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()>;
 
     /// Appends one audit entry.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;

@@ -2,10 +2,11 @@
 //! idempotently at connect; multi-document changes run in transactions (a replica set is needed).
 
 use super::mongo_inbox::{self, CorruptRecord, conversation_from, message_from};
-use super::{ApplyOutcome, InboundRecord, Store, StoreError, StoreResult};
+use super::mongo_outbox;
+use super::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, Store, StoreError, StoreResult};
 use crate::domain::{
     AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, Role, Tenant, TenantId, TenantName, User, UserId,
+    Message, OutboxId, OutboxItem, OutboxStatus, Role, Tenant, TenantId, TenantName, User, UserId,
 };
 use crate::sealing::Sealed;
 use async_trait::async_trait;
@@ -248,7 +249,8 @@ fn channel_doc(c: &Channel) -> Document {
         "displayName": c.display_name.as_str(), "externalId": c.external_id.as_str(),
         "credentials": c.credentials.as_str(),
         "webhookSecret": c.webhook_secret.as_ref().map(|s| s.as_str()),
-        "isActive": c.is_active, "createdAt": dt(c.created_at), "updatedAt": dt(c.updated_at),
+        "isActive": c.is_active, "health": c.health.as_str(), "autoReply": c.auto_reply.clone(),
+        "createdAt": dt(c.created_at), "updatedAt": dt(c.updated_at),
     }
 }
 
@@ -262,12 +264,14 @@ fn channel_from(d: &Document) -> StoreResult<Channel> {
         credentials: Sealed::from_stored(get_str(d, "credentials")?.to_owned()),
         webhook_secret: d.get_str("webhookSecret").ok().map(|s| Sealed::from_stored(s.to_owned())),
         is_active: d.get_bool("isActive").map_err(|e| corrupt("isActive", e))?,
+        health: d.get_str("health").unwrap_or("ok").parse().map_err(|e| corrupt("health", e))?,
+        auto_reply: d.get_str("autoReply").ok().map(str::to_owned),
         created_at: get_time(d, "createdAt")?,
         updated_at: get_time(d, "updatedAt")?,
     })
 }
 
-fn audit_doc(a: &AuditEntry) -> Document {
+pub(super) fn audit_doc(a: &AuditEntry) -> Document {
     doc! {
         "_id": a.id.as_str(), "tenantId": a.tenant_id.as_str(), "actor": &a.actor, "action": &a.action,
         "target": &a.target,
@@ -436,6 +440,8 @@ impl Store for MongoStore {
             "credentials": channel.credentials.as_str(),
             "webhookSecret": channel.webhook_secret.as_ref().map(|s| s.as_str()),
             "isActive": channel.is_active,
+            "health": channel.health.as_str(),
+            "autoReply": channel.auto_reply.clone(),
             "updatedAt": dt(channel.updated_at),
         }};
         let a = audit_doc(audit);
@@ -533,6 +539,91 @@ impl Store for MongoStore {
         let mut messages = collect(cursor, message_from).await?;
         messages.reverse();
         Ok(messages)
+    }
+
+    async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+        let (db, owned_item, owned_message) = (self.db.clone(), item.clone(), message.clone());
+        let created = self
+            .transaction(move |s| {
+                let (db, item, message) = (db.clone(), owned_item.clone(), owned_message.clone());
+                Box::pin(async move { mongo_outbox::create(&db, s, &item, &message).await })
+            })
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("idempotency key `{}` is already in use", item.send_id))
+                }
+                other => other,
+            })?;
+        mongo_outbox::created_outcome(item, created)
+    }
+
+    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        let found = self.coll("outbox_send").find_one(doc! {"_id": id.as_str()}).await.map_err(map_err)?;
+        found.as_ref().map(mongo_outbox::outbox_from).transpose()
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<&TenantId>,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let mut filter = doc! {};
+        if let Some(tenant) = tenant {
+            filter.insert("tenantId", tenant.as_str());
+        }
+        if let Some(status) = status {
+            filter.insert("status", status.as_str());
+        }
+        let cursor = self
+            .coll("outbox_send")
+            .find(filter)
+            .sort(doc! {"createdAt": -1, "_id": -1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?;
+        collect(cursor, mongo_outbox::outbox_from).await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: time::OffsetDateTime,
+        stuck_before: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let filter = doc! {"$or": [
+            {"status": "PENDING", "$or": [{"nextAttemptAt": null}, {"nextAttemptAt": {"$lte": dt(now)}}]},
+            {"status": "ENQUEUED", "updatedAt": {"$lt": dt(stuck_before)}},
+        ]};
+        let cursor = self
+            .coll("outbox_send")
+            .find(filter)
+            .sort(doc! {"createdAt": 1, "_id": 1})
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?;
+        collect(cursor, mongo_outbox::outbox_from).await
+    }
+
+    async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>> {
+        let (db, id_owned, transition) = (self.db.clone(), id.clone(), transition.clone());
+        let found = self
+            .transaction(move |s| {
+                let (db, id, transition) = (db.clone(), id_owned.clone(), transition.clone());
+                Box::pin(async move { mongo_outbox::transition(&db, s, &id, &transition).await })
+            })
+            .await
+            .map_err(map_err)?;
+        found.as_ref().map(mongo_outbox::outbox_from).transpose()
+    }
+
+    async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()> {
+        self.coll("channels")
+            .update_one(doc! {"_id": id.as_str()}, doc! {"$set": {"health": health.as_str()}})
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -175,7 +175,16 @@ async fn load_current(db: &Database, s: &mut ClientSession, record: &InboundReco
         Some(id) => find(db, s, "messages", doc! {"tenantId": tenant, "sendId": id}, message_from).await?,
         None => None,
     };
-    Ok(Current { conversation, message, by_send_id })
+    let auto_reply = match &conversation {
+        Some(_) => None,
+        None => db
+            .collection::<Document>("channels")
+            .find_one(doc! {"_id": channel})
+            .session(&mut *s)
+            .await?
+            .and_then(|c| c.get_str("autoReply").ok().map(str::to_owned)),
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply })
 }
 
 async fn write_plan(db: &Database, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<()> {
@@ -190,6 +199,9 @@ async fn write_plan(db: &Database, s: &mut ClientSession, plan: &Plan) -> mongod
     }
     if let Some(m) = &plan.insert {
         messages.insert_one(message_doc(m)).session(&mut *s).await?;
+    }
+    if let Some((item, message)) = &plan.outbound {
+        super::mongo_outbox::insert_outbound(db, s, item, message).await?;
     }
     if let Some(m) = &plan.update {
         messages.replace_one(doc! {"_id": m.id.as_str()}, message_doc(m)).session(&mut *s).await?;

@@ -1,11 +1,12 @@
 //! Embedded `Store` adapter: one SQLite file in the data dir (WAL, full sync), migrated at open.
 
 use super::sqlite_inbox::{self, conversation_row, inbox_err, message_row};
-use super::{ApplyOutcome, InboundRecord};
+use super::sqlite_outbox::{self, outbox_row};
+use super::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{
     AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, Role, Tenant, TenantId, TenantName, User, UserId,
+    Message, OutboxId, OutboxItem, OutboxStatus, Role, Tenant, TenantId, TenantName, User, UserId,
 };
 use crate::embedded::{Database, OpenError, from_millis, is_busy, millis, unique_violation};
 use crate::sealing::Sealed;
@@ -76,6 +77,8 @@ fn channel_row(r: &Row<'_>) -> rusqlite::Result<Channel> {
         credentials: Sealed::from_stored(r.get("credentials")?),
         webhook_secret: r.get::<_, Option<String>>("webhook_secret")?.map(Sealed::from_stored),
         is_active: r.get("is_active")?,
+        health: parsed(r.get::<_, String>("health")?.parse())?,
+        auto_reply: r.get("auto_reply")?,
         created_at: from_millis(r.get("created_at")?)?,
         updated_at: from_millis(r.get("updated_at")?)?,
     })
@@ -222,8 +225,8 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             c.execute(
                 "INSERT INTO channels (id, tenant_id, kind, display_name, external_id, credentials, webhook_secret,
-                                       is_active, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                       is_active, created_at, updated_at, health, auto_reply)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     ch.id.as_str(),
                     ch.tenant_id.as_str(),
@@ -234,7 +237,9 @@ impl Store for SqliteStore {
                     ch.webhook_secret.as_ref().map(Sealed::as_str),
                     ch.is_active,
                     millis(ch.created_at),
-                    millis(ch.updated_at)
+                    millis(ch.updated_at),
+                    ch.health.as_str(),
+                    ch.auto_reply
                 ],
             )
             .map_err(|e| match unique_violation(&e) {
@@ -288,7 +293,7 @@ impl Store for SqliteStore {
             let changed = tx
                 .execute(
                     "UPDATE channels SET display_name = ?3, credentials = ?4, webhook_secret = ?5, is_active = ?6,
-                                         updated_at = ?7
+                                         updated_at = ?7, health = ?8, auto_reply = ?9
                      WHERE tenant_id = ?1 AND id = ?2",
                     params![
                         ch.tenant_id.as_str(),
@@ -297,7 +302,9 @@ impl Store for SqliteStore {
                         ch.credentials.as_str(),
                         ch.webhook_secret.as_ref().map(Sealed::as_str),
                         ch.is_active,
-                        millis(ch.updated_at)
+                        millis(ch.updated_at),
+                        ch.health.as_str(),
+                        ch.auto_reply
                     ],
                 )
                 .map_err(|e| if unique_violation(&e).is_some() { channel_conflict(&ch) } else { other(e) })?;
@@ -393,6 +400,79 @@ impl Store for SqliteStore {
                 .map_err(other)?
                 .collect::<Result<_, _>>()
                 .map_err(other)
+        })
+        .await
+    }
+
+    async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+        let (item, message) = (item.clone(), message.clone());
+        self.with_conn(move |c| sqlite_outbox::create(c, &item, &message)).await
+    }
+
+    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        let id = id.clone();
+        self.with_conn(move |c| {
+            c.query_row("SELECT * FROM outbox_send WHERE id = ?1", [id.as_str()], outbox_row).optional().map_err(other)
+        })
+        .await
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<&TenantId>,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let (tenant, status) = (tenant.cloned(), status.map(OutboxStatus::as_str));
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM outbox_send WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY created_at DESC, id DESC LIMIT ?3",
+                )
+                .map_err(other)?;
+            stmt.query_map(params![tenant.as_ref().map(TenantId::as_str), status, limit], outbox_row)
+                .map_err(other)?
+                .collect::<Result<_, _>>()
+                .map_err(other)
+        })
+        .await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: time::OffsetDateTime,
+        stuck_before: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.with_conn(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM outbox_send
+                     WHERE (status = 'PENDING' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1))
+                        OR (status = 'ENQUEUED' AND updated_at < ?2)
+                     ORDER BY created_at, id LIMIT ?3",
+                )
+                .map_err(other)?;
+            stmt.query_map(params![millis(now), millis(stuck_before), limit], outbox_row)
+                .map_err(other)?
+                .collect::<Result<_, _>>()
+                .map_err(other)
+        })
+        .await
+    }
+
+    async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>> {
+        let (id, transition) = (id.clone(), transition.clone());
+        self.with_conn(move |c| sqlite_outbox::transition(c, &id, &transition).map_err(other)).await
+    }
+
+    async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()> {
+        let id = id.clone();
+        self.with_conn(move |c| {
+            c.execute("UPDATE channels SET health = ?2 WHERE id = ?1", params![id.as_str(), health.as_str()])
+                .map_err(other)?;
+            Ok(())
         })
         .await
     }

@@ -119,7 +119,15 @@ fn load_current(tx: &Transaction<'_>, record: &InboundRecord) -> rusqlite::Resul
             .optional()?,
         None => None,
     };
-    Ok(Current { conversation, message, by_send_id })
+    let auto_reply = if conversation.is_none() {
+        tx.prepare_cached("SELECT auto_reply FROM channels WHERE id = ?1")?
+            .query_row([e.channel_id.as_str()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten()
+    } else {
+        None
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply })
 }
 
 fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> rusqlite::Result<()> {
@@ -145,26 +153,10 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> rusqlite::Result<()> {
         ])?;
     }
     if let Some(m) = &plan.insert {
-        tx.prepare_cached(
-            "INSERT INTO messages (id, tenant_id, channel_id, conversation_id, external_message_id, send_id, direction,
-                                   status, text, order_key, sent_at, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![
-            m.id.as_str(),
-            m.tenant_id.as_str(),
-            m.channel_id.as_str(),
-            m.conversation_id.as_str(),
-            m.external_message_id,
-            m.send_id,
-            serde_json::to_value(m.direction).unwrap().as_str(),
-            m.status.as_str(),
-            m.text,
-            m.order_key,
-            millis(m.sent_at),
-            serde_json::to_string(&m.body).expect("message body serialises"),
-            millis(m.created_at)
-        ])?;
+        insert_message(tx, m)?;
+    }
+    if let Some((item, message)) = &plan.outbound {
+        super::sqlite_outbox::insert_outbound(tx, item, message)?;
     }
     if let Some(m) = &plan.update {
         tx.prepare_cached(
@@ -181,6 +173,31 @@ fn write_plan(tx: &Transaction<'_>, plan: &Plan) -> rusqlite::Result<()> {
     if let Some(r) = &plan.receipt {
         apply_receipt(tx, r)?;
     }
+    Ok(())
+}
+
+/// Inserts a message row.
+pub(super) fn insert_message(tx: &Transaction<'_>, m: &Message) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO messages (id, tenant_id, channel_id, conversation_id, external_message_id, send_id, direction,
+                               status, text, order_key, sent_at, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        m.id.as_str(),
+        m.tenant_id.as_str(),
+        m.channel_id.as_str(),
+        m.conversation_id.as_str(),
+        m.external_message_id,
+        m.send_id,
+        serde_json::to_value(m.direction).unwrap().as_str(),
+        m.status.as_str(),
+        m.text,
+        m.order_key,
+        millis(m.sent_at),
+        serde_json::to_string(&m.body).expect("message body serialises"),
+        millis(m.created_at)
+    ])?;
     Ok(())
 }
 

@@ -27,6 +27,8 @@ CREATE TABLE channels (
     credentials     TEXT NOT NULL,             -- sealed token
     webhook_secret  TEXT,                      -- sealed; telegram only
     is_active       INTEGER NOT NULL,
+    health          TEXT NOT NULL DEFAULT 'ok', -- ok | needs_reauth
+    auto_reply      TEXT,                      -- greeting for new conversations
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
@@ -94,19 +96,25 @@ CREATE TABLE inbound_events (
 );
 
 CREATE TABLE outbox_send (
-    id               TEXT PRIMARY KEY,
-    tenant_id        TEXT NOT NULL,
-    send_id          TEXT NOT NULL,
-    conversation_id  TEXT NOT NULL,
-    status           TEXT NOT NULL,            -- PENDING | ENQUEUED | SENDING | SENT | FAILED | UNKNOWN
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    last_error       TEXT,
-    doc              TEXT NOT NULL DEFAULT '{}',
-    created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
+    id                    TEXT PRIMARY KEY,
+    tenant_id             TEXT NOT NULL,
+    send_id               TEXT NOT NULL,
+    channel_id            TEXT NOT NULL,
+    conversation_id       TEXT NOT NULL,
+    message_id            TEXT NOT NULL,
+    text                  TEXT NOT NULL,
+    reply_to              TEXT,
+    status                TEXT NOT NULL,       -- PENDING | ENQUEUED | SENDING | SENT | FAILED | UNKNOWN
+    attempts              INTEGER NOT NULL DEFAULT 0,
+    last_error            TEXT,
+    next_attempt_at       INTEGER,
+    provider_message_ids  TEXT NOT NULL DEFAULT '[]',
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL,
     UNIQUE (tenant_id, send_id)
 );
 CREATE INDEX outbox_by_status ON outbox_send (status, updated_at);
+CREATE INDEX outbox_by_tenant ON outbox_send (tenant_id, created_at);
 
 CREATE TABLE send_log (
     id                   TEXT PRIMARY KEY,

@@ -166,6 +166,8 @@ fn channel(
             ChannelKind::Messenger => ExternalId::page_id(external).unwrap(),
         },
         is_active: true,
+        health: Default::default(),
+        auto_reply: None,
         created_at: now,
         updated_at: now,
         id,

@@ -1,0 +1,154 @@
+//! Outbox items: replies waiting to be sent, and what became of each attempt.
+
+use super::{ChannelId, ConversationId, MessageId, TenantId, ValidationError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+super::ids::id_type!(
+    /// An outbox item.
+    OutboxId, "outbox id", "obx"
+);
+
+/// The idempotency key of a reply, unique per tenant: the client's `Idempotency-Key`, or derived.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SendId(String);
+
+impl SendId {
+    /// 1 to 128 visible ASCII characters (it travels as SQS `MessageDeduplicationId` and as
+    /// Messenger `metadata`).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(ValidationError::new("idempotency key", "must be 1 to 128 visible ASCII characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A fresh random key, for replies sent without one.
+    pub fn generate() -> Self {
+        Self(format!("snd_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for SendId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<SendId> for String {
+    fn from(s: SendId) -> String {
+        s.0
+    }
+}
+
+/// Where an outbox item is: PENDING → ENQUEUED → SENDING → SENT | FAILED | UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OutboxStatus {
+    /// Waiting for the relay (new, or waiting out a retry delay).
+    Pending,
+    /// On the send queue.
+    Enqueued,
+    /// Claimed by a sender, provider call under way.
+    Sending,
+    /// The provider accepted every part.
+    Sent,
+    /// Given up: permanent provider error or attempts exhausted.
+    Failed,
+    /// The provider may or may not have it (timeout after the request was sent): never resent
+    /// automatically; `outbox retry` resends.
+    Unknown,
+}
+
+impl OutboxStatus {
+    /// Every status.
+    pub const ALL: [OutboxStatus; 6] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Enqueued,
+        OutboxStatus::Sending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+        OutboxStatus::Unknown,
+    ];
+
+    /// The wire name (`PENDING`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "PENDING",
+            OutboxStatus::Enqueued => "ENQUEUED",
+            OutboxStatus::Sending => "SENDING",
+            OutboxStatus::Sent => "SENT",
+            OutboxStatus::Failed => "FAILED",
+            OutboxStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OutboxStatus {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::ALL.into_iter().find(|x| x.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            ValidationError::new(
+                "outbox status",
+                format!("`{s}` is not one of PENDING, ENQUEUED, SENDING, SENT, FAILED, UNKNOWN"),
+            )
+        })
+    }
+}
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// Stable id.
+    pub id: OutboxId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Idempotency key, unique per tenant.
+    pub send_id: SendId,
+    /// The channel to send through.
+    pub channel_id: ChannelId,
+    /// The conversation it answers (its send-queue group).
+    pub conversation_id: ConversationId,
+    /// The outbound message record it delivers.
+    pub message_id: MessageId,
+    /// The text to send (split into parts at send time if over the provider's limit).
+    pub text: String,
+    /// Provider id of the message it replies to, if any.
+    pub reply_to: Option<String>,
+    /// Where it is.
+    pub status: OutboxStatus,
+    /// Provider calls attempted so far.
+    pub attempts: u32,
+    /// The last failure, in the provider's words.
+    pub last_error: Option<String>,
+    /// Not to be sent before this time (429 retry_after, backoff).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Provider ids of the parts sent so far, in order (a long text goes out in several parts).
+    pub provider_message_ids: Vec<String>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
