@@ -34,6 +34,12 @@ _kamshub() {
             kamshub,man)
                 cmd="kamshub__subcmd__man"
                 ;;
+            kamshub,message)
+                cmd="kamshub__subcmd__message"
+                ;;
+            kamshub,outbox)
+                cmd="kamshub__subcmd__outbox"
+                ;;
             kamshub,queues)
                 cmd="kamshub__subcmd__queues"
                 ;;
@@ -52,6 +58,9 @@ _kamshub() {
             kamshub__subcmd__channel,add)
                 cmd="kamshub__subcmd__channel__subcmd__add"
                 ;;
+            kamshub__subcmd__channel,auto-reply)
+                cmd="kamshub__subcmd__channel__subcmd__auto__subcmd__reply"
+                ;;
             kamshub__subcmd__channel,deactivate)
                 cmd="kamshub__subcmd__channel__subcmd__deactivate"
                 ;;
@@ -64,6 +73,9 @@ _kamshub() {
             kamshub__subcmd__channel,rename)
                 cmd="kamshub__subcmd__channel__subcmd__rename"
                 ;;
+            kamshub__subcmd__channel,rotate-credentials)
+                cmd="kamshub__subcmd__channel__subcmd__rotate__subcmd__credentials"
+                ;;
             kamshub__subcmd__channel,set-webhook)
                 cmd="kamshub__subcmd__channel__subcmd__set__subcmd__webhook"
                 ;;
@@ -72,6 +84,9 @@ _kamshub() {
                 ;;
             kamshub__subcmd__channel__subcmd__help,add)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__add"
+                ;;
+            kamshub__subcmd__channel__subcmd__help,auto-reply)
+                cmd="kamshub__subcmd__channel__subcmd__help__subcmd__auto__subcmd__reply"
                 ;;
             kamshub__subcmd__channel__subcmd__help,deactivate)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__deactivate"
@@ -84,6 +99,9 @@ _kamshub() {
                 ;;
             kamshub__subcmd__channel__subcmd__help,rename)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__rename"
+                ;;
+            kamshub__subcmd__channel__subcmd__help,rotate-credentials)
+                cmd="kamshub__subcmd__channel__subcmd__help__subcmd__rotate__subcmd__credentials"
                 ;;
             kamshub__subcmd__channel__subcmd__help,set-webhook)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__set__subcmd__webhook"
@@ -124,6 +142,12 @@ _kamshub() {
             kamshub__subcmd__help,man)
                 cmd="kamshub__subcmd__help__subcmd__man"
                 ;;
+            kamshub__subcmd__help,message)
+                cmd="kamshub__subcmd__help__subcmd__message"
+                ;;
+            kamshub__subcmd__help,outbox)
+                cmd="kamshub__subcmd__help__subcmd__outbox"
+                ;;
             kamshub__subcmd__help,queues)
                 cmd="kamshub__subcmd__help__subcmd__queues"
                 ;;
@@ -142,6 +166,9 @@ _kamshub() {
             kamshub__subcmd__help__subcmd__channel,add)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__add"
                 ;;
+            kamshub__subcmd__help__subcmd__channel,auto-reply)
+                cmd="kamshub__subcmd__help__subcmd__channel__subcmd__auto__subcmd__reply"
+                ;;
             kamshub__subcmd__help__subcmd__channel,deactivate)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__deactivate"
                 ;;
@@ -151,6 +178,9 @@ _kamshub() {
             kamshub__subcmd__help__subcmd__channel,rename)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__rename"
                 ;;
+            kamshub__subcmd__help__subcmd__channel,rotate-credentials)
+                cmd="kamshub__subcmd__help__subcmd__channel__subcmd__rotate__subcmd__credentials"
+                ;;
             kamshub__subcmd__help__subcmd__channel,set-webhook)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__set__subcmd__webhook"
                 ;;
@@ -159,6 +189,18 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help__subcmd__conversation,show)
                 cmd="kamshub__subcmd__help__subcmd__conversation__subcmd__show"
+                ;;
+            kamshub__subcmd__help__subcmd__message,send)
+                cmd="kamshub__subcmd__help__subcmd__message__subcmd__send"
+                ;;
+            kamshub__subcmd__help__subcmd__outbox,inspect)
+                cmd="kamshub__subcmd__help__subcmd__outbox__subcmd__inspect"
+                ;;
+            kamshub__subcmd__help__subcmd__outbox,retry)
+                cmd="kamshub__subcmd__help__subcmd__outbox__subcmd__retry"
+                ;;
+            kamshub__subcmd__help__subcmd__outbox,show)
+                cmd="kamshub__subcmd__help__subcmd__outbox__subcmd__show"
                 ;;
             kamshub__subcmd__help__subcmd__queues,init)
                 cmd="kamshub__subcmd__help__subcmd__queues__subcmd__init"
@@ -177,6 +219,42 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help__subcmd__user,list)
                 cmd="kamshub__subcmd__help__subcmd__user__subcmd__list"
+                ;;
+            kamshub__subcmd__message,help)
+                cmd="kamshub__subcmd__message__subcmd__help"
+                ;;
+            kamshub__subcmd__message,send)
+                cmd="kamshub__subcmd__message__subcmd__send"
+                ;;
+            kamshub__subcmd__message__subcmd__help,help)
+                cmd="kamshub__subcmd__message__subcmd__help__subcmd__help"
+                ;;
+            kamshub__subcmd__message__subcmd__help,send)
+                cmd="kamshub__subcmd__message__subcmd__help__subcmd__send"
+                ;;
+            kamshub__subcmd__outbox,help)
+                cmd="kamshub__subcmd__outbox__subcmd__help"
+                ;;
+            kamshub__subcmd__outbox,inspect)
+                cmd="kamshub__subcmd__outbox__subcmd__inspect"
+                ;;
+            kamshub__subcmd__outbox,retry)
+                cmd="kamshub__subcmd__outbox__subcmd__retry"
+                ;;
+            kamshub__subcmd__outbox,show)
+                cmd="kamshub__subcmd__outbox__subcmd__show"
+                ;;
+            kamshub__subcmd__outbox__subcmd__help,help)
+                cmd="kamshub__subcmd__outbox__subcmd__help__subcmd__help"
+                ;;
+            kamshub__subcmd__outbox__subcmd__help,inspect)
+                cmd="kamshub__subcmd__outbox__subcmd__help__subcmd__inspect"
+                ;;
+            kamshub__subcmd__outbox__subcmd__help,retry)
+                cmd="kamshub__subcmd__outbox__subcmd__help__subcmd__retry"
+                ;;
+            kamshub__subcmd__outbox__subcmd__help,show)
+                cmd="kamshub__subcmd__outbox__subcmd__help__subcmd__show"
                 ;;
             kamshub__subcmd__queues,help)
                 cmd="kamshub__subcmd__queues__subcmd__help"
@@ -239,7 +317,7 @@ _kamshub() {
 
     case "${cmd}" in
         kamshub)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel conversation queues completions man help"
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel conversation message outbox queues completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -307,7 +385,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version add list rename activate deactivate set-webhook help"
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version add list rename activate deactivate auto-reply rotate-credentials set-webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -424,6 +502,44 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__channel__subcmd__auto__subcmd__reply)
+            opts="-o -v -h -V --tenant --text --off --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --text)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__channel__subcmd__deactivate)
             opts="-o -v -h -V --tenant --config --output --verbose --data-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -459,7 +575,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel__subcmd__help)
-            opts="add list rename activate deactivate set-webhook help"
+            opts="add list rename activate deactivate auto-reply rotate-credentials set-webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,6 +603,20 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__channel__subcmd__help__subcmd__auto__subcmd__reply)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -543,6 +673,20 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel__subcmd__help__subcmd__rename)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__channel__subcmd__help__subcmd__rotate__subcmd__credentials)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -616,6 +760,48 @@ _kamshub() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__channel__subcmd__rotate__subcmd__credentials)
+            opts="-o -v -h -V --tenant --token --page-token --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --page-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -873,7 +1059,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help)
-            opts="serve bootstrap tenant user channel conversation queues completions man help"
+            opts="serve bootstrap tenant user channel conversation message outbox queues completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -901,7 +1087,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help__subcmd__channel)
-            opts="add list rename activate deactivate set-webhook"
+            opts="add list rename activate deactivate auto-reply rotate-credentials set-webhook"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -929,6 +1115,20 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help__subcmd__channel__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__channel__subcmd__auto__subcmd__reply)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -971,6 +1171,20 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help__subcmd__channel__subcmd__rename)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__channel__subcmd__rotate__subcmd__credentials)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1071,6 +1285,90 @@ _kamshub() {
         kamshub__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__message)
+            opts="send"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__message__subcmd__send)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__outbox)
+            opts="inspect show retry"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__outbox__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__outbox__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__outbox__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1256,6 +1554,326 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__message)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version send help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__message__subcmd__help)
+            opts="send help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__message__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__message__subcmd__help__subcmd__send)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__message__subcmd__send)
+            opts="-o -v -h -V --tenant --conversation --text --idempotency-key --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --conversation)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --text)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idempotency-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version inspect show retry help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__help)
+            opts="inspect show retry help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__inspect)
+            opts="-o -v -h -V --tenant --status --limit --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__retry)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__outbox__subcmd__show)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__queues)
             opts="-o -v -h -V --config --output --verbose --data-dir --help --version init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1366,7 +1984,7 @@ _kamshub() {
             fi
             case "${prev}" in
                 --roles)
-                    COMPREPLY=($(compgen -W "http processor" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "http processor relay sender" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -37,12 +37,16 @@ complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "tenant" -d 'Create,
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "user" -d 'Invite and list users'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "message" -d 'Queue replies'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "outbox" -d 'Inspect, show and retry outbox items'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l roles -d 'Roles to run, comma-separated (default: all), so roles can run on separate hosts' -r -f -a "http\t'HTTP: webhooks, API, health'
-processor\t'The inbound processor loop'"
+processor\t'The inbound processor loop'
+relay\t'The outbox relay loop (outbox → send queue)'
+sender\t'The sender loop (send queue → providers)'"
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -128,20 +132,22 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the users of a tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "list" -d 'List a tenant\'s channels'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "rename" -d 'Rename a channel'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate set-webhook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "list" -d 'List a tenant\'s channels'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rename" -d 'Rename a channel'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "auto-reply" -d 'Set (--text) or turn off (--off) the greeting sent on a new conversation\'s first message'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rotate-credentials" -d 'Replace a channel\'s token, keeping its history (`-` reads the token from stdin)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l type -d 'telegram or messenger' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l display-name -d 'Name shown to staff' -r
@@ -189,6 +195,26 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from deactivate" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -l text -d 'The greeting' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -l off -d 'Turn the greeting off'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from auto-reply" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -l token -d 'New Telegram bot token' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -l page-token -d 'New Messenger page access token' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from rotate-credentials" -s V -l version -d 'Print version'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
@@ -202,6 +228,8 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "rename" -d 'Rename a channel'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "auto-reply" -d 'Set (--text) or turn off (--off) the greeting sent on a new conversation\'s first message'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "rotate-credentials" -d 'Replace a channel\'s token, keeping its history (`-` reads the token from stdin)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and not __fish_seen_subcommand_from list show help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
@@ -236,6 +264,67 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a tenant\'s conversations, most recent first'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a conversation with its messages in provider order'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -f -a "send" -d 'Queue a reply in a conversation (sent by `kamshub serve`\'s relay and sender)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_seen_subcommand_from send help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l conversation -d 'Conversation id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l text -d 'The text (split into parts if longer than the provider allows)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l idempotency-key -d 'Makes the send idempotent: the same key and text never send twice' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from help" -f -a "send" -d 'Queue a reply in a conversation (sent by `kamshub serve`\'s relay and sender)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -f -a "inspect" -d 'List outbox items, newest first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -f -a "show" -d 'Show one item in full'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -f -a "retry" -d 'Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and not __fish_seen_subcommand_from inspect show retry help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -l tenant -d 'Only this tenant\'s items' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -l status -d 'Only items in this status (PENDING, ENQUEUED, SENDING, SENT, FAILED, UNKNOWN)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -l limit -d 'At most this many' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'List outbox items, newest first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one item in full'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -269,16 +358,18 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l data-dir -d 'Dat
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "tenant" -d 'Create, list and show tenants'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "user" -d 'Invite and list users'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation queues completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "message" -d 'Queue replies'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "outbox" -d 'Inspect, show and retry outbox items'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List every tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
@@ -289,7 +380,13 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "rename" -d 'Rename a channel'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "auto-reply" -d 'Set (--text) or turn off (--off) the greeting sent on a new conversation\'s first message'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "rotate-credentials" -d 'Replace a channel\'s token, keeping its history (`-` reads the token from stdin)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from conversation" -f -a "list" -d 'List a tenant\'s conversations, most recent first'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from conversation" -f -a "show" -d 'Show a conversation with its messages in provider order'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from message" -f -a "send" -d 'Queue a reply in a conversation (sent by `kamshub serve`\'s relay and sender)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "inspect" -d 'List outbox items, newest first'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "show" -d 'Show one item in full'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "retry" -d 'Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from queues" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'

@@ -64,6 +64,12 @@ struct Args {
     /// With `--baseline`: also run the load afterwards and print the ratios.
     #[arg(long)]
     load: bool,
+    /// Measure acknowledgements only: do not wait for the store (a daemon run with `--roles http`).
+    #[arg(long, conflicts_with = "drain_only")]
+    ack_only: bool,
+    /// Send nothing: measure a processor (`--roles processor`) emptying the incoming backlog.
+    #[arg(long)]
+    drain_only: bool,
     /// Webhook POSTs per second (offered, open loop).
     #[arg(long, default_value_t = 5000.0)]
     rate: f64,
@@ -251,6 +257,8 @@ fn new_channel(
         kind,
         external_id,
         is_active: true,
+        health: Default::default(),
+        auto_reply: None,
         created_at: now,
         updated_at: now,
         id,
@@ -635,10 +643,8 @@ fn client(max_in_flight: usize) -> anyhow::Result<reqwest::Client> {
 /// Opens up to `n` connections before the clock starts, so the run does not pay for them.
 async fn warm_up(client: &reqwest::Client, base: &str, n: usize) {
     let calls = (0..n).map(|_| client.get(format!("{base}/healthz")).send());
-    for r in futures::future::join_all(calls).await {
-        if let Ok(r) = r {
-            let _ = r.bytes().await;
-        }
+    for r in futures::future::join_all(calls).await.into_iter().flatten() {
+        let _ = r.bytes().await;
     }
 }
 
@@ -654,41 +660,26 @@ async fn send_open_loop(
     let start = Instant::now() + Duration::from_millis(50);
     let span = slots.last().map_or(0.0, |s| s.at);
     let sent = slots.len() as u64;
-    let scheduler = {
-        let (client, base) = (client.clone(), base.to_owned());
-        tokio::spawn(async move {
-            for slot in slots {
-                let at = start + Duration::from_secs_f64(slot.at);
-                tokio::time::sleep_until(at.into()).await;
-                let (client, permits, tx) = (client.clone(), Arc::clone(&permits), tx.clone());
-                let url = format!("{base}{}", slot.request.path);
-                tokio::spawn(async move {
-                    let _permit = permits.acquire_owned().await.expect("never closed");
-                    let lag = at.elapsed();
-                    let (name, value) = &slot.request.auth;
-                    let sending = client
-                        .post(url)
-                        .header(*name, value)
-                        .header("content-type", "application/json")
-                        .body(slot.request.body.clone())
-                        .send();
-                    let outcome = match sending.await {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            match response.bytes().await {
-                                Ok(_) => Ok(status),
-                                Err(e) => Err(error_kind(&e)),
-                            }
-                        }
-                        Err(e) => Err(error_kind(&e)),
-                    };
-                    let done = Instant::now();
-                    let (request, events) = (slot.request.id, slot.request.events);
-                    let _ = tx.send(Sample { request, events, outcome, latency: done - at, lag, done });
-                });
-            }
-        })
-    };
+    // A plain thread keeps the schedule: tokio's timer ticks in whole milliseconds, which would
+    // add up to 1 ms of the load generator's own lateness to every latency.
+    let runtime = tokio::runtime::Handle::current();
+    let (client, base) = (client.clone(), base.to_owned());
+    let scheduler = std::thread::spawn(move || {
+        for slot in slots {
+            let at = start + Duration::from_secs_f64(slot.at);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            let (client, permits, tx) = (client.clone(), Arc::clone(&permits), tx.clone());
+            let url = format!("{base}{}", slot.request.path);
+            runtime.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                let lag = at.elapsed();
+                let outcome = post(&client, url, &slot.request).await;
+                let done = Instant::now();
+                let (request, events) = (slot.request.id, slot.request.events);
+                let _ = tx.send(Sample { request, events, outcome, latency: done - at, lag, done });
+            });
+        }
+    });
     let mut stats = SendStats { sent, offered_per_sec: sent as f64 / span.max(1e-9), ..SendStats::default() };
     let (mut acks, mut lags) = (Vec::with_capacity(sent as usize), Vec::with_capacity(sent as usize));
     let mut accepted_requests = HashSet::new();
@@ -709,12 +700,23 @@ async fn send_open_loop(
             Err(kind) => *stats.errors.entry(kind.to_owned()).or_default() += 1,
         }
     }
-    let _ = scheduler.await;
+    scheduler.join().expect("the scheduler does not panic");
     stats.accepted_per_sec = stats.accepted as f64 / (last_ack - start).as_secs_f64().max(1e-9);
     stats.span_secs = (last_answer - start).as_secs_f64();
     stats.ack_ms = Percentiles::of(&mut acks);
     stats.send_lag_ms = Percentiles::of(&mut lags);
     (stats, start)
+}
+
+/// Posts one webhook and reads the whole answer: its status, or the kind of client error.
+async fn post(client: &reqwest::Client, url: String, request: &Prepared) -> Result<u16, &'static str> {
+    let (name, value) = &request.auth;
+    let sending =
+        client.post(url).header(*name, value).header("content-type", "application/json").body(request.body.clone());
+    let response = sending.send().await.map_err(|e| error_kind(&e))?;
+    let status = response.status().as_u16();
+    response.bytes().await.map_err(|e| error_kind(&e))?;
+    Ok(status)
 }
 
 fn error_kind(e: &reqwest::Error) -> &'static str {
@@ -735,36 +737,45 @@ fn error_kind(e: &reqwest::Error) -> &'static str {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LoadReport {
-    send: SendStats,
+    /// What the sender saw (absent with `--drain-only`).
+    send: Option<SendStats>,
+    /// Unique events the store had to apply (accepted ones; with `--drain-only`, the backlog).
+    expected: u64,
     /// Events the store applied during the run (new `inbound_events` rows).
     applied: u64,
-    /// From the first scheduled send until every unique accepted event was applied, s.
+    /// From the first scheduled send (or the start of watching) until every expected event was applied, s.
     all_applied_secs: Option<f64>,
-    /// Unique events / `all_applied_secs`.
+    /// `expected` / `all_applied_secs`.
     processed_per_sec: Option<f64>,
-    /// Apply rate while sending, and after the last ack (draining the backlog).
-    apply_per_sec_sending: f64,
+    /// Apply rate while sending, and after the last answer while the backlog drains.
+    apply_per_sec_sending: Option<f64>,
     apply_per_sec_draining: Option<f64>,
     /// Largest incoming queue backlog seen.
     peak_backlog: u64,
-    daemon: Option<DaemonReport>,
-    /// The load generator's own CPU use over the run, in cores.
-    loadgen_cpu_cores: f64,
-    /// Per disk: cache flushes (≈ fsyncs) and writes per second, while sending.
-    disks: BTreeMap<String, DiskRate>,
+    /// The daemon's memory: highest VmRSS sampled every 100 ms, and the kernel's VmHWM.
+    daemon_rss_mb: Option<(f64, f64)>,
+    sending: Option<Phase>,
+    draining: Option<Phase>,
 }
 
+/// Where the machine's CPU and disk went during one phase.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DaemonReport {
-    peak_rss_mb_sampled: f64,
-    vm_hwm_mb: f64,
-    /// CPU use of the daemon while sending and while draining, in cores.
-    cpu_cores_sending: f64,
-    cpu_cores_draining: f64,
-    /// The busiest threads while sending: `tid name` → cores.
-    busiest_threads_sending: Vec<(String, f64)>,
-    busiest_threads_draining: Vec<(String, f64)>,
+struct Phase {
+    secs: f64,
+    /// Whole machine, in cores (of `nproc`), from `/proc/stat`; steal is time the hypervisor took.
+    machine_busy_cores: f64,
+    steal_cores: f64,
+    daemon_cores: f64,
+    loadgen_cores: f64,
+    /// Everything else running on the machine (other sessions' builds and test services...).
+    other_cores: f64,
+    /// Daemon thread name → (threads, cores).
+    daemon_threads: BTreeMap<String, (usize, f64)>,
+    /// The daemon's busiest threads: `tid name` → cores.
+    busiest: Vec<(String, f64)>,
+    /// Per disk: cache flushes (≈ fsyncs reaching the device) and writes per second.
+    disks: BTreeMap<String, DiskRate>,
 }
 
 #[derive(Debug, Serialize)]
@@ -775,11 +786,19 @@ struct DiskRate {
     write_mb_per_sec: f64,
 }
 
-async fn run_load(args: &Args) -> anyhow::Result<LoadReport> {
+fn read_setup(args: &Args) -> anyhow::Result<SetupFile> {
     let path = setup_path(args);
-    let setup: SetupFile = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {} (run --setup first)", path.display()))?,
-    )?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {} (run --setup first)", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+async fn run_load(args: &Args) -> anyhow::Result<LoadReport> {
+    let watcher = Watcher::open(&args.data_dir, args.daemon_pid)?;
+    if args.drain_only {
+        return drain_only(args, watcher).await;
+    }
+    let setup = read_setup(args)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut generator = Generator::new(&setup, args, seed);
     let slots = plan(&mut generator, args)?;
@@ -797,45 +816,81 @@ async fn run_load(args: &Args) -> anyhow::Result<LoadReport> {
     let target = args.target.trim_end_matches('/');
     let client = client(args.max_in_flight)?;
     warm_up(&client, target, args.max_in_flight.min(128)).await;
-
-    let watcher = Watcher::open(&args.data_dir, args.daemon_pid)?;
-    watcher.wait_for_empty_backlog(Duration::from_secs(120))?;
-    let applied_before = watcher.applied_rowid()?;
+    if !args.ack_only {
+        watcher.wait_for_empty_backlog(Duration::from_secs(120))?;
+    }
     let before = Snapshot::take(args.daemon_pid);
-    let (stop, latest, handle) = watcher.spawn(applied_before);
+    let watching = watcher.spawn()?;
 
     let (send, start) = send_open_loop(&client, target, slots, args.max_in_flight).await;
     let sent_end = Instant::now();
     let after_send = Snapshot::take(args.daemon_pid);
     let expected = send.unique_events_accepted;
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain_timeout);
-    while latest.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+    while !args.ack_only && watching.applied.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let after_drain = Snapshot::take(args.daemon_pid);
-    stop.store(true, Ordering::Relaxed);
-    let timeline = handle.join().expect("the watcher does not panic");
+    let timeline = watching.finish();
 
-    let applied = timeline.last().map_or(0, |p| p.applied);
     let all_applied = timeline.iter().find(|p| p.applied >= expected).map(|p| p.at);
     let all_applied_secs = all_applied.map(|t| t.saturating_duration_since(start).as_secs_f64());
     let applied_at_send_end = timeline.iter().take_while(|p| p.at <= sent_end).last().map_or(0, |p| p.applied);
     let report = LoadReport {
-        applied,
+        expected,
+        applied: timeline.last().map_or(0, |p| p.applied),
         all_applied_secs,
         processed_per_sec: all_applied_secs.map(|s| expected as f64 / s),
-        apply_per_sec_sending: applied_at_send_end as f64 / (sent_end - start).as_secs_f64(),
+        apply_per_sec_sending: Some(applied_at_send_end as f64 / (sent_end - start).as_secs_f64()),
         apply_per_sec_draining: all_applied
             .filter(|t| *t > sent_end)
             .map(|t| (expected.saturating_sub(applied_at_send_end)) as f64 / (t - sent_end).as_secs_f64()),
         peak_backlog: timeline.iter().map(|p| p.backlog).max().unwrap_or(0),
-        daemon: args.daemon_pid.map(|pid| daemon_report(pid, &timeline, &before, &after_send, &after_drain)),
-        loadgen_cpu_cores: (after_drain.own_cpu - before.own_cpu) / (after_drain.at - before.at).as_secs_f64(),
-        disks: disk_rates(&before, &after_send),
-        send,
+        daemon_rss_mb: args.daemon_pid.map(|pid| rss_mb(pid, &timeline)),
+        sending: Some(Phase::between(&before, &after_send)),
+        draining: (!args.ack_only).then(|| Phase::between(&after_send, &after_drain)),
+        send: Some(send),
     };
-    print_load(&report, expected);
+    print_load(&report);
     Ok(report)
+}
+
+/// `--drain-only`: a processor (`serve --roles processor`) empties a backlog that an http-only
+/// run left; measures how fast, from now until the incoming queue is empty.
+async fn drain_only(args: &Args, watcher: Watcher) -> anyhow::Result<LoadReport> {
+    let expected = watcher.backlog()?;
+    println!("drain: {expected} messages in the incoming queue");
+    let before = Snapshot::take(args.daemon_pid);
+    let start = before.at;
+    let watching = watcher.spawn()?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.drain_timeout);
+    while watching.backlog.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = Snapshot::take(args.daemon_pid);
+    let timeline = watching.finish();
+    let emptied = timeline.iter().find(|p| p.backlog == 0).map(|p| p.at.saturating_duration_since(start).as_secs_f64());
+    let applied = timeline.last().map_or(0, |p| p.applied);
+    let report = LoadReport {
+        send: None,
+        expected,
+        applied,
+        all_applied_secs: emptied,
+        processed_per_sec: emptied.map(|s| applied as f64 / s),
+        apply_per_sec_sending: None,
+        apply_per_sec_draining: emptied.map(|s| applied as f64 / s),
+        peak_backlog: expected,
+        daemon_rss_mb: args.daemon_pid.map(|pid| rss_mb(pid, &timeline)),
+        sending: None,
+        draining: Some(Phase::between(&before, &after)),
+    };
+    print_load(&report);
+    Ok(report)
+}
+
+fn rss_mb(pid: u32, timeline: &[Point]) -> (f64, f64) {
+    let sampled = timeline.iter().map(|p| p.rss_kb).max().unwrap_or(0) as f64 / 1024.0;
+    (sampled, proc_status_kb(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0)
 }
 
 /// One look at the store, the queue and the daemon.
@@ -853,12 +908,29 @@ struct Watcher {
     pid: Option<u32>,
 }
 
+/// A watcher sampling on its own thread.
+struct Watching {
+    stop: Arc<AtomicBool>,
+    /// Events applied since the watching started.
+    applied: Arc<AtomicU64>,
+    /// The incoming queue's depth at the last sample.
+    backlog: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<Vec<Point>>,
+}
+
+impl Watching {
+    fn finish(self) -> Vec<Point> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("the watcher does not panic")
+    }
+}
+
 impl Watcher {
     fn open(data_dir: &Path, pid: Option<u32>) -> anyhow::Result<Self> {
         let open = |name: &str| -> anyhow::Result<Connection> {
             let path = data_dir.join(name);
             let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .with_context(|| format!("opening {} read-only", path.display()))?;
+                .with_context(|| format!("opening {} read-only (is the daemon running on it?)", path.display()))?;
             conn.busy_timeout(Duration::from_secs(2))?;
             Ok(conn)
         };
@@ -891,37 +963,42 @@ impl Watcher {
         }
     }
 
-    /// Samples every 100 ms on its own thread until `stop`; `latest` is the applied count.
-    #[expect(clippy::type_complexity, reason = "a private triple, named at its one call site")]
-    fn spawn(self, base: u64) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<Vec<Point>>) {
+    /// Samples every 100 ms on its own thread until finished.
+    fn spawn(self) -> anyhow::Result<Watching> {
+        let base = self.applied_rowid()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let latest = Arc::new(AtomicU64::new(0));
-        let (s, l) = (Arc::clone(&stop), Arc::clone(&latest));
+        let applied = Arc::new(AtomicU64::new(0));
+        let backlog = Arc::new(AtomicU64::new(self.backlog()?));
+        let (s, a, b) = (Arc::clone(&stop), Arc::clone(&applied), Arc::clone(&backlog));
         let handle = std::thread::spawn(move || {
             let mut points = Vec::new();
             while !s.load(Ordering::Relaxed) {
                 let at = Instant::now();
                 let applied = self.applied_rowid().unwrap_or(base).saturating_sub(base);
-                l.store(applied, Ordering::Relaxed);
-                let backlog = self.backlog().unwrap_or(0);
+                a.store(applied, Ordering::Relaxed);
+                let backlog = self.backlog().unwrap_or(u64::MAX);
+                b.store(backlog, Ordering::Relaxed);
                 let rss_kb = self.pid.and_then(|pid| proc_status_kb(pid, "VmRSS:")).unwrap_or(0);
                 points.push(Point { at, applied, backlog, rss_kb });
                 std::thread::sleep(Duration::from_millis(100).saturating_sub(at.elapsed()));
             }
             points
         });
-        (stop, latest, handle)
+        Ok(Watching { stop, applied, backlog, handle })
     }
 }
 
 /// CPU and disk counters at one instant.
 struct Snapshot {
     at: Instant,
-    /// tid → (name, CPU ns).
+    /// Daemon tid → (name, CPU ns).
     threads: HashMap<u32, (String, u64)>,
     /// disk → (flushes, writes, sectors written).
     disks: HashMap<String, (u64, u64, u64)>,
+    /// This process's CPU seconds.
     own_cpu: f64,
+    /// The machine's busy and stolen CPU seconds.
+    machine: (f64, f64),
 }
 
 impl Snapshot {
@@ -931,35 +1008,43 @@ impl Snapshot {
             threads: pid.map(thread_cpu).unwrap_or_default(),
             disks: disk_counters(),
             own_cpu: own_cpu_secs(),
+            machine: machine_cpu_secs(),
         }
     }
 }
 
-fn daemon_report(pid: u32, timeline: &[Point], a: &Snapshot, b: &Snapshot, c: &Snapshot) -> DaemonReport {
-    let cores = |from: &Snapshot, to: &Snapshot| -> (f64, Vec<(String, f64)>) {
-        let wall = (to.at - from.at).as_secs_f64().max(1e-9) * 1e9;
-        let mut threads: Vec<(String, f64)> = to
+impl Phase {
+    fn between(from: &Snapshot, to: &Snapshot) -> Self {
+        let secs = (to.at - from.at).as_secs_f64().max(1e-9);
+        let mut threads: Vec<(u32, &str, f64)> = to
             .threads
             .iter()
             .map(|(tid, (name, ns))| {
                 let before = from.threads.get(tid).map_or(0, |(_, ns)| *ns);
-                (format!("{tid} {name}"), ns.saturating_sub(before) as f64 / wall)
+                (*tid, name.as_str(), ns.saturating_sub(before) as f64 / 1e9 / secs)
             })
             .collect();
-        threads.sort_by(|x, y| y.1.total_cmp(&x.1));
-        let total = threads.iter().map(|t| t.1).sum();
-        threads.truncate(6);
-        (total, threads)
-    };
-    let (cpu_cores_sending, busiest_threads_sending) = cores(a, b);
-    let (cpu_cores_draining, busiest_threads_draining) = cores(b, c);
-    DaemonReport {
-        peak_rss_mb_sampled: timeline.iter().map(|p| p.rss_kb).max().unwrap_or(0) as f64 / 1024.0,
-        vm_hwm_mb: proc_status_kb(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
-        cpu_cores_sending,
-        cpu_cores_draining,
-        busiest_threads_sending,
-        busiest_threads_draining,
+        threads.sort_by(|x, y| y.2.total_cmp(&x.2));
+        let mut daemon_threads: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        for (_, name, cores) in &threads {
+            let entry = daemon_threads.entry((*name).to_owned()).or_default();
+            entry.0 += 1;
+            entry.1 += cores;
+        }
+        let daemon_cores: f64 = threads.iter().map(|t| t.2).sum();
+        let loadgen_cores = (to.own_cpu - from.own_cpu) / secs;
+        let machine_busy_cores = (to.machine.0 - from.machine.0) / secs;
+        Self {
+            secs,
+            machine_busy_cores,
+            steal_cores: (to.machine.1 - from.machine.1) / secs,
+            daemon_cores,
+            loadgen_cores,
+            other_cores: (machine_busy_cores - daemon_cores - loadgen_cores).max(0.0),
+            daemon_threads,
+            busiest: threads.iter().take(6).map(|(tid, name, cores)| (format!("{tid} {name}"), *cores)).collect(),
+            disks: disk_rates(from, to),
+        }
     }
 }
 
@@ -985,13 +1070,27 @@ fn thread_cpu(pid: u32) -> HashMap<u32, (String, u64)> {
     out
 }
 
-/// This process's CPU seconds (user + system) from `/proc/self/stat`, at the usual 100 ticks/s.
+/// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// This process's CPU seconds (user + system) from `/proc/self/stat`.
 fn own_cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    (ticks(11) + ticks(12)) as f64 / TICKS
+}
+
+/// The machine's busy (everything but idle and iowait) and stolen CPU seconds, from `/proc/stat`.
+fn machine_cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+    let at = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    (busy as f64 / TICKS, at(7) as f64 / TICKS)
 }
 
 /// Whole disks (as listed in `/sys/block`): flushes completed, writes completed, sectors written.
@@ -1028,38 +1127,48 @@ fn disk_rates(a: &Snapshot, b: &Snapshot) -> BTreeMap<String, DiskRate> {
         .collect()
 }
 
-fn print_load(r: &LoadReport, expected: u64) {
-    let s = &r.send;
-    println!("requests sent       {}  (offered {:.0}/s)", s.sent, s.offered_per_sec);
-    println!("accepted (200)      {}  ({:.0}/s)", s.accepted, s.accepted_per_sec);
-    println!("errors              {}", if s.errors.is_empty() { "none".to_owned() } else { format!("{:?}", s.errors) });
-    println!("ack latency ms      {}", fmt_percentiles(&s.ack_ms));
-    println!("send lag ms         {}  (load generator lateness, included above)", fmt_percentiles(&s.send_lag_ms));
-    println!("unique events       {expected} accepted, {} applied", r.applied);
+fn print_load(r: &LoadReport) {
+    if let Some(s) = &r.send {
+        println!("requests sent       {}  (offered {:.0}/s)", s.sent, s.offered_per_sec);
+        println!("accepted (200)      {}  ({:.0}/s)", s.accepted, s.accepted_per_sec);
+        let errors = if s.errors.is_empty() { "none".to_owned() } else { format!("{:?}", s.errors) };
+        println!("errors              {errors}");
+        println!("ack latency ms      {}", fmt_percentiles(&s.ack_ms));
+        println!("send lag ms         {}  (load generator lateness, included above)", fmt_percentiles(&s.send_lag_ms));
+    }
+    println!("unique events       {} expected, {} applied", r.expected, r.applied);
     match (r.all_applied_secs, r.processed_per_sec) {
         (Some(secs), Some(rate)) => println!("all applied after   {secs:.2} s  → processed {rate:.0} events/s"),
-        _ => println!("all applied after   NOT REACHED within the drain timeout"),
+        _ => println!("all applied after   not reached (processor not running, or the drain timeout passed)"),
     }
-    let draining = r.apply_per_sec_draining.map_or("-".to_owned(), |d| format!("{d:.0}/s"));
+    let rate = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.0}/s"));
     println!(
-        "apply rate          {:.0}/s while sending, {draining} draining; peak backlog {}",
-        r.apply_per_sec_sending, r.peak_backlog
+        "apply rate          {} while sending, {} draining; peak backlog {}",
+        rate(r.apply_per_sec_sending),
+        rate(r.apply_per_sec_draining),
+        r.peak_backlog
     );
-    if let Some(d) = &r.daemon {
-        println!("daemon RSS          peak sampled {:.1} MB, VmHWM {:.1} MB", d.peak_rss_mb_sampled, d.vm_hwm_mb);
-        println!(
-            "daemon CPU          {:.2} cores sending, {:.2} cores draining",
-            d.cpu_cores_sending, d.cpu_cores_draining
-        );
-        println!("  busiest sending   {}", fmt_threads(&d.busiest_threads_sending));
-        println!("  busiest draining  {}", fmt_threads(&d.busiest_threads_draining));
+    if let Some((sampled, hwm)) = r.daemon_rss_mb {
+        println!("daemon RSS          peak sampled {sampled:.1} MB, VmHWM {hwm:.1} MB");
     }
-    println!("loadgen CPU         {:.2} cores", r.loadgen_cpu_cores);
-    for (name, d) in &r.disks {
+    for (name, phase) in [("sending", &r.sending), ("draining", &r.draining)] {
+        let Some(p) = phase else { continue };
         println!(
-            "disk {name:<14} {:.0} flushes/s, {:.0} writes/s, {:.1} MB/s (while sending)",
-            d.flushes_per_sec, d.writes_per_sec, d.write_mb_per_sec
+            "CPU {name:<15} {:.1} s: machine {:.2} cores busy (steal {:.2}) = daemon {:.2} + loadgen {:.2} + other {:.2}",
+            p.secs, p.machine_busy_cores, p.steal_cores, p.daemon_cores, p.loadgen_cores, p.other_cores
         );
+        if !p.daemon_threads.is_empty() {
+            let names: Vec<String> =
+                p.daemon_threads.iter().map(|(name, (n, cores))| format!("{name} ×{n}: {cores:.2}")).collect();
+            println!("  daemon threads    {}", names.join(", "));
+            println!("  busiest           {}", fmt_threads(&p.busiest));
+        }
+        for (disk, d) in &p.disks {
+            println!(
+                "  disk {disk:<12} {:.0} flushes/s, {:.0} writes/s, {:.1} MB/s",
+                d.flushes_per_sec, d.writes_per_sec, d.write_mb_per_sec
+            );
+        }
     }
 }
 
@@ -1236,14 +1345,14 @@ async fn closed_loop(
 
 fn print_ratios(load: &LoadReport, b: &Baseline) {
     println!("ratios to baseline:");
-    println!("  accepted/s ÷ bare axum max          {:.2}", load.send.accepted_per_sec / b.bare_axum_max_per_sec);
+    let Some(send) = &load.send else { return };
+    println!("  accepted/s ÷ bare axum max          {:.2}", send.accepted_per_sec / b.bare_axum_max_per_sec);
     println!(
         "  ack p99 ÷ bare axum open-loop p99    {:.1}×",
-        load.send.ack_ms.p99 / b.bare_axum_open_loop.ack_ms.p99.max(1e-3)
+        send.ack_ms.p99 / b.bare_axum_open_loop.ack_ms.p99.max(1e-3)
     );
     if let Some(p) = load.processed_per_sec {
         println!("  processed/s ÷ SQLite batch-100 rows/s {:.3}", p / b.sqlite_rows_per_sec_batch100);
-        println!("  processed/s ÷ SQLite commits/s        {:.2}", p / b.sqlite_rows_per_sec_batch1);
     }
 }
 

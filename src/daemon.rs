@@ -1,11 +1,13 @@
 //! `kamshub serve`: opens the backends, runs the chosen roles (HTTP: API and webhooks;
-//! processor), and on SIGINT/SIGTERM stops taking work, finishes or releases what is in flight,
+//! processor, relay, sender), and on SIGINT/SIGTERM stops taking work, finishes or releases what is in flight,
 //! and exits 0.
 
 use crate::app::App;
 use crate::http::ServerState;
 use crate::pipeline::intake::Intake;
 use crate::pipeline::processor::{Processor, ProcessorConfig};
+use crate::pipeline::relay::{Relay, RelayConfig};
+use crate::pipeline::sender::{Sender, SenderConfig};
 use clap::ValueEnum;
 use std::future::Future;
 use std::sync::Arc;
@@ -20,11 +22,15 @@ pub enum Role {
     Http,
     /// The inbound processor loop.
     Processor,
+    /// The outbox relay loop (outbox → send queue).
+    Relay,
+    /// The sender loop (send queue → providers).
+    Sender,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 2] = [Role::Http, Role::Processor];
+    pub const ALL: [Role; 4] = [Role::Http, Role::Processor, Role::Relay, Role::Sender];
 }
 
 /// Why the daemon stopped with an error.
@@ -78,6 +84,29 @@ pub async fn serve(
         tokio::spawn(processor.run(stop.clone()))
     });
 
+    let relay = roles.contains(&Role::Relay).then(|| {
+        let relay = Arc::new(Relay::new(Arc::clone(&store), Arc::clone(&queue), RelayConfig::default()));
+        tracing::info!("relay started");
+        tokio::spawn(relay.run(stop.clone()))
+    });
+    let sender = if roles.contains(&Role::Sender) {
+        let sender = Arc::new(Sender::new(
+            Arc::clone(&store),
+            Arc::clone(&queue),
+            app.telegram().clone(),
+            app.messenger().clone(),
+            app.master_key().map_err(start)?,
+            SenderConfig {
+                visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
+                ..SenderConfig::default()
+            },
+        ));
+        tracing::info!("sender started");
+        Some(tokio::spawn(sender.run(stop.clone())))
+    } else {
+        None
+    };
+
     let trigger = stop.clone();
     let shutdown = async move {
         shutdown.await;
@@ -101,9 +130,11 @@ pub async fn serve(
         None => shutdown.await,
     }
     stop.cancel();
-    if let Some(processor) = processor {
-        let _ = processor.await;
-        tracing::info!("processor drained");
+    for (name, task) in [("processor", processor), ("relay", relay), ("sender", sender)] {
+        if let Some(task) = task {
+            let _ = task.await;
+            tracing::info!("{name} drained");
+        }
     }
     tracing::info!("stopped");
     Ok(())

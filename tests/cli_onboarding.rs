@@ -139,7 +139,10 @@ async fn onboarding_flow_by_cli(s: Setup) {
         "--token",
         BOT_TOKEN,
     ]);
-    assert_eq!(keys(&bot), ["channelId", "displayName", "externalId", "isActive", "tenantId", "type", "webhookUrl"]);
+    assert_eq!(
+        keys(&bot),
+        ["channelId", "displayName", "externalId", "health", "isActive", "tenantId", "type", "webhookUrl"]
+    );
     assert_eq!(bot["externalId"], "acme_support_bot");
     assert_eq!(bot["type"], "telegram");
     assert_eq!(bot["isActive"], true);

@@ -70,6 +70,36 @@ pub enum ChannelCommand {
         #[arg(long, value_parser = parse_with(TenantId::parse))]
         tenant: TenantId,
     },
+    /// Set (--text) or turn off (--off) the greeting sent on a new conversation's first message.
+    AutoReply {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+        /// The greeting.
+        #[arg(long, required_unless_present = "off", conflicts_with = "off")]
+        text: Option<String>,
+        /// Turn the greeting off.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Replace a channel's token, keeping its history (`-` reads the token from stdin).
+    RotateCredentials {
+        /// Channel id.
+        #[arg(value_parser = parse_with(ChannelId::parse))]
+        channel: ChannelId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+        /// New Telegram bot token.
+        #[arg(long, required_unless_present = "page_token", conflicts_with = "page_token")]
+        token: Option<String>,
+        /// New Messenger page access token.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
     /// Register a Telegram channel's webhook (after --no-webhook, or a new public URL).
     SetWebhook {
         /// Channel id.
@@ -111,6 +141,14 @@ pub(crate) async fn run(app: &App, format: Format, command: ChannelCommand) -> R
             channels::change(app, &actor, &tenant, &channel, ChannelChange::SetActive(false)).await?
         }
         ChannelCommand::SetWebhook { channel, tenant } => channels::set_webhook(app, &actor, &tenant, &channel).await?,
+        ChannelCommand::AutoReply { channel, tenant, text, off: _ } => {
+            channels::change(app, &actor, &tenant, &channel, ChannelChange::AutoReply(text)).await?
+        }
+        ChannelCommand::RotateCredentials { channel, tenant, token, page_token } => {
+            let token = token.or(page_token).expect("clap requires --token or --page-token");
+            let token = secret_arg(&token, "token")?;
+            channels::rotate_credentials(app, &actor, &tenant, &channel, token).await?
+        }
     };
     print(format, &view)
 }

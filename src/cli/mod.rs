@@ -5,6 +5,7 @@ mod channel;
 mod conversation;
 mod docs;
 mod onboarding;
+mod outbox;
 mod output;
 mod queues;
 
@@ -61,6 +62,12 @@ pub enum Command {
     /// List and show a tenant's conversations.
     #[command(subcommand)]
     Conversation(conversation::ConversationCommand),
+    /// Queue replies.
+    #[command(subcommand)]
+    Message(outbox::MessageCommand),
+    /// Inspect, show and retry outbox items.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Create the SQS queues and their redrive policies (embedded queues need none).
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
@@ -182,6 +189,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Channel(command) => channel::run(&app, format, command).await,
             Command::Queues(command) => queues::run(&app, format, command).await,
             Command::Conversation(command) => conversation::run(&app, format, command).await,
+            Command::Message(command) => outbox::message(&app, format, command).await,
+            Command::Outbox(command) => outbox::run(&app, format, command).await,
             Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     })

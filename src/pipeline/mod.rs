@@ -3,7 +3,10 @@
 
 pub mod batcher;
 pub mod intake;
+pub mod pacing;
 pub mod processor;
+pub mod relay;
+pub mod sender;
 
 use std::time::Duration;
 

@@ -1,10 +1,14 @@
 //! Meta Graph API client for Messenger pages: `{graph_api_base}/...`.
 
-use super::{ProviderError, http_client, transport_detail};
+use super::send::SentMessage;
+use super::{DEFAULT_TIMEOUT, Effect, ProviderError, http_client, transport_error};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
 
-const PROVIDER: &str = "Meta Graph API";
+/// The provider name in [`ProviderError`]s from this client; [`super::send::classify`] reads it.
+pub const PROVIDER: &str = "Meta Graph API";
 
 /// Webhook fields a page is subscribed to: what the processor handles.
 pub const SUBSCRIBED_FIELDS: &str = "messages,message_echoes,message_deliveries,message_reads,messaging_postbacks";
@@ -25,6 +29,7 @@ struct GraphErrorBody {
 struct GraphError {
     message: String,
     code: Option<i64>,
+    error_subcode: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -32,52 +37,243 @@ struct Success {
     success: bool,
 }
 
+/// The Send API's answer: `{recipient_id, message_id}`.
+#[derive(Deserialize)]
+struct Sent {
+    message_id: String,
+}
+
 impl MessengerClient {
     /// A client for the Graph API at `base` (with its version, e.g. `https://graph.facebook.com/v21.0`).
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned(), http: http_client() }
+        Self { base: base.trim_end_matches('/').to_owned(), http: http_client(DEFAULT_TIMEOUT) }
+    }
+
+    /// The same client with another total time per request (default [`DEFAULT_TIMEOUT`]). A send
+    /// that outlives it ends as [`ProviderError::Unknown`]; tests shorten it to provoke that.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = http_client(timeout);
+        self
     }
 
     /// Subscribes our app to the page's webhook fields. Also proves the page token works.
     pub async fn subscribe_app(&self, page_id: &str, page_token: &SecretString) -> Result<(), ProviderError> {
         let url = format!("{}/{page_id}/subscribed_apps", self.base);
         let form = [("subscribed_fields", SUBSCRIBED_FIELDS), ("access_token", page_token.expose_secret())];
+        let effect = Effect::Idempotent;
+        let response =
+            self.http.post(url).form(&form).send().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+        let status = response.status();
+        let regain_after = regain_access_after(response.headers());
+        let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+        if !status.is_success() {
+            return Err(graph_error(status, &text, regain_after));
+        }
+        match serde_json::from_str::<Success>(&text) {
+            Ok(Success { success: true }) => Ok(()),
+            _ => Err(ProviderError::Malformed {
+                provider: PROVIDER,
+                detail: "subscribed_apps did not answer success".to_owned(),
+            }),
+        }
+    }
+
+    /// Send API: a text reply (at most 2000 characters, see [`super::send::split_text`]) to the
+    /// person `psid`, as `messaging_type: RESPONSE` (inside the 24-hour window). `metadata` (at
+    /// most 1000 characters) comes back on the echo webhook, so the echo can be matched to this send.
+    ///
+    /// The page token goes in the `Authorization: Bearer` header, never in the URL, so no URL
+    /// logged by a proxy or kept in an error can hold it. Not idempotent: a timeout after the
+    /// request was written is [`ProviderError::Unknown`].
+    pub async fn send_text(
+        &self,
+        page_token: &SecretString,
+        psid: &str,
+        text: &str,
+        metadata: &str,
+    ) -> Result<SentMessage, ProviderError> {
+        let url = format!("{}/me/messages", self.base);
+        let body = json!({
+            "recipient": { "id": psid },
+            "messaging_type": "RESPONSE",
+            "message": { "text": text, "metadata": metadata },
+        });
+        let effect = Effect::Delivers;
         let response = self
             .http
             .post(url)
-            .form(&form)
+            .bearer_auth(page_token.expose_secret())
+            .json(&body)
             .send()
             .await
-            .map_err(|e| ProviderError::Unreachable { provider: PROVIDER, detail: transport_detail(e) })?;
+            .map_err(|e| transport_error(PROVIDER, effect, e))?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ProviderError::Unreachable { provider: PROVIDER, detail: transport_detail(e) })?;
-        if status.is_success() {
-            return match serde_json::from_str::<Success>(&text) {
-                Ok(Success { success: true }) => Ok(()),
-                _ => Err(ProviderError::Malformed {
-                    provider: PROVIDER,
-                    detail: "subscribed_apps did not answer success".to_owned(),
-                }),
-            };
+        let regain_after = regain_access_after(response.headers());
+        let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+        if !status.is_success() {
+            return Err(graph_error(status, &text, regain_after));
         }
-        match serde_json::from_str::<GraphErrorBody>(&text) {
-            Ok(body) => Err(ProviderError::Rejected {
-                provider: PROVIDER,
-                status: status.as_u16(),
-                code: body.error.code,
-                description: body.error.message,
-                retry_after: None,
-            }),
-            Err(_) if status.is_server_error() => {
-                Err(ProviderError::Unreachable { provider: PROVIDER, detail: format!("HTTP {}", status.as_u16()) })
-            }
-            Err(_) => Err(ProviderError::Malformed {
-                provider: PROVIDER,
-                detail: format!("HTTP {} without a Graph error", status.as_u16()),
-            }),
+        // A 2xx we cannot read most likely delivered the message: `Malformed` is classified as
+        // an unknown outcome, not as a failure to retry.
+        let sent: Sent = serde_json::from_str(&text).map_err(|_| ProviderError::Malformed {
+            provider: PROVIDER,
+            detail: format!("HTTP {} without a message_id", status.as_u16()),
+        })?;
+        Ok(SentMessage { message_id: sent.message_id })
+    }
+}
+
+/// Seconds until Graph lifts a rate limit, from `X-Business-Use-Case-Usage`
+/// (`{"<id>": [{"type": ..., "estimated_time_to_regain_access": <minutes>}]}`); `None` when absent or 0.
+fn regain_access_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let usage: serde_json::Value = serde_json::from_slice(headers.get("x-business-use-case-usage")?.as_bytes()).ok()?;
+    let minutes = usage
+        .as_object()?
+        .values()
+        .filter_map(|entries| entries.as_array())
+        .flatten()
+        .filter_map(|entry| entry.get("estimated_time_to_regain_access")?.as_u64())
+        .max()?;
+    (minutes > 0).then(|| minutes.saturating_mul(60))
+}
+
+/// A non-2xx Graph answer as an error: the Graph error when there is one (with `retry_after` from
+/// the usage header), else `Unreachable` for a 5xx (an edge or proxy failure) and `Malformed`.
+fn graph_error(status: reqwest::StatusCode, text: &str, retry_after: Option<u64>) -> ProviderError {
+    match serde_json::from_str::<GraphErrorBody>(text) {
+        Ok(GraphErrorBody { error }) => ProviderError::Rejected {
+            provider: PROVIDER,
+            status: status.as_u16(),
+            code: error.code,
+            error_subcode: error.error_subcode,
+            description: error.message,
+            retry_after,
+            migrate_to_chat_id: None,
+        },
+        Err(_) if status.is_server_error() => {
+            ProviderError::Unreachable { provider: PROVIDER, detail: format!("HTTP {}", status.as_u16()) }
         }
+        Err(_) => ProviderError::Malformed {
+            provider: PROVIDER,
+            detail: format!("HTTP {} without a Graph error", status.as_u16()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::send::{SendFailure, classify};
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const PAGE_TOKEN: &str = "EAAB-page-canary";
+
+    fn page_token() -> SecretString {
+        SecretString::from(PAGE_TOKEN)
+    }
+
+    fn graph_refusal(status: u16, code: i64, subcode: Option<i64>, message: &str) -> ResponseTemplate {
+        let mut error = json!({"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "Abc"});
+        if let Some(subcode) = subcode {
+            error["error_subcode"] = json!(subcode);
+        }
+        ResponseTemplate::new(status).set_body_json(json!({ "error": error }))
+    }
+
+    async fn send_fails(answer: ResponseTemplate) -> ProviderError {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/v21.0/me/messages")).respond_with(answer).mount(&server).await;
+        let client = MessengerClient::new(&format!("{}/v21.0", server.uri()));
+        let error = client.send_text(&page_token(), "psid-1", "hi", "snd_1").await.unwrap_err();
+        assert!(!error.to_string().contains("page-canary"), "the token stays out of errors: {error}");
+        error
+    }
+
+    #[tokio::test]
+    async fn a_sent_text_returns_its_mid_and_keeps_the_token_out_of_the_url() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v21.0/me/messages"))
+            .and(header("authorization", "Bearer EAAB-page-canary"))
+            .and(body_json(json!({
+                "recipient": {"id": "psid-1"},
+                "messaging_type": "RESPONSE",
+                "message": {"text": "hello", "metadata": "snd_0123"},
+            })))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"recipient_id": "psid-1", "message_id": "m_abc"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = MessengerClient::new(&format!("{}/v21.0/", server.uri()));
+        let sent = client.send_text(&page_token(), "psid-1", "hello", "snd_0123").await.unwrap();
+        assert_eq!(sent, SentMessage { message_id: "m_abc".to_owned() });
+
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].url.query(), None, "no access_token in the URL");
+        assert!(!requests[0].url.as_str().contains("page-canary"));
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_needs_new_credentials() {
+        let error = send_fails(graph_refusal(400, 190, Some(463), "Error validating access token")).await;
+        assert!(error.to_string().contains("code 190"), "{error}");
+        assert!(matches!(classify(&error), SendFailure::Permanent { needs_reauth: true, .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn outside_the_window_fails_for_good() {
+        let error =
+            send_fails(graph_refusal(400, 10, Some(2018278), "(#10) This message is sent outside of allowed window."))
+                .await;
+        assert!(error.to_string().contains("code 10, subcode 2018278"), "{error}");
+        let SendFailure::Permanent { code, description, needs_reauth } = classify(&error) else {
+            panic!("outside the window is permanent: {error:?}");
+        };
+        assert_eq!((code, needs_reauth), (Some(10), false));
+        assert!(description.contains("outside of allowed window"), "{description}");
+    }
+
+    #[tokio::test]
+    async fn a_temporary_error_is_retried() {
+        let error = send_fails(graph_refusal(500, 2, None, "An unexpected error has occurred.")).await;
+        assert!(matches!(classify(&error), SendFailure::Transient(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_waits_the_time_graph_names() {
+        let usage = json!({"1234": [{"type": "messenger", "call_count": 100, "estimated_time_to_regain_access": 5}]});
+        let answer = graph_refusal(400, 80006, None, "There have been too many messages sent to this Page")
+            .insert_header("x-business-use-case-usage", usage.to_string().as_str());
+        assert_eq!(classify(&send_fails(answer).await), SendFailure::RetryAfter(Duration::from_secs(300)));
+
+        let app_limit = graph_refusal(400, 4, None, "(#4) Application request limit reached");
+        assert_eq!(
+            classify(&send_fails(app_limit).await),
+            SendFailure::RetryAfter(crate::providers::send::GRAPH_APP_LIMIT_RETRY_AFTER)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_answer_after_sending_is_an_unknown_outcome() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/me/messages"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .mount(&server)
+            .await;
+        let client = MessengerClient::new(&server.uri()).with_timeout(Duration::from_millis(300));
+        let error = client.send_text(&page_token(), "psid-1", "hi", "snd_1").await.unwrap_err();
+        assert!(matches!(classify(&error), SendFailure::Unknown(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_success_is_not_resent() {
+        let error = send_fails(ResponseTemplate::new(200).set_body_string("<html>ok</html>")).await;
+        assert!(matches!(error, ProviderError::Malformed { .. }), "{error:?}");
+        assert!(matches!(classify(&error), SendFailure::Unknown(_)), "the message may be out");
     }
 }

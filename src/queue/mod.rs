@@ -221,10 +221,10 @@ pub(crate) fn check_outgoing(message: &OutgoingMessage) -> QueueResult<()> {
     Ok(())
 }
 
-/// Checks a receive's arguments against SQS's limits.
-pub(crate) fn check_receive(max: usize, wait: Duration) -> QueueResult<()> {
-    if !(1..=MAX_RECEIVE_BATCH).contains(&max) {
-        return Err(QueueError::Invalid(format!("receive takes 1 to {MAX_RECEIVE_BATCH} messages, not {max}")));
+/// Checks a receive's arguments: `max` within the adapter's `limit`, `wait` within SQS's.
+pub(crate) fn check_receive(max: usize, limit: usize, wait: Duration) -> QueueResult<()> {
+    if !(1..=limit).contains(&max) {
+        return Err(QueueError::Invalid(format!("receive takes 1 to {limit} messages, not {max}")));
     }
     if wait > MAX_WAIT {
         return Err(QueueError::Invalid(format!("receive waits at most {} s", MAX_WAIT.as_secs())));

@@ -18,6 +18,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+/// Most messages one embedded receive hands out.
+const EMBEDDED_MAX_RECEIVE: usize = 100;
+
 /// Schema migrations, applied in order at open.
 const MIGRATIONS: &[&str] = &["
 -- `seq` is the arrival order: a new row always sorts after every row that exists.
@@ -428,6 +431,12 @@ impl Queue for SqliteQueue {
         "sqlite"
     }
 
+    /// One transaction can hand out many messages: the processor's batches, and so its write
+    /// transactions, grow with the load instead of stopping at SQS's 10.
+    fn max_receive(&self) -> usize {
+        EMBEDDED_MAX_RECEIVE
+    }
+
     async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
         if messages.is_empty() {
             return Ok(());
@@ -440,7 +449,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
-        check_receive(max, wait)?;
+        check_receive(max, self.max_receive(), wait)?;
         let deadline = Instant::now() + wait;
         let rules = self.rules;
         loop {

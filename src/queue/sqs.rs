@@ -439,7 +439,7 @@ impl Queue for SqsQueue {
     }
 
     async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
-        check_receive(max, wait)?;
+        check_receive(max, MAX_RECEIVE_BATCH, wait)?;
         let url = self.url(queue).await?;
         let name = queue.full_name(&self.prefix);
         let out = self

@@ -32,6 +32,8 @@ pub struct ChannelView {
     pub is_active: bool,
     /// Where the provider posts this channel's updates.
     pub webhook_url: String,
+    /// `ok`, or `needs_reauth` after the provider refused the token (`channel rotate-credentials`).
+    pub health: crate::domain::ChannelHealth,
 }
 
 /// Credentials of a channel being added.
@@ -58,7 +60,12 @@ pub enum ChannelChange {
     Rename(DisplayName),
     /// Active (true) or inactive (false).
     SetActive(bool),
+    /// Greeting for new conversations (None turns it off).
+    AutoReply(Option<String>),
 }
+
+/// Longest greeting accepted (Messenger's text limit, so it always goes out in one part).
+pub const MAX_AUTO_REPLY_CHARS: usize = 2000;
 
 /// Connects a bot or page to a tenant. Telegram: `getMe` names the bot, the channel is stored with
 /// a fresh webhook secret, then `setWebhook` points the bot at us. Messenger: the channel is stored,
@@ -159,6 +166,21 @@ pub async fn change(
             channel.is_active = active;
             (if active { "channel.activate" } else { "channel.deactivate" }, json!({}))
         }
+        ChannelChange::AutoReply(text) => {
+            let text = text.map(|t| t.trim().to_owned());
+            match &text {
+                Some(t) if t.is_empty() => return Err(ServiceError::Invalid("the greeting text is empty".into())),
+                Some(t) if t.chars().count() > MAX_AUTO_REPLY_CHARS => {
+                    return Err(ServiceError::Invalid(format!(
+                        "the greeting is longer than {MAX_AUTO_REPLY_CHARS} characters"
+                    )));
+                }
+                _ => {}
+            }
+            let details = json!({"enabled": text.is_some()});
+            channel.auto_reply = text;
+            ("channel.auto_reply", details)
+        }
     };
     channel.updated_at = crate::domain::now();
     store.update_channel(&channel, &AuditEntry::new(actor, tenant_id, action, id.as_str(), details)).await?;
@@ -191,6 +213,46 @@ pub async fn set_webhook(app: &App, actor: &Actor, tenant_id: &TenantId, id: &Ch
     Ok(view(app, &channel))
 }
 
+/// Replaces a channel's token, keeping its id and history. Telegram: the new token must belong
+/// to the same bot (getMe), and the webhook is registered again with it; Messenger: the app is
+/// subscribed again with the new page token. Clears a needs-reauth flag; audited.
+pub async fn rotate_credentials(
+    app: &App,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    id: &ChannelId,
+    token: SecretString,
+) -> ServiceResult<ChannelView> {
+    let store = app.store().await?;
+    let mut channel = store.get_channel(tenant_id, id).await?;
+    let key = app.master_key()?;
+    match channel.kind {
+        ChannelKind::Telegram => {
+            let bot = app.telegram().get_me(&token).await?;
+            if bot.username != channel.external_id.as_str() {
+                return Err(ServiceError::Invalid(format!(
+                    "the new token belongs to bot `{}`, not `{}`",
+                    bot.username,
+                    channel.external_id.as_str()
+                )));
+            }
+            let sealed = channel
+                .webhook_secret
+                .as_ref()
+                .ok_or_else(|| ServiceError::Internal(format!("telegram channel `{id}` has no webhook secret")))?;
+            let secret = open(&key, &channel, sealed)?;
+            app.telegram().set_webhook(&token, &webhook_url(app, &channel), &secret).await?;
+        }
+        ChannelKind::Messenger => app.messenger().subscribe_app(channel.external_id.as_str(), &token).await?,
+    }
+    channel.credentials = key.seal(&token, channel.id.as_str());
+    channel.health = crate::domain::ChannelHealth::Ok;
+    channel.updated_at = crate::domain::now();
+    let audit = AuditEntry::new(actor, tenant_id, "channel.rotate_credentials", id.as_str(), json!({}));
+    store.update_channel(&channel, &audit).await?;
+    Ok(view(app, &channel))
+}
+
 fn open(key: &MasterKey, channel: &Channel, sealed: &crate::sealing::Sealed) -> ServiceResult<SecretString> {
     key.open(sealed, channel.id.as_str())
         .map_err(|e| ServiceError::Internal(format!("cannot open the credentials of channel `{}`: {e}", channel.id)))
@@ -220,5 +282,6 @@ fn view(app: &App, c: &Channel) -> ChannelView {
         external_id: c.external_id.as_str().to_owned(),
         is_active: c.is_active,
         webhook_url: webhook_url(app, c),
+        health: c.health,
     }
 }

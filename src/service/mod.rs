@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod inbox;
 pub mod onboarding;
+pub mod outbox;
 
 use crate::app::AppError;
 use crate::identity::IdentityError;

@@ -54,7 +54,7 @@ pub enum CreateOutcome {
     /// New: the outbox item and the outbound message were stored.
     Created,
     /// The sendId was used before with the same text: that item, unchanged.
-    Existing(OutboxItem),
+    Existing(Box<OutboxItem>),
 }
 
 /// One record of a provider call, for the send log.

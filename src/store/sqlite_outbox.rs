@@ -84,7 +84,7 @@ pub(super) fn create(conn: &mut Connection, item: &OutboxItem, message: &Message
 /// anything else is a conflict.
 pub(super) fn same_request(new: &OutboxItem, existing: OutboxItem) -> Result<CreateOutcome, StoreError> {
     if existing.text == new.text && existing.conversation_id == new.conversation_id {
-        Ok(CreateOutcome::Existing(existing))
+        Ok(CreateOutcome::Existing(Box::new(existing)))
     } else {
         Err(StoreError::Conflict(format!("idempotency key `{}` was already used for a different reply", new.send_id)))
     }

@@ -4,7 +4,10 @@
 
 use kamshub::app::App;
 use kamshub::domain::{Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId, TenantName};
+use kamshub::pipeline::pacing::{Limit, PacingLimits};
 use kamshub::pipeline::processor::{Processor, ProcessorConfig, Step};
+use kamshub::pipeline::relay::{Relay, RelayConfig};
+use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::queue::{Queue, QueueName};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -37,6 +40,8 @@ pub struct TestApp {
     pub telegram_secret: String,
     pub messenger: ChannelId,
     pub processor: Processor,
+    pub relay: Relay,
+    pub sender: Arc<Sender>,
     pub queue: Arc<dyn Queue>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -53,9 +58,15 @@ impl Drop for TestApp {
 /// Starts a kamshub on `backend`, or `None` when the backend's services are not configured
 /// (which fails instead under KAMSHUB_REQUIRE_SERVICES=1).
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, "http://127.0.0.1:9", "http://127.0.0.1:9").await
+}
+
+/// Like [`spawn_app`], with the provider APIs at `telegram` and `graph` (fakes).
+pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "data_dir = \"{}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
+         telegram_api_base = \"{telegram}\"\ngraph_api_base = \"{graph}\"\n\
          [queue]\nmax_receive_count = {MAX_RECEIVES}\nvisibility_timeout_secs = 2\n",
         dir.path().join("data").display()
     );
@@ -97,7 +108,26 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         receive_wait: Duration::from_millis(300),
         visibility_timeout: Duration::from_secs(2),
     };
-    let processor = Processor::new(app.store().await.unwrap(), Arc::clone(&queue), config);
+    let store = app.store().await.unwrap();
+    let processor = Processor::new(Arc::clone(&store), Arc::clone(&queue), config);
+    let relay = Relay::new(Arc::clone(&store), Arc::clone(&queue), RelayConfig::default());
+    let sender_config = SenderConfig {
+        workers: 2,
+        receive_wait: Duration::from_millis(300),
+        max_attempts: 4,
+        backoff_base: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(1),
+        pacing: fast_pacing(),
+        visibility_timeout: Duration::from_secs(2),
+    };
+    let sender = Arc::new(Sender::new(
+        store,
+        Arc::clone(&queue),
+        app.telegram().clone().with_timeout(Duration::from_secs(1)),
+        app.messenger().clone().with_timeout(Duration::from_secs(1)),
+        app.master_key().unwrap(),
+        sender_config,
+    ));
     Some(TestApp {
         app,
         address,
@@ -107,6 +137,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         telegram_secret,
         messenger,
         processor,
+        relay,
+        sender,
         queue,
         stop: Some(stop),
         _dir: dir,
@@ -241,6 +273,18 @@ impl TestApp {
 
     pub async fn store(&self) -> Arc<dyn kamshub::store::Store> {
         self.app.store().await.unwrap()
+    }
+}
+
+/// Pacing loose enough for tests that are not about pacing.
+pub fn fast_pacing() -> PacingLimits {
+    let fast = Limit::Bucket { every: Duration::from_micros(100), burst: 1000 };
+    PacingLimits {
+        telegram_bot: fast,
+        telegram_chat: fast,
+        telegram_group: fast,
+        messenger_page: fast,
+        messenger_thread: fast,
     }
 }
 

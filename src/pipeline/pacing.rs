@@ -1,0 +1,390 @@
+//! Send pacing: the sender asks [`Pacer::reserve`] before each provider call and waits what it
+//! says, so sends stay under the providers' documented rates instead of collecting 429s.
+//! A 429 that gets through anyway is still handled by the sender (`RetryAfter`).
+
+use crate::domain::{ChannelId, ChannelKind};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How often `reserve` looks for meters to drop.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// How long a meter stays after it is back at rest. Dropping it loses nothing (a rested meter
+/// equals a fresh one); the grace only covers callers whose `now` lags slightly behind another's.
+const EVICT_AFTER_REST: Duration = Duration::from_secs(60);
+
+/// The send being paced: which bot or page, and which chat or thread on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PaceKey {
+    /// The bot or page: its own rate covers all of its chats.
+    pub channel: ChannelId,
+    /// Which provider's limits apply.
+    pub kind: ChannelKind,
+    /// Telegram chat id or Messenger PSID: each chat or thread has its own rate too.
+    pub chat: String,
+    /// A Telegram group, supergroup or channel, which has a per-minute cap on top.
+    pub is_group: bool,
+}
+
+impl PaceKey {
+    /// A Telegram chat. Negative chat ids are groups, supergroups and channels.
+    pub fn telegram(channel: ChannelId, chat_id: &str) -> Self {
+        let is_group = chat_id.starts_with('-') || chat_id.starts_with('@');
+        Self { channel, kind: ChannelKind::Telegram, chat: chat_id.to_owned(), is_group }
+    }
+
+    /// A Messenger thread with the person `psid`.
+    pub fn messenger(channel: ChannelId, psid: &str) -> Self {
+        Self { channel, kind: ChannelKind::Messenger, chat: psid.to_owned(), is_group: false }
+    }
+}
+
+/// One limit on a stream of sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A token bucket (GCRA): up to `burst` sends back to back, then one every `every`. Suits
+    /// "short bursts, then about one per second".
+    Bucket {
+        /// Steady spacing between sends.
+        every: Duration,
+        /// Sends allowed back to back from rest (at least 1).
+        burst: u32,
+    },
+    /// At most `count` sends in any rolling `period` (a log of the last `count` send times).
+    /// Suits "N per second/minute", which a bucket with a burst would exceed up to twice over
+    /// inside one rolling period.
+    Window {
+        /// Sends allowed per period (at least 1).
+        count: u32,
+        /// The rolling period.
+        period: Duration,
+    },
+}
+
+/// The rates the pacer keeps. Defaults follow the providers' published limits (providers.md
+/// sections 1 and 2), kept a little under them where the provider states a hard number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacingLimits {
+    /// All sends of one bot: Telegram's "about 30 messages per second" for bulk sends.
+    pub telegram_bot: Limit,
+    /// One Telegram chat: "avoid more than one message per second", short bursts allowed.
+    pub telegram_chat: Limit,
+    /// One Telegram group (on top of `telegram_chat`): at most 20 messages per minute.
+    pub telegram_group: Limit,
+    /// All sends of one page: 250/s, under the 300 calls/s Meta documents for text.
+    pub messenger_page: Limit,
+    /// One Messenger thread: Meta throttles "too many messages to one thread" without a number.
+    pub messenger_thread: Limit,
+}
+
+impl Default for PacingLimits {
+    fn default() -> Self {
+        let second = Duration::from_secs(1);
+        Self {
+            telegram_bot: Limit::Window { count: 30, period: second },
+            telegram_chat: Limit::Bucket { every: second, burst: 3 },
+            telegram_group: Limit::Window { count: 20, period: Duration::from_secs(60) },
+            messenger_page: Limit::Window { count: 250, period: second },
+            messenger_thread: Limit::Bucket { every: second, burst: 3 },
+        }
+    }
+}
+
+/// Hands out send slots under [`PacingLimits`]. Shared by all sender tasks (`Arc<Pacer>`); the
+/// lock is held only for the arithmetic, never across an await.
+#[derive(Debug)]
+pub struct Pacer {
+    limits: PacingLimits,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    meters: HashMap<Scope, Meter>,
+    next_sweep: Option<Instant>,
+}
+
+/// What a meter counts: a whole bot or page, one chat, or one group's per-minute cap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    Channel(ChannelId),
+    Chat(ChannelId, String),
+    Group(ChannelId, String),
+}
+
+impl Pacer {
+    /// A pacer keeping `limits`.
+    pub fn new(limits: PacingLimits) -> Self {
+        Self { limits, state: Mutex::new(State::default()) }
+    }
+
+    /// How long to wait from `now` before sending to `key` (zero if it may go now). The slot is
+    /// taken: a second caller for the same bot or chat gets a later one, so concurrent senders
+    /// spread out instead of all waking at once. A reserved slot that goes unused only delays
+    /// later sends a little; it is never given back.
+    pub fn reserve(&self, key: PaceKey, now: Instant) -> Duration {
+        let scopes = self.scopes(key);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.sweep(now);
+        let at = scopes
+            .iter()
+            .filter_map(|(scope, _)| state.meters.get(scope).map(|meter| meter.earliest(now)))
+            .fold(now, Instant::max);
+        for (scope, limit) in scopes {
+            state.meters.entry(scope).or_insert_with(|| Meter::new(limit, now)).take(at);
+        }
+        at - now
+    }
+
+    /// The meters a send to `key` counts against, with their limits.
+    fn scopes(&self, key: PaceKey) -> Vec<(Scope, Limit)> {
+        let PaceKey { channel, kind, chat, is_group } = key;
+        let limits = &self.limits;
+        let (per_channel, per_chat) = match kind {
+            ChannelKind::Telegram => (limits.telegram_bot, limits.telegram_chat),
+            ChannelKind::Messenger => (limits.messenger_page, limits.messenger_thread),
+        };
+        let mut scopes = vec![(Scope::Channel(channel.clone()), per_channel)];
+        if is_group && kind == ChannelKind::Telegram {
+            scopes.push((Scope::Group(channel.clone(), chat.clone()), limits.telegram_group));
+        }
+        scopes.push((Scope::Chat(channel, chat), per_chat));
+        scopes
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).meters.len()
+    }
+}
+
+impl State {
+    /// Drops meters that have been at rest for a while, at most once per [`SWEEP_EVERY`], so
+    /// memory follows the chats active in the last minutes, not every chat ever seen.
+    fn sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        self.meters.retain(|_, meter| meter.rests_from() + EVICT_AFTER_REST > now);
+        self.next_sweep = Some(now + SWEEP_EVERY);
+    }
+}
+
+/// The state of one [`Limit`] for one scope.
+#[derive(Debug)]
+enum Meter {
+    /// GCRA: `tat` is the theoretical arrival time of the next send at the steady rate.
+    Bucket { every: Duration, tolerance: Duration, tat: Instant },
+    /// The latest `count` reserved send times (a min-heap: the oldest on top), and the latest one.
+    Window { count: usize, period: Duration, sends: BinaryHeap<Reverse<Instant>>, latest: Instant },
+}
+
+impl Meter {
+    /// A meter at rest.
+    fn new(limit: Limit, now: Instant) -> Self {
+        match limit {
+            Limit::Bucket { every, burst } => Meter::Bucket { every, tolerance: every * (burst.max(1) - 1), tat: now },
+            Limit::Window { count, period } => {
+                Meter::Window { count: count.max(1) as usize, period, sends: BinaryHeap::new(), latest: now }
+            }
+        }
+    }
+
+    /// The earliest instant, not before `now`, at which one more send fits. Any later instant fits too.
+    fn earliest(&self, now: Instant) -> Instant {
+        match self {
+            Meter::Bucket { tolerance, tat, .. } => tat.checked_sub(*tolerance).map_or(now, |at| at.max(now)),
+            // Once `count` sends are logged, a new one must come a full period after the oldest of
+            // them; the others (even ones reserved further ahead) then share any window with it.
+            Meter::Window { count, period, sends, .. } => match sends.peek() {
+                Some(Reverse(oldest)) if sends.len() >= *count => (*oldest + *period).max(now),
+                _ => now,
+            },
+        }
+    }
+
+    /// Records a send at `at` (which [`Meter::earliest`] allowed).
+    fn take(&mut self, at: Instant) {
+        match self {
+            Meter::Bucket { every, tat, .. } => *tat = (*tat).max(at) + *every,
+            Meter::Window { count, sends, latest, .. } => {
+                sends.push(Reverse(at));
+                if sends.len() > *count {
+                    sends.pop();
+                }
+                *latest = (*latest).max(at);
+            }
+        }
+    }
+
+    /// From this instant on the meter behaves like a fresh one.
+    fn rests_from(&self) -> Instant {
+        match self {
+            Meter::Bucket { tat, .. } => *tat,
+            Meter::Window { period, latest, .. } => *latest + *period,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot(n: u32) -> ChannelId {
+        ChannelId::parse(&format!("chn_bot{n}")).unwrap()
+    }
+
+    fn pacer() -> Pacer {
+        Pacer::new(PacingLimits::default())
+    }
+
+    /// The most send times falling in any half-open window `[t, t + width)`.
+    fn busiest_window(times: &[Instant], width: Duration) -> usize {
+        let mut sorted = times.to_vec();
+        sorted.sort();
+        (0..sorted.len()).map(|i| sorted[i..].iter().take_while(|t| **t < sorted[i] + width).count()).max().unwrap_or(0)
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn a_bot_sends_at_most_30_per_rolling_second_across_chats() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let sends: Vec<Instant> = (0..100)
+            .map(|i| {
+                let now = t0 + Duration::from_millis(10 * i);
+                now + pacer.reserve(PaceKey::telegram(bot(1), &(1000 + i).to_string()), now)
+            })
+            .collect();
+        assert_eq!(busiest_window(&sends, secs(1.0)), 30);
+        assert!(sends[..30].iter().enumerate().all(|(i, at)| *at == t0 + Duration::from_millis(10 * i as u64)));
+        let last = sends.iter().max().unwrap();
+        assert!(*last < t0 + secs(4.0), "100 sends take about 3.3 s, not longer: {:?}", *last - t0);
+    }
+
+    #[test]
+    fn one_chat_gets_three_at_once_then_one_per_second() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let delays: Vec<Duration> = (0..8).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "42"), t0)).collect();
+        let expected: Vec<Duration> = [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0].map(secs).to_vec();
+        assert_eq!(delays, expected);
+    }
+
+    #[test]
+    fn a_rested_chat_bursts_again() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            pacer.reserve(PaceKey::telegram(bot(1), "42"), t0);
+        }
+        let later = t0 + secs(30.0);
+        let delays: Vec<Duration> = (0..4).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "42"), later)).collect();
+        assert_eq!(delays, [0.0, 0.0, 0.0, 1.0].map(secs).to_vec());
+    }
+
+    #[test]
+    fn a_group_gets_at_most_20_per_rolling_minute() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let sends: Vec<Instant> = (0..70)
+            .map(|i| {
+                let now = t0 + secs(0.5 * f64::from(i));
+                now + pacer.reserve(PaceKey::telegram(bot(1), "-100123456"), now)
+            })
+            .collect();
+        assert_eq!(busiest_window(&sends, secs(60.0)), 20);
+        assert!(busiest_window(&sends, secs(1.0)) <= 3, "the chat's own limit still applies");
+        assert!(*sends.iter().max().unwrap() < t0 + secs(200.0), "70 sends take about three minutes");
+    }
+
+    #[test]
+    fn bots_do_not_delay_each_other() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            pacer.reserve(PaceKey::telegram(bot(1), &i.to_string()), t0);
+        }
+        assert_eq!(pacer.reserve(PaceKey::telegram(bot(2), "1"), t0), Duration::ZERO);
+        assert_eq!(pacer.reserve(PaceKey::messenger(bot(3), "1"), t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_page_sends_at_most_250_per_rolling_second_and_threads_burst_3() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let sends: Vec<Instant> =
+            (0..600).map(|i| t0 + pacer.reserve(PaceKey::messenger(bot(1), &format!("psid{i}")), t0)).collect();
+        assert_eq!(busiest_window(&sends, secs(1.0)), 250);
+        assert_eq!(*sends.iter().max().unwrap(), t0 + secs(2.0));
+
+        let thread: Vec<Duration> = (0..5).map(|_| pacer.reserve(PaceKey::messenger(bot(2), "psid"), t0)).collect();
+        assert_eq!(thread, [0.0, 0.0, 0.0, 1.0, 2.0].map(secs).to_vec());
+    }
+
+    #[test]
+    fn the_group_flag_follows_telegram_chat_ids() {
+        assert!(PaceKey::telegram(bot(1), "-100123").is_group);
+        assert!(PaceKey::telegram(bot(1), "@news").is_group);
+        assert!(!PaceKey::telegram(bot(1), "123").is_group);
+        assert!(!PaceKey::messenger(bot(1), "-1").is_group);
+    }
+
+    #[test]
+    fn meters_at_rest_are_dropped() {
+        let pacer = pacer();
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            pacer.reserve(PaceKey::telegram(bot(i % 7), &i.to_string()), t0);
+        }
+        assert_eq!(pacer.tracked(), 1000 + 7);
+        let later = t0 + Duration::from_secs(600);
+        assert_eq!(pacer.reserve(PaceKey::telegram(bot(1), "1"), later), Duration::ZERO, "rested as new");
+        assert_eq!(pacer.tracked(), 2, "only the bot and chat just used remain");
+    }
+
+    #[test]
+    fn mixed_traffic_keeps_every_limit_at_once() {
+        // 60 chats (every fifth a group) offered ~130 sends/s: chats, groups and the bot all
+        // bind, and reservations come out of step (a busy chat's slots lie seconds ahead while
+        // other chats take earlier ones). Every limit must hold on the actual send times.
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let chats: Vec<String> =
+            (0..60).map(|i| if i % 5 == 0 { format!("-{}", 100 + i) } else { (1 + i).to_string() }).collect();
+        let mut seed = 7u64;
+        let mut now = t0;
+        let mut sends: Vec<(&str, Instant)> = Vec::new();
+        for _ in 0..3000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            now += Duration::from_millis(seed >> 60);
+            let chat = chats[(seed >> 33) as usize % chats.len()].as_str();
+            sends.push((chat, now + pacer.reserve(PaceKey::telegram(bot(1), chat), now)));
+        }
+        let all: Vec<Instant> = sends.iter().map(|(_, at)| *at).collect();
+        assert_eq!(busiest_window(&all, secs(1.0)), 30, "the bot limit binds and holds");
+        for chat in &chats {
+            let times: Vec<Instant> = sends.iter().filter(|(c, _)| c == chat).map(|(_, at)| *at).collect();
+            assert!(busiest_window(&times, secs(1.0)) <= 3, "chat {chat}");
+            assert!(busiest_window(&times, secs(10.0)) <= 12, "chat {chat} keeps about 1/s");
+            if chat.starts_with('-') {
+                assert_eq!(busiest_window(&times, secs(60.0)), 20, "group {chat}");
+            }
+        }
+    }
+
+    #[test]
+    fn configured_limits_are_used() {
+        let limits =
+            PacingLimits { telegram_chat: Limit::Bucket { every: secs(2.0), burst: 1 }, ..PacingLimits::default() };
+        let pacer = Pacer::new(limits);
+        let t0 = Instant::now();
+        let delays: Vec<Duration> = (0..3).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "7"), t0)).collect();
+        assert_eq!(delays, [0.0, 2.0, 4.0].map(secs).to_vec());
+    }
+}

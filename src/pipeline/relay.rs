@@ -1,0 +1,140 @@
+//! The relay: publishes due outbox items to the **send** queue (group = conversation, dedupe =
+//! sendId and attempt) and marks them ENQUEUED; republishes items stuck ENQUEUED (published but
+//! lost, e.g. a queue purge) after `stuck_after`.
+
+use super::Backoff;
+use crate::domain::{OutboxItem, OutboxStatus};
+use crate::queue::{OutgoingMessage, Queue, QueueName};
+use crate::store::{OutboxTransition, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What the relay puts on the send queue: just enough to load the item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendEnvelope {
+    /// Format version.
+    pub v: u32,
+    /// The outbox item.
+    pub outbox_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its sendId.
+    pub send_id: String,
+}
+
+/// Tuning of the relay.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// How often it looks for due items when not woken.
+    pub poll: Duration,
+    /// An ENQUEUED item untouched this long is published again.
+    pub stuck_after: Duration,
+    /// Items per pass.
+    pub batch: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { poll: Duration::from_millis(250), stuck_after: Duration::from_secs(10 * 60), batch: 500 }
+    }
+}
+
+/// Why a relay pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// The outbox relay.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    config: RelayConfig,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// A relay over `store` and `queue`.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: RelayConfig) -> Self {
+        Self { store, queue, config, wake: Arc::new(Notify::new()) }
+    }
+
+    /// A handle that wakes the relay at once (a reply was just created in this process).
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Runs until `shutdown`; each pass publishes everything due.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !shutdown.is_cancelled() {
+            let wait = match self.run_once().await {
+                Ok(published) if published as u32 >= self.config.batch => Duration::ZERO,
+                Ok(_) => {
+                    backoff.reset();
+                    self.config.poll
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "relay: pass failed, backing off");
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// One pass: publishes due and stuck items; returns how many.
+    pub async fn run_once(&self) -> Result<usize, RelayError> {
+        let now = crate::domain::now();
+        let due = self.store.outbox_due(now, now - self.config.stuck_after, self.config.batch).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let messages: Vec<OutgoingMessage> = due.iter().map(send_message).collect();
+        self.queue.send(QueueName::Send, &messages).await?;
+        let mark = OutboxTransition::new(&[OutboxStatus::Pending, OutboxStatus::Enqueued], OutboxStatus::Enqueued);
+        for item in &due {
+            // Keep the error of the last attempt visible while it waits in the queue.
+            let mark = OutboxTransition { last_error: item.last_error.clone(), ..mark.clone() };
+            self.store.transition_outbox(&item.id, &mark).await?;
+        }
+        tracing::debug!(published = due.len(), "relay: published");
+        Ok(due.len())
+    }
+}
+
+/// The send-queue message of an item: ordered per conversation, deduplicated per attempt (a retry
+/// is a new publication; a republished stuck item is the same one).
+fn send_message(item: &OutboxItem) -> OutgoingMessage {
+    let envelope = SendEnvelope {
+        v: 1,
+        outbox_id: item.id.to_string(),
+        tenant_id: item.tenant_id.to_string(),
+        send_id: item.send_id.to_string(),
+    };
+    OutgoingMessage {
+        group_id: format!("{}:{}", item.tenant_id, item.conversation_id),
+        dedupe_id: dedupe_id(item),
+        body: serde_json::to_string(&envelope).expect("a send envelope serialises"),
+    }
+}
+
+fn dedupe_id(item: &OutboxItem) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}:{}:{}", item.tenant_id, item.send_id, item.attempts));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,273 @@
+//! The outbound pipeline through its public surface: replies created by the service, the relay
+//! and sender loops, fake providers that count every send — on the embedded backends and on
+//! MongoDB + SQS (SecantusDB + moto).
+
+mod common;
+
+use common::app::{Backend, TestApp, messenger_text, spawn_app_with, telegram_text};
+use common::fake_providers::{Answer, FakeSends};
+use kamshub::domain::{ChannelHealth, ConversationId, MessageStatus, OutboxStatus, SendId};
+use kamshub::queue::QueueName;
+use kamshub::service::outbox;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $case() {
+                let fake = super::FakeSends::start().await;
+                let app = super::spawn_app_with(super::Backend::Embedded, &fake.uri(), &fake.uri()).await.unwrap();
+                super::$case(app, fake, super::Backend::Embedded).await
+            })*
+        }
+        mod mongodb_sqs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $case() {
+                let fake = super::FakeSends::start().await;
+                let Some(app) = super::spawn_app_with(super::Backend::Production, &fake.uri(), &fake.uri()).await else {
+                    return;
+                };
+                super::$case(app, fake, super::Backend::Production).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender_restart,
+    a_429_is_retried_no_sooner_than_retry_after,
+    a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq,
+    a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_flags_the_channel,
+    a_timeout_after_sending_is_unknown_until_an_operator_retries,
+    messenger_replies_carry_their_send_id_and_the_echo_adds_no_message,
+);
+
+/// A Telegram conversation for `chat`, created by a webhook.
+async fn telegram_conversation(app: &TestApp, chat: i64) -> ConversationId {
+    assert_eq!(app.post_telegram(&telegram_text(chat, chat, 1, 1_700_000_000, "hello")).await, 200);
+    app.drain().await;
+    conversation_of(app, &chat.to_string()).await
+}
+
+async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {
+    let all = app.store().await.list_conversations(&app.tenant, None, 1000).await.unwrap();
+    all.into_iter().find(|c| c.external_thread_id == thread).expect("conversation exists").id
+}
+
+async fn reply(app: &TestApp, conversation: &ConversationId, text: &str) -> kamshub::domain::OutboxId {
+    let view = outbox::send_reply(&app.app, &app.tenant, conversation, text, None).await.unwrap();
+    kamshub::domain::OutboxId::parse(&view.outbox_id).unwrap()
+}
+
+async fn status(app: &TestApp, id: &kamshub::domain::OutboxId) -> kamshub::domain::OutboxItem {
+    app.store().await.get_outbox(id).await.unwrap().unwrap()
+}
+
+/// Steps relay and sender until `done`, or panics after 60 s.
+async fn pump_until<F, Fut>(app: &TestApp, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(Instant::now() < deadline, "outbound condition not reached in 60 s");
+        app.relay.run_once().await.unwrap();
+        app.sender.run_once().await.unwrap();
+    }
+}
+
+async fn until_status(
+    app: &TestApp,
+    id: &kamshub::domain::OutboxId,
+    wanted: OutboxStatus,
+) -> kamshub::domain::OutboxItem {
+    let store = app.store().await;
+    pump_until(app, || {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        async move { store.get_outbox(&id).await.unwrap().unwrap().status == wanted }
+    })
+    .await;
+    status(app, id).await
+}
+
+async fn a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender_restart(
+    app: TestApp,
+    fake: FakeSends,
+    backend: Backend,
+) {
+    let app = Arc::new(app);
+    let mut conversations = Vec::new();
+    for chat in 0..50 {
+        conversations.push(telegram_conversation(&app, 5_000 + chat).await);
+    }
+    for i in 0..20 {
+        for (c, conversation) in conversations.iter().enumerate() {
+            reply(&app, conversation, &format!("c{c:02}-r{i:02}")).await;
+        }
+    }
+    while app.relay.run_once().await.unwrap() > 0 {}
+
+    if backend == Backend::Embedded {
+        // A consumer that receives and dies: its messages come back after the visibility timeout.
+        // (moto may reorder a group after a visibility timeout, so this runs on the embedded queue.)
+        let lost = app.queue.receive(QueueName::Send, 10, Duration::from_secs(1)).await.unwrap();
+        assert!(!lost.is_empty());
+    }
+
+    // A sender runs, is stopped mid-run, and a new one finishes the work.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let first = tokio::spawn(Arc::clone(&app.sender).run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.sent().len() < 300 {
+        assert!(Instant::now() < deadline, "the first sender sent too little");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    first.await.unwrap();
+    let after_stop = fake.sent().len();
+    assert!(after_stop < 1000, "the stop landed mid-run ({after_stop} sent)");
+
+    let store = app.store().await;
+    let tenant = app.tenant.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let second = tokio::spawn(Arc::clone(&app.sender).run(stop.clone()));
+    pump_until(&app, || {
+        let (store, tenant) = (Arc::clone(&store), tenant.clone());
+        async move {
+            let sent = store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 2000).await.unwrap();
+            sent.len() == 1000
+        }
+    })
+    .await;
+    stop.cancel();
+    second.await.unwrap();
+
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1000, "each reply delivered exactly once");
+    for c in 0..50 {
+        let expected: Vec<String> = (0..20).map(|i| format!("c{c:02}-r{i:02}")).collect();
+        assert_eq!(fake.delivered_to(&(5_000 + c).to_string()), expected, "chat {c} in order");
+    }
+    let messages = store.list_messages(&app.tenant, &conversations[0], 100).await.unwrap();
+    let outbound: Vec<_> = messages.iter().filter(|m| m.direction == kamshub::domain::Direction::Outbound).collect();
+    assert_eq!(outbound.len(), 20);
+    assert!(outbound.iter().all(|m| m.status == MessageStatus::Sent && m.external_message_id.is_some()));
+}
+
+async fn a_429_is_retried_no_sooner_than_retry_after(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7001).await;
+    fake.script(&[Answer::RateLimited(2)]);
+    let id = reply(&app, &conversation, "patience").await;
+    let item = until_status(&app, &id, OutboxStatus::Sent).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 2);
+    let gap = sent[1].at.duration_since(sent[0].at);
+    assert!(gap >= Duration::from_secs(2), "retried after {gap:?}, before retry_after");
+    assert_eq!(item.attempts, 2);
+    assert_eq!(fake.delivered_to("7001"), ["patience"]);
+}
+
+async fn a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7002).await;
+    fake.script(&[Answer::ServerError]);
+    let id = reply(&app, &conversation, "recovering").await;
+    let item = until_status(&app, &id, OutboxStatus::Sent).await;
+    assert_eq!((item.attempts, fake.delivered_to("7002").len()), (2, 1));
+
+    // Four attempts (the test sender's limit) all fail: FAILED, and the queue message is dead-lettered.
+    fake.script(&[Answer::ServerError; 4]);
+    let id = reply(&app, &conversation, "doomed").await;
+    let item = until_status(&app, &id, OutboxStatus::Failed).await;
+    assert_eq!(item.attempts, 4);
+    assert!(item.last_error.as_deref().unwrap().contains("attempts exhausted"), "{:?}", item.last_error);
+    let dead = app.queue.receive(QueueName::SendDlq, 10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].body.contains(id.as_str()));
+}
+
+async fn a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_flags_the_channel(
+    app: TestApp,
+    fake: FakeSends,
+    _: Backend,
+) {
+    let conversation = telegram_conversation(&app, 7003).await;
+    fake.script(&[Answer::Blocked]);
+    let id = reply(&app, &conversation, "are you there?").await;
+    let item = until_status(&app, &id, OutboxStatus::Failed).await;
+    assert_eq!(item.attempts, 1, "a permanent error is not retried");
+    assert!(item.last_error.as_deref().unwrap().contains("bot was blocked by the user"), "{:?}", item.last_error);
+    let messages = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+    assert_eq!(messages.last().unwrap().status, MessageStatus::Failed);
+
+    fake.script(&[Answer::BadToken]);
+    let id = reply(&app, &conversation, "with a revoked token").await;
+    until_status(&app, &id, OutboxStatus::Failed).await;
+    let channel = app.store().await.get_channel(&app.tenant, &app.telegram).await.unwrap();
+    assert_eq!(channel.health, ChannelHealth::NeedsReauth);
+}
+
+async fn a_timeout_after_sending_is_unknown_until_an_operator_retries(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7004).await;
+    fake.script(&[Answer::AcceptThenHang]);
+    let id = reply(&app, &conversation, "did it arrive?").await;
+    let item = until_status(&app, &id, OutboxStatus::Unknown).await;
+    assert!(item.last_error.as_deref().unwrap().contains("not resent automatically"), "{:?}", item.last_error);
+    // Nothing resends it by itself.
+    for _ in 0..3 {
+        app.relay.run_once().await.unwrap();
+        app.sender.run_once().await.unwrap();
+    }
+    assert_eq!(fake.sent().len(), 1);
+    // The operator decides to resend (audited).
+    let actor = kamshub::domain::Actor::Cli("sre".into());
+    let retried = outbox::retry(&app.app, &actor, &id).await.unwrap();
+    assert_eq!(retried.item.status, OutboxStatus::Pending);
+    until_status(&app, &id, OutboxStatus::Sent).await;
+    assert_eq!(fake.delivered_to("7004"), ["did it arrive?", "did it arrive?"], "the accepted duplicate");
+    let audit = app.store().await.list_audit(&app.tenant, 10).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "outbox.retry" && a.actor == "cli:sre"));
+    let again = outbox::retry(&app.app, &actor, &id).await.unwrap_err();
+    assert!(again.to_string().contains("only FAILED or UNKNOWN"), "{again}");
+}
+
+async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app: TestApp, fake: FakeSends, _: Backend) {
+    let psid = "2400000000000777";
+    assert_eq!(app.post_messenger(&messenger_text(psid, "m_in_1", 1_700_000_000_000, "hi page")).await, 200);
+    app.drain().await;
+    let conversation = conversation_of(&app, psid).await;
+    let key = SendId::parse("client-key-1").unwrap();
+    let view =
+        outbox::send_reply(&app.app, &app.tenant, &conversation, "hello from us", Some(key.clone())).await.unwrap();
+    // A client retry with the same key sends nothing more.
+    let again = outbox::send_reply(&app.app, &app.tenant, &conversation, "hello from us", Some(key)).await.unwrap();
+    assert_eq!(again.outbox_id, view.outbox_id);
+    let id = kamshub::domain::OutboxId::parse(&view.outbox_id).unwrap();
+    let item = until_status(&app, &id, OutboxStatus::Sent).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].chat.as_str(), sent[0].metadata.as_deref()), (psid, Some("client-key-1")));
+
+    // Meta echoes our message back with our metadata: it confirms the reply, adds nothing.
+    let mid = item.provider_message_ids[0].clone();
+    let echo = serde_json::json!({
+        "object": "page",
+        "entry": [{"id": common::app::PAGE_ID, "time": 1_700_000_001_000i64, "messaging": [{
+            "sender": {"id": common::app::PAGE_ID}, "recipient": {"id": psid}, "timestamp": 1_700_000_001_000i64,
+            "message": {"mid": mid, "is_echo": true, "app_id": 1234, "metadata": "client-key-1", "text": "hello from us"}
+        }]}]
+    })
+    .to_string();
+    assert_eq!(app.post_messenger(&echo).await, 200);
+    app.drain().await;
+    let messages = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+    let texts: Vec<_> = messages.iter().map(|m| (m.direction, m.text.clone().unwrap(), m.status)).collect();
+    use kamshub::domain::Direction::*;
+    assert_eq!(
+        texts,
+        [
+            (Inbound, "hi page".to_owned(), MessageStatus::Received),
+            (Outbound, "hello from us".to_owned(), MessageStatus::Sent)
+        ]
+    );
+}
