@@ -271,3 +271,191 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
         ]
     );
 }
+
+/// The operator's view through the real binary (embedded backends): `message send`, `outbox
+/// inspect|show|retry`, `channel auto-reply`, `channel rotate-credentials`.
+mod cli {
+    use super::*;
+    use common::cli::keys;
+
+    struct Cli<'a> {
+        app: &'a TestApp,
+        fake: &'a FakeSends,
+    }
+
+    impl Cli<'_> {
+        fn run(&self, args: &[&str]) -> (i32, String, String) {
+            let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
+            for (key, _) in std::env::vars() {
+                if key.starts_with("KAMSHUB_") {
+                    cmd.env_remove(key);
+                }
+            }
+            let out = cmd
+                .env("KAMSHUB_DATA_DIR", &self.app.app.settings.data_dir)
+                .env("KAMSHUB_PROVIDERS__TELEGRAM_API_BASE", self.fake.uri())
+                .env("KAMSHUB_PROVIDERS__GRAPH_API_BASE", self.fake.uri())
+                .args(args)
+                .output()
+                .unwrap();
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            (out.status.code().unwrap(), text(out.stdout), text(out.stderr))
+        }
+
+        fn json(&self, args: &[&str]) -> serde_json::Value {
+            let mut all = vec!["-o", "json"];
+            all.extend_from_slice(args);
+            let (code, stdout, stderr) = self.run(&all);
+            assert_eq!(code, 0, "{args:?}: {stderr}");
+            serde_json::from_str(&stdout).unwrap()
+        }
+    }
+
+    async fn setup() -> (TestApp, FakeSends) {
+        let fake = FakeSends::start().await;
+        let app = spawn_app_with(Backend::Embedded, &fake.uri(), &fake.uri()).await.unwrap();
+        (app, fake)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn message_send_and_outbox_tooling() {
+        let (app, fake) = setup().await;
+        let cli = Cli { app: &app, fake: &fake };
+        let conversation = telegram_conversation(&app, 8001).await;
+        let (tenant, conv) = (app.tenant.to_string(), conversation.to_string());
+        let send = |text: &str| {
+            cli.json(&[
+                "message",
+                "send",
+                "--tenant",
+                &tenant,
+                "--conversation",
+                &conv,
+                "--text",
+                text,
+                "--idempotency-key",
+                "k-1",
+            ])
+        };
+        let sent = send("first reply");
+        assert_eq!(keys(&sent), ["outboxId", "sendId", "status"]);
+        assert_eq!((sent["sendId"].as_str(), sent["status"].as_str()), (Some("k-1"), Some("PENDING")));
+        assert_eq!(send("first reply")["outboxId"], sent["outboxId"], "same key, same text: the same item");
+        let (code, _, stderr) = cli.run(&[
+            "message",
+            "send",
+            "--tenant",
+            &tenant,
+            "--conversation",
+            &conv,
+            "--text",
+            "other",
+            "--idempotency-key",
+            "k-1",
+        ]);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("already used for a different reply"), "{stderr}");
+
+        let listed = cli.json(&["outbox", "inspect", "--tenant", &tenant, "--status", "PENDING"]);
+        assert_eq!(
+            keys(&listed[0]),
+            ["attempts", "createdAt", "lastError", "outboxId", "sendId", "status", "tenantId", "updatedAt"]
+        );
+        let outbox_id = sent["outboxId"].as_str().unwrap();
+        let id = kamshub::domain::OutboxId::parse(outbox_id).unwrap();
+        until_status(&app, &id, OutboxStatus::Sent).await;
+        let shown = cli.json(&["outbox", "show", outbox_id]);
+        assert_eq!((shown["status"].as_str(), shown["text"].as_str()), (Some("SENT"), Some("first reply")));
+        assert_eq!(shown["providerMessageIds"].as_array().unwrap().len(), 1);
+        assert_eq!(cli.json(&["outbox", "inspect", "--status", "SENT"]).as_array().unwrap().len(), 1);
+        let (code, _, stderr) = cli.run(&["outbox", "retry", outbox_id]);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("only FAILED or UNKNOWN"), "{stderr}");
+        let (code, _, stderr) = cli.run(&["outbox", "inspect", "--status", "LOST"]);
+        assert_eq!(code, 2, "{stderr}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_channel_greets_each_new_conversation_once() {
+        let (app, fake) = setup().await;
+        let cli = Cli { app: &app, fake: &fake };
+        let (tenant, channel) = (app.tenant.to_string(), app.telegram.to_string());
+        cli.json(&["channel", "auto-reply", &channel, "--tenant", &tenant, "--text", "Thanks, we reply soon."]);
+        let first = telegram_text(1, 9001, 1, 1_700_000_000, "hello");
+        assert_eq!(app.post_telegram(&first).await, 200);
+        assert_eq!(app.post_telegram(&first).await, 200, "a redelivered webhook");
+        assert_eq!(app.post_telegram(&telegram_text(2, 9001, 2, 1_700_000_001, "anyone?")).await, 200);
+        app.drain().await;
+        let store = app.store().await;
+        let tenant_id = app.tenant.clone();
+        pump_until(&app, || {
+            let (store, tenant) = (Arc::clone(&store), tenant_id.clone());
+            async move { !store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 10).await.unwrap().is_empty() }
+        })
+        .await;
+        assert_eq!(fake.delivered_to("9001"), ["Thanks, we reply soon."], "greeted once");
+
+        cli.json(&["channel", "auto-reply", &channel, "--tenant", &tenant, "--off"]);
+        assert_eq!(app.post_telegram(&telegram_text(3, 9002, 1, 1_700_000_002, "hi")).await, 200);
+        app.drain().await;
+        assert_eq!(store.list_outbox(Some(&app.tenant), None, 10).await.unwrap().len(), 1, "no greeting once off");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn rotating_credentials_keeps_history_and_clears_needs_reauth() {
+        let (app, fake) = setup().await;
+        let cli = Cli { app: &app, fake: &fake };
+        let conversation = telegram_conversation(&app, 8101).await;
+        let store = app.store().await;
+        let channel = store.get_channel(&app.tenant, &app.telegram).await.unwrap();
+        store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth).await.unwrap();
+        let (tenant, channel_id) = (app.tenant.to_string(), channel.id.to_string());
+        let listed = cli.json(&["channel", "list", "--tenant", &tenant]);
+        assert!(listed.as_array().unwrap().iter().any(|c| c["health"] == "needs_reauth"), "{listed}");
+
+        let bot = |username: &str| serde_json::json!({"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "B", "username": username}});
+        for (token, username) in [("2:NEW", channel.external_id.as_str()), ("3:OTHER", "someone_else_bot")] {
+            wiremock::Mock::given(wiremock::matchers::path(format!("/bot{token}/getMe")))
+                .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(bot(username)))
+                .mount(&fake.server)
+                .await;
+        }
+        wiremock::Mock::given(wiremock::matchers::path("/bot2:NEW/setWebhook"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true, "result": true})),
+            )
+            .mount(&fake.server)
+            .await;
+        let (code, _, stderr) =
+            cli.run(&["channel", "rotate-credentials", &channel_id, "--tenant", &tenant, "--token", "3:OTHER"]);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("belongs to bot `someone_else_bot`"), "{stderr}");
+        let rotated =
+            cli.json(&["channel", "rotate-credentials", &channel_id, "--tenant", &tenant, "--token", "2:NEW"]);
+        assert_eq!(
+            (rotated["health"].as_str(), rotated["channelId"].as_str()),
+            (Some("ok"), Some(channel_id.as_str()))
+        );
+        let hooks: Vec<serde_json::Value> = fake
+            .server
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.url.path() == "/bot2:NEW/setWebhook")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0]["secret_token"], app.telegram_secret.as_str(), "the webhook secret is kept");
+
+        // History is kept and replies go out with the new token.
+        let id = reply(&app, &conversation, "after rotation").await;
+        until_status(&app, &id, OutboxStatus::Sent).await;
+        let paths: Vec<String> =
+            fake.server.received_requests().await.unwrap().into_iter().map(|r| r.url.path().to_owned()).collect();
+        assert!(paths.contains(&"/bot2:NEW/sendMessage".to_owned()), "{paths:?}");
+        assert_eq!(store.list_messages(&app.tenant, &conversation, 10).await.unwrap().len(), 2);
+        let audit = store.list_audit(&app.tenant, 10).await.unwrap();
+        assert!(audit.iter().any(|a| a.action == "channel.rotate_credentials"));
+    }
+}
