@@ -70,6 +70,10 @@ struct Args {
     /// Send nothing: measure a processor (`--roles processor`) emptying the incoming backlog.
     #[arg(long)]
     drain_only: bool,
+    /// Before starting, wait up to this many seconds for the machine to be quiet (under 0.2 busy
+    /// cores outside the daemon for 2 s), so other work on a shared machine does not skew the run.
+    #[arg(long, default_value_t = 0.0)]
+    wait_quiet: f64,
     /// Webhook POSTs per second (offered, open loop).
     #[arg(long, default_value_t = 5000.0)]
     rate: f64,
@@ -795,6 +799,9 @@ fn read_setup(args: &Args) -> anyhow::Result<SetupFile> {
 
 async fn run_load(args: &Args) -> anyhow::Result<LoadReport> {
     let watcher = Watcher::open(&args.data_dir, args.daemon_pid)?;
+    if args.wait_quiet > 0.0 {
+        wait_quiet(args.daemon_pid, Duration::from_secs_f64(args.wait_quiet)).await;
+    }
     if args.drain_only {
         return drain_only(args, watcher).await;
     }
@@ -886,6 +893,25 @@ async fn drain_only(args: &Args, watcher: Watcher) -> anyhow::Result<LoadReport>
     };
     print_load(&report);
     Ok(report)
+}
+
+/// Waits until the machine, the daemon aside, has been nearly idle for 2 s, or `limit` passed.
+async fn wait_quiet(pid: Option<u32>, limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let before = Snapshot::take(pid);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let phase = Phase::between(&before, &Snapshot::take(pid));
+        let busy = phase.machine_busy_cores - phase.daemon_cores;
+        if busy < 0.2 {
+            return;
+        }
+        if Instant::now() > until {
+            eprintln!("the machine is still busy ({busy:.2} cores outside the daemon); starting anyway");
+            return;
+        }
+        eprintln!("waiting for a quiet machine: {busy:.2} cores busy outside the daemon");
+    }
 }
 
 fn rss_mb(pid: u32, timeline: &[Point]) -> (f64, f64) {
