@@ -40,6 +40,7 @@ on_both_backends!(
     a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_flags_the_channel,
     a_timeout_after_sending_is_unknown_until_an_operator_retries,
     messenger_replies_carry_their_send_id_and_the_echo_adds_no_message,
+    a_reply_over_the_provider_limit_goes_out_in_ordered_parts,
 );
 
 /// A Telegram conversation for `chat`, created by a webhook.
@@ -281,6 +282,20 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
             (Outbound, "hello from us".to_owned(), MessageStatus::Sent)
         ]
     );
+}
+
+async fn a_reply_over_the_provider_limit_goes_out_in_ordered_parts(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7005).await;
+    let words: Vec<String> = (0..1200).map(|i| format!("word{i:04}")).collect();
+    let text = words.join(" ");
+    assert!(text.chars().count() > 4096 * 2);
+    let id = reply(&app, &conversation, &text).await;
+    let item = until_status(&app, &id, OutboxStatus::Sent).await;
+    let parts = fake.delivered_to("7005");
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.chars().count() <= 4096 && !p.starts_with(' ') && !p.ends_with(' ')));
+    assert_eq!(parts.join(" "), text, "split on word boundaries, in order");
+    assert_eq!(item.provider_message_ids.len(), 3);
 }
 
 /// The operator's view through the real binary (embedded backends): `message send`, `outbox
