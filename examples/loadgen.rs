@@ -609,7 +609,13 @@ struct SendStats {
     send_lag_ms: Percentiles,
     /// From the first scheduled send to the last answer, s.
     span_secs: f64,
+    /// Ack p99 (ms) of the POSTs scheduled in each window of [`WINDOW_SECS`]: shows whether
+    /// latency holds or climbs during the run.
+    ack_p99_ms_by_window: Vec<f64>,
 }
+
+/// Width of the windows of [`SendStats::ack_p99_ms_by_window`], s.
+const WINDOW_SECS: f64 = 5.0;
 
 #[derive(Debug, Default, Clone, Serialize)]
 struct Percentiles {
@@ -686,6 +692,7 @@ async fn send_open_loop(
     });
     let mut stats = SendStats { sent, offered_per_sec: sent as f64 / span.max(1e-9), ..SendStats::default() };
     let (mut acks, mut lags) = (Vec::with_capacity(sent as usize), Vec::with_capacity(sent as usize));
+    let mut windows: Vec<Vec<u64>> = Vec::new();
     let mut accepted_requests = HashSet::new();
     let (mut last_ack, mut last_answer) = (start, start);
     while let Some(s) = rx.recv().await {
@@ -695,6 +702,12 @@ async fn send_open_loop(
             Ok(200) => {
                 stats.accepted += 1;
                 acks.push(s.latency.as_micros() as u64);
+                let scheduled = (s.done - s.latency).saturating_duration_since(start).as_secs_f64();
+                let window = (scheduled / WINDOW_SECS) as usize;
+                if windows.len() <= window {
+                    windows.resize_with(window + 1, Vec::new);
+                }
+                windows[window].push(s.latency.as_micros() as u64);
                 last_ack = last_ack.max(s.done);
                 if accepted_requests.insert(s.request) {
                     stats.unique_events_accepted += u64::from(s.events);
@@ -709,6 +722,7 @@ async fn send_open_loop(
     stats.span_secs = (last_answer - start).as_secs_f64();
     stats.ack_ms = Percentiles::of(&mut acks);
     stats.send_lag_ms = Percentiles::of(&mut lags);
+    stats.ack_p99_ms_by_window = windows.iter_mut().map(|w| Percentiles::of(w).p99).collect();
     (stats, start)
 }
 
@@ -1008,6 +1022,10 @@ impl Watcher {
                 points.push(Point { at, applied, backlog, rss_kb });
                 std::thread::sleep(Duration::from_millis(100).saturating_sub(at.elapsed()));
             }
+            // A last look, so the final count is read after whatever the loop's last look raced with.
+            let applied = self.applied_rowid().unwrap_or(base).saturating_sub(base);
+            let last = points.last().map_or((0, 0), |p| (p.backlog, p.rss_kb));
+            points.push(Point { at: Instant::now(), applied, backlog: last.0, rss_kb: last.1 });
             points
         });
         Ok(Watching { stop, applied, backlog, handle })
@@ -1029,12 +1047,13 @@ struct Snapshot {
 
 impl Snapshot {
     fn take(pid: Option<u32>) -> Self {
+        let at = Instant::now();
         Self {
-            at: Instant::now(),
+            at,
             threads: pid.map(thread_cpu).unwrap_or_default(),
             disks: disk_counters(),
             own_cpu: own_cpu_secs(),
-            machine: machine_cpu_secs(),
+            machine: machine_cpu_secs(at, *ORIGIN),
         }
     }
 }
@@ -1096,6 +1115,9 @@ fn thread_cpu(pid: u32) -> HashMap<u32, (String, u64)> {
     out
 }
 
+/// A fixed instant that machine CPU time is measured against (only differences are used).
+static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
 /// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on Linux).
 const TICKS: f64 = 100.0;
 
@@ -1108,15 +1130,17 @@ fn own_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) as f64 / TICKS
 }
 
-/// The machine's busy (everything but idle and iowait) and stolen CPU seconds, from `/proc/stat`.
-fn machine_cpu_secs() -> (f64, f64) {
+/// The machine's busy and stolen CPU seconds, from `/proc/stat`. Busy is the CPUs' time minus
+/// idle and iowait (both counted exactly on tickless kernels, unlike the tick-sampled busy fields).
+fn machine_cpu_secs(at: Instant, origin: Instant) -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpus = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count().max(1);
     let cpu: Vec<u64> =
         stat.lines().next().unwrap_or_default().split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
-    let at = |i: usize| cpu.get(i).copied().unwrap_or(0);
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
-    (busy as f64 / TICKS, at(7) as f64 / TICKS)
+    let field = |i: usize| cpu.get(i).copied().unwrap_or(0) as f64 / TICKS;
+    // user nice system idle iowait irq softirq steal
+    let elapsed = (at - origin).as_secs_f64() * cpus as f64;
+    (elapsed - field(3) - field(4), field(7))
 }
 
 /// Whole disks (as listed in `/sys/block`): flushes completed, writes completed, sectors written.
@@ -1160,6 +1184,8 @@ fn print_load(r: &LoadReport) {
         let errors = if s.errors.is_empty() { "none".to_owned() } else { format!("{:?}", s.errors) };
         println!("errors              {errors}");
         println!("ack latency ms      {}", fmt_percentiles(&s.ack_ms));
+        let windows: Vec<String> = s.ack_p99_ms_by_window.iter().map(|p| format!("{p:.1}")).collect();
+        println!("ack p99 ms per {WINDOW_SECS} s  {}", windows.join(", "));
         println!("send lag ms         {}  (load generator lateness, included above)", fmt_percentiles(&s.send_lag_ms));
     }
     println!("unique events       {} expected, {} applied", r.expected, r.applied);

@@ -10,8 +10,9 @@
 //!   `{i}:TOKEN`), `--chats-per-bot` private conversations each (applied with `Store::apply_inbound`),
 //!   and `--replies` replies spread over them (created with `service::outbox::send_reply`);
 //! - `Relay::run` and `Sender::run` (default `SenderConfig` but `workers` and
-//!   `visibility_timeout`) until every reply is SENT. The store and queue they use are wrapped to
-//!   count and time each call, so the report says where a send's time goes.
+//!   `visibility_timeout`; `--pacing-margin-ms` is an experiment on the pacing limits) until every
+//!   reply is SENT. The store and queue they use are wrapped to count and time each call, so the
+//!   report says where a send's time goes.
 //!
 //! It reports sends/s from the first to the last send the fake accepted, the busiest rolling
 //! second of any bot and of any chat, the 429s, exactly-once and per-chat order checks, the CPU per
@@ -34,6 +35,7 @@ use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
     Message, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, User,
 };
+use kamshub::pipeline::pacing::{Limit, PacingLimits};
 use kamshub::pipeline::relay::{Relay, RelayConfig};
 use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueName, QueueResult, Receipt, ReceivedMessage};
@@ -78,6 +80,11 @@ struct Args {
     /// Queue visibility timeout and `SenderConfig::visibility_timeout`, in seconds.
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
+    /// Experiment, not a product setting: add this much to the pacer's Telegram bot period and chat
+    /// spacing (30 per 1 s + margin; 1 s + margin), a guard against jitter between the pacer's
+    /// slot and the provider's clock. 0 keeps `PacingLimits::default()`.
+    #[arg(long, default_value_t = 0)]
+    pacing_margin_ms: u64,
     /// Publish every reply to the send queue before the sender starts (isolates the sender from
     /// the relay); by default both run together from the start.
     #[arg(long)]
@@ -92,6 +99,10 @@ struct Args {
     /// Replies created at once during setup.
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
+    /// Before the run, wait up to this many seconds for the rest of the machine to be nearly idle
+    /// (other benchmarks and builds share the cores and skew the figures).
+    #[arg(long, default_value_t = 300)]
+    wait_quiet: u64,
     /// Give up after this many seconds of sending.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
@@ -149,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = SenderConfig {
         workers: args.workers,
         visibility_timeout: Duration::from_secs(args.visibility_timeout),
+        pacing: pacing(Duration::from_millis(args.pacing_margin_ms)),
         ..SenderConfig::default()
     };
     let sender = Arc::new(Sender::new(
@@ -161,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     let prerelay = if args.relay_first { Some(publish_all(&relay).await?) } else { None };
 
+    wait_quiet(Duration::from_secs(args.wait_quiet)).await;
     let before = Snapshot::take();
     let run_started = Instant::now();
     let stop = CancellationToken::new();
@@ -181,6 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let line = json!({
             "at": OffsetDateTime::now_utc().unix_timestamp(),
             "args": format!("{args:?}"),
+            "pacing_margin_ms": args.pacing_margin_ms,
             "sender": {"workers": config.workers, "visibility_timeout_s": config.visibility_timeout.as_secs(),
                        "receive_wait_s": config.receive_wait.as_secs()},
             "setup": {"conversations": conversations.len(), "seed_s": seeded.as_secs_f64(),
@@ -266,7 +280,8 @@ async fn seed_conversations(
     let at_s = OffsetDateTime::now_utc().unix_timestamp() - 60;
     let mut by_thread = HashMap::new();
     for (bot, channel) in channels.iter().enumerate() {
-        let records: Vec<InboundRecord> = (0..per_bot).map(|chat| inbound(tenant, channel, chat_id(bot, chat), at_s)).collect();
+        let records: Vec<InboundRecord> =
+            (0..per_bot).map(|chat| inbound(tenant, channel, chat_id(bot, chat), at_s)).collect();
         let outcomes = store.apply_inbound(&records).await?;
         ensure!(outcomes.iter().all(|o| *o == ApplyOutcome::Applied), "inbound events not applied: {outcomes:?}");
         for conversation in store.list_conversations(tenant, Some(channel), (per_bot + 10) as u32).await? {
@@ -343,7 +358,8 @@ async fn create_replies(
         Order::Spread => {
             for round in 0..rounds {
                 let count = n.min(args.replies - round * n);
-                let mut creating = futures::stream::iter(0..count).map(|c| reply(c, round)).buffered(args.create_concurrency);
+                let mut creating =
+                    futures::stream::iter(0..count).map(|c| reply(c, round)).buffered(args.create_concurrency);
                 while let Some(created) = creating.next().await {
                     created?;
                 }
@@ -364,6 +380,20 @@ async fn create_replies(
         }
     }
     Ok(())
+}
+
+/// The default limits, with `margin` added to the Telegram bot window and chat spacing.
+fn pacing(margin: Duration) -> PacingLimits {
+    let widen = |limit| match limit {
+        Limit::Window { count, period } => Limit::Window { count, period: period + margin },
+        Limit::Bucket { every, burst } => Limit::Bucket { every: every + margin, burst },
+    };
+    let defaults = PacingLimits::default();
+    PacingLimits {
+        telegram_bot: widen(defaults.telegram_bot),
+        telegram_chat: widen(defaults.telegram_chat),
+        ..defaults
+    }
 }
 
 /// Runs relay passes until nothing is due; returns how long publishing everything took.
@@ -387,7 +417,10 @@ async fn wait_until_sent(
         let (accepted, refused) = fake.counts();
         if last_report.0.elapsed() >= Duration::from_secs(5) {
             let rate = (accepted - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
-            eprintln!("  {:>5.0} s: {accepted} sent, {refused} refused (429), {rate:.0}/s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {:>5.0} s: {accepted} sent, {refused} refused (429), {rate:.0}/s",
+                started.elapsed().as_secs_f64()
+            );
             last_report = (Instant::now(), accepted);
         }
         if accepted >= expected {
@@ -536,7 +569,8 @@ struct Report {
     max_chat_per_sec: usize,
     refused_bot: usize,
     refused_chat: usize,
-    max_early: Duration,
+    /// How early the refused sends came: median, 99th percentile, most.
+    early: [Duration; 3],
     duplicates: usize,
     order_violations: usize,
     /// Sends accepted in each second from the first one.
@@ -553,21 +587,23 @@ impl Report {
         let last = sends.iter().map(|s| s.at).max().expect("sends were accepted");
         let span = last - first;
         let mut per_bot: HashMap<&str, Vec<Instant>> = HashMap::new();
-        let mut per_chat: HashMap<(&str, i64), Vec<(Instant, Option<usize>)>> = HashMap::new();
+        let mut per_chat: HashMap<(&str, i64), Vec<&Accepted>> = HashMap::new();
         let mut timeline = vec![0; span.as_secs() as usize + 1];
         for s in sends {
             per_bot.entry(&s.bot).or_default().push(s.at);
-            per_chat.entry((&s.bot, s.chat)).or_default().push((s.at, s.round));
+            per_chat.entry((&s.bot, s.chat)).or_default().push(s);
             timeline[(s.at - first).as_secs() as usize] += 1;
         }
         let mut seen = HashSet::new();
         let duplicates = sends.iter().filter(|s| !seen.insert((s.bot.as_str(), s.chat, s.round))).count();
         let order_violations = per_chat
             .values()
-            .map(|log| log.windows(2).filter(|w| !matches!((w[0].1, w[1].1), (Some(a), Some(b)) if a < b)).count())
+            .map(|log| {
+                log.windows(2).filter(|w| !matches!((w[0].round, w[1].round), (Some(a), Some(b)) if a < b)).count()
+            })
             .sum();
         let max_chat_per_sec =
-            per_chat.values().map(|log| busiest(&log.iter().map(|(at, _)| *at).collect::<Vec<_>>(), SECOND)).max();
+            per_chat.values().map(|log| busiest(&log.iter().map(|s| s.at).collect::<Vec<_>>(), SECOND)).max();
         let secs = span.as_secs_f64().max(1e-9);
         Self {
             accepted: sends.len(),
@@ -578,7 +614,7 @@ impl Report {
             max_chat_per_sec: max_chat_per_sec.unwrap_or(0),
             refused_bot: state.refused_bot,
             refused_chat: state.refused_chat,
-            max_early: state.early_by.iter().copied().max().unwrap_or_default(),
+            early: percentiles(&state.early_by),
             duplicates,
             order_violations,
             timeline,
@@ -604,21 +640,25 @@ impl Report {
         );
         println!("per chat: busiest rolling second {} (bucket: {CHAT_BURST} at once, then 1/s)", self.max_chat_per_sec);
         println!(
-            "429s from the fake: {} (bot limit {}, chat limit {}); latest refused send was {:.1} ms early",
+            "429s from the fake: {} (bot limit {}, chat limit {}); refused sends came too early by {:.1} ms \
+             (median), {:.1} ms (p99), {:.1} ms (most)",
             self.refused_bot + self.refused_chat,
             self.refused_bot,
             self.refused_chat,
-            self.max_early.as_secs_f64() * 1000.0
+            self.early[0].as_secs_f64() * 1000.0,
+            self.early[1].as_secs_f64() * 1000.0,
+            self.early[2].as_secs_f64() * 1000.0
         );
         println!("duplicate sends: {}; per-chat order violations: {}", self.duplicates, self.order_violations);
         let steady = steady(&self.timeline);
         println!("sends per second over the run: {:?} (steady median {steady})", self.timeline);
         let p = &self.phase;
         println!(
-            "CPU over the run: machine {:.2} of 2 cores busy ({:.2} stolen), this process {:.2}; by thread: {}",
+            "CPU over the run: machine {:.2} of 2 cores busy ({:.2} stolen), this process {:.2}, others {:.2}; by thread: {}",
             p.machine_busy_cores,
             p.steal_cores,
             p.process_cores,
+            (p.machine_busy_cores - p.process_cores).max(0.0),
             p.threads.iter().map(|(name, (n, cores))| format!("{name}×{n} {cores:.2}")).collect::<Vec<_>>().join(", ")
         );
         for (disk, rate) in &p.disks {
@@ -656,6 +696,7 @@ impl Report {
             "max_bot_per_rolling_s": self.max_bot_per_sec, "mean_bot_per_s": self.mean_bot_per_sec,
             "max_chat_per_rolling_s": self.max_chat_per_sec,
             "refused_429_bot": self.refused_bot, "refused_429_chat": self.refused_chat,
+            "early_ms_p50_p99_max": self.early.map(|d| d.as_secs_f64() * 1000.0),
             "duplicates": self.duplicates, "order_violations": self.order_violations,
             "timeline": self.timeline, "steady_median_per_s": steady(&self.timeline),
             "machine_busy_cores": self.phase.machine_busy_cores, "process_cores": self.phase.process_cores,
@@ -666,6 +707,14 @@ impl Report {
             "calls": calls,
         })
     }
+}
+
+/// Median, 99th percentile and maximum of `values` (zeros when empty).
+fn percentiles(values: &[Duration]) -> [Duration; 3] {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
+    [at(0.5), at(0.99), at(1.0)]
 }
 
 /// The most of `times` in any half-open window `[t, t + width)`.
@@ -751,6 +800,25 @@ impl Phase {
             threads,
             disks,
         }
+    }
+}
+
+/// Waits until the machine, this process aside, has been nearly idle for 2 s, or `limit` passed.
+async fn wait_quiet(limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let before = Snapshot::take();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let phase = Phase::between(&before, &Snapshot::take());
+        let others = phase.machine_busy_cores - phase.process_cores;
+        if others < 0.3 {
+            return;
+        }
+        if Instant::now() > until {
+            eprintln!("the machine is still busy ({others:.2} cores outside this process); starting anyway");
+            return;
+        }
+        eprintln!("waiting for a quiet machine: {others:.2} cores busy outside this process");
     }
 }
 

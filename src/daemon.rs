@@ -98,6 +98,8 @@ pub async fn serve(
             app.master_key().map_err(start)?,
             SenderConfig {
                 visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
+                // The sender gives up before the queue would dead-letter the message on its own.
+                max_attempts: SenderConfig::default().max_attempts.min(app.settings.queue.max_receive_count),
                 ..SenderConfig::default()
             },
         ));

@@ -1,17 +1,18 @@
 //! The sender: receives from **send**, claims the outbox item (compare-and-set to SENDING,
 //! attempt + 1), calls the provider within the pacing limits, and records the outcome:
 //! - all parts accepted → SENT (provider ids kept; the outbound message becomes `sent`);
-//! - 429 → PENDING again, not before `retry_after`; 5xx or never-sent errors → PENDING after a
-//!   capped, jittered exponential backoff; once `max_attempts` are spent → FAILED and the queue
-//!   message goes to the DLQ;
+//! - 429 → retried no sooner than `retry_after`; 5xx or never-sent errors → retried after a
+//!   capped, jittered exponential backoff. A retry keeps its queue message in flight, hidden until
+//!   the retry time, so the conversation's later replies wait behind it (order holds). Once
+//!   `max_attempts` are spent → FAILED and the queue message goes to the DLQ (`max_attempts`
+//!   must not exceed the queue's `max_receive_count`, or the queue would dead-letter it first);
 //! - a permanent refusal → FAILED with the provider's code and words (a refused token also flags
 //!   the channel `needs_reauth`);
 //! - a timeout after the request was written → UNKNOWN: never resent automatically
 //!   (`outbox retry` resends, accepting a possible duplicate).
 //!
 //! An item found SENDING when its message arrives was being sent by a sender that died mid-call:
-//! it becomes UNKNOWN too. Retries re-enter through the relay, so a queue message is always
-//! deleted once its outcome is recorded.
+//! it becomes UNKNOWN too. A queue message is deleted once a final outcome is recorded.
 
 use super::pacing::{PaceKey, Pacer, PacingLimits};
 use super::relay::SendEnvelope;
@@ -86,6 +87,9 @@ enum Disposition {
     DeadLetter,
     /// The store is unavailable: leave the message for redelivery.
     Hold,
+    /// Retry this message after the delay: it stays in flight (hidden) until then, so the rest of
+    /// its conversation waits behind it and order holds.
+    Later(Duration),
 }
 
 #[derive(Clone, Copy)]
@@ -207,7 +211,8 @@ impl Sender {
         waiting: &Mutex<HashSet<Receipt>>,
     ) -> Result<Vec<Outcome>, QueueError> {
         let mut outcomes = Vec::new();
-        for message in messages {
+        let mut messages = messages.into_iter();
+        while let Some(message) = messages.next() {
             let disposition = self.deliver(&message).await;
             waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&message.receipt);
             match disposition {
@@ -219,11 +224,31 @@ impl Sender {
                     self.queue.dead_letter(QueueName::Send, &message).await?;
                     outcomes.push(Outcome::Failed);
                 }
-                // Later messages of this conversation wait behind it.
-                Disposition::Hold => break,
+                Disposition::Later(delay) => {
+                    // Whole seconds, rounded up: SQS counts visibility in seconds, and a retry
+                    // must never come before the provider's retry_after.
+                    let hidden = Duration::from_secs(delay.as_millis().div_ceil(1000) as u64);
+                    self.queue.set_visibility(QueueName::Send, &message.receipt, hidden).await?;
+                    outcomes.push(Outcome::Retried);
+                    self.release(messages.by_ref(), waiting).await;
+                    break;
+                }
+                Disposition::Hold => {
+                    self.release(messages.by_ref(), waiting).await;
+                    break;
+                }
             }
         }
         Ok(outcomes)
+    }
+
+    /// Hands back the rest of a conversation's batch: the queue keeps them behind the message that
+    /// stays in flight.
+    async fn release(&self, rest: impl Iterator<Item = ReceivedMessage>, waiting: &Mutex<HashSet<Receipt>>) {
+        for message in rest {
+            waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&message.receipt);
+            let _ = self.queue.set_visibility(QueueName::Send, &message.receipt, Duration::ZERO).await;
+        }
     }
 
     async fn deliver(&self, message: &ReceivedMessage) -> Disposition {
@@ -269,12 +294,20 @@ impl Sender {
                 self.store.transition_outbox(id, &t).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
-            OutboxStatus::Pending if item.next_attempt_at.is_some_and(|at| at > crate::domain::now()) => {
-                // Published early: the relay publishes it again when it is due.
-                return Ok(Disposition::Done(Outcome::Skipped));
-            }
             OutboxStatus::Pending | OutboxStatus::Enqueued => {}
         }
+        if let Some(at) = item.next_attempt_at {
+            let now = crate::domain::now();
+            if at > now {
+                // Back before its retry time: hide it for the rest.
+                return Ok(Disposition::Later((at - now).unsigned_abs()));
+            }
+        }
+        let conversation = self.store.get_conversation(&item.tenant_id, &item.conversation_id).await?;
+        let channel = self.store.get_channel(&item.tenant_id, &item.channel_id).await?;
+        // Wait for the first part's slot before claiming: a crash while waiting leaves the item
+        // unclaimed (redelivered and sent), not SENDING (which would read as an unknown outcome).
+        self.pace(&channel, &conversation).await;
         let claim = OutboxTransition {
             count_attempt: true,
             last_error: item.last_error.clone(),
@@ -283,8 +316,6 @@ impl Sender {
         let Some(item) = self.store.transition_outbox(id, &claim).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
-        let conversation = self.store.get_conversation(&item.tenant_id, &item.conversation_id).await?;
-        let channel = self.store.get_channel(&item.tenant_id, &item.channel_id).await?;
         let (sent, failure) = self.send_parts(&item, &channel, &conversation).await;
         self.record(&item, &channel, sent, failure).await
     }
@@ -317,14 +348,10 @@ impl Sender {
         };
         let thread = conversation.external_thread_id.as_str();
         let mut sent = Vec::new();
-        for (index, part) in split_text(&item.text, limit).iter().enumerate().skip(item.provider_message_ids.len()) {
-            let key = match channel.kind {
-                ChannelKind::Telegram => PaceKey::telegram(channel.id.clone(), thread),
-                ChannelKind::Messenger => PaceKey::messenger(channel.id.clone(), thread),
-            };
-            let wait = self.pacer.reserve(key, std::time::Instant::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+        let first = item.provider_message_ids.len();
+        for (index, part) in split_text(&item.text, limit).iter().enumerate().skip(first) {
+            if index > first {
+                self.pace(channel, conversation).await;
             }
             let result = match channel.kind {
                 ChannelKind::Telegram => {
@@ -344,6 +371,19 @@ impl Sender {
             }
         }
         (sent, None)
+    }
+
+    /// Waits for the next send slot of the channel and chat.
+    async fn pace(&self, channel: &Channel, conversation: &Conversation) {
+        let thread = conversation.external_thread_id.as_str();
+        let key = match channel.kind {
+            ChannelKind::Telegram => PaceKey::telegram(channel.id.clone(), thread),
+            ChannelKind::Messenger => PaceKey::messenger(channel.id.clone(), thread),
+        };
+        let wait = self.pacer.reserve(key, std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     async fn record(
@@ -409,8 +449,13 @@ impl Sender {
                 )
             }
         };
+        let retry_in = transition.next_attempt_at.map(|at| (at - crate::domain::now()).unsigned_abs());
         self.store.transition_outbox(&item.id, &transition).await?;
-        Ok(if dead { Disposition::DeadLetter } else { Disposition::Done(outcome) })
+        Ok(match (dead, outcome, retry_in) {
+            (true, _, _) => Disposition::DeadLetter,
+            (false, Outcome::Retried, Some(delay)) => Disposition::Later(delay),
+            (false, outcome, _) => Disposition::Done(outcome),
+        })
     }
 
     fn retry_or_fail(

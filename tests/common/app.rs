@@ -114,7 +114,7 @@ pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Op
     let sender_config = SenderConfig {
         workers: 2,
         receive_wait: Duration::from_millis(300),
-        max_attempts: 4,
+        max_attempts: MAX_RECEIVES,
         backoff_base: Duration::from_millis(200),
         backoff_cap: Duration::from_secs(1),
         pacing: fast_pacing(),
