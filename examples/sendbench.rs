@@ -1037,6 +1037,9 @@ impl Store for TimedStore {
         };
         self.stats.time(name, self.inner.transition_outbox(id, transition)).await
     }
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
+        self.stats.time("store.mark_enqueued", self.inner.mark_enqueued(ids)).await
+    }
     async fn set_channel_health(&self, id: &ChannelId, health: kamshub::domain::ChannelHealth) -> StoreResult<()> {
         self.stats.time("store.set_channel_health", self.inner.set_channel_health(id, health)).await
     }

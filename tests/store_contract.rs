@@ -715,7 +715,12 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     let fresh = ids(store.outbox_due(now, now - std::time::Duration::from_secs(60), 10).await.unwrap());
     assert_eq!(fresh, vec![due.id.clone()], "a retry waiting out its delay and a fresh ENQUEUED are not due");
     let stuck = ids(store.outbox_due(now, now + std::time::Duration::from_secs(1), 10).await.unwrap());
-    assert_eq!(stuck, vec![due.id, queued.id], "ENQUEUED untouched since the cutoff is published again");
+    assert_eq!(stuck, vec![due.id.clone(), queued.id], "ENQUEUED untouched since the cutoff is published again");
+    store.mark_enqueued(std::slice::from_ref(&due.id)).await.unwrap();
+    assert_eq!(store.get_outbox(&due.id).await.unwrap().unwrap().status, Enqueued);
+    let fresh =
+        ids(store.outbox_due(kamshub::domain::now(), now - std::time::Duration::from_secs(60), 10).await.unwrap());
+    assert!(fresh.is_empty(), "marked items are no longer due: {fresh:?}");
 }
 
 async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>) {

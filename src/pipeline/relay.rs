@@ -3,9 +3,9 @@
 //! lost, e.g. a queue purge) after `stuck_after`.
 
 use super::Backoff;
-use crate::domain::{OutboxItem, OutboxStatus};
+use crate::domain::OutboxItem;
 use crate::queue::{OutgoingMessage, Queue, QueueName};
-use crate::store::{OutboxTransition, Store, StoreError};
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,12 +106,8 @@ impl Relay {
         }
         let messages: Vec<OutgoingMessage> = due.iter().map(send_message).collect();
         self.queue.send(QueueName::Send, &messages).await?;
-        let mark = OutboxTransition::new(&[OutboxStatus::Pending, OutboxStatus::Enqueued], OutboxStatus::Enqueued);
-        for item in &due {
-            // Keep the error of the last attempt visible while it waits in the queue.
-            let mark = OutboxTransition { last_error: item.last_error.clone(), ..mark.clone() };
-            self.store.transition_outbox(&item.id, &mark).await?;
-        }
+        let ids: Vec<_> = due.iter().map(|item| item.id.clone()).collect();
+        self.store.mark_enqueued(&ids).await?;
         tracing::debug!(published = due.len(), "relay: published");
         Ok(due.len())
     }

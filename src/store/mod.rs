@@ -227,6 +227,10 @@ pub trait Store: Send + Sync + 'static {
     /// as it now is, or None if its status did not match (someone else moved it).
     async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>>;
 
+    /// Marks published items ENQUEUED (those still PENDING or ENQUEUED), in one write: the relay's
+    /// bookkeeping for a whole pass.
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()>;
+
     /// Marks a channel's credentials as refused (or fine again).
     async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()>;
 

@@ -618,6 +618,18 @@ impl Store for MongoStore {
         found.as_ref().map(mongo_outbox::outbox_from).transpose()
     }
 
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
+        let ids: Vec<&str> = ids.iter().map(OutboxId::as_str).collect();
+        self.coll("outbox_send")
+            .update_many(
+                doc! {"_id": {"$in": ids}, "status": {"$in": ["PENDING", "ENQUEUED"]}},
+                doc! {"$set": {"status": "ENQUEUED", "updatedAt": dt(crate::domain::now())}},
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()> {
         self.coll("channels")
             .update_one(doc! {"_id": id.as_str()}, doc! {"$set": {"health": health.as_str()}})

@@ -467,6 +467,27 @@ impl Store for SqliteStore {
         self.with_conn(move |c| sqlite_outbox::transition(c, &id, &transition).map_err(other)).await
     }
 
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.with_conn(move |c| {
+            let tx = c.transaction().map_err(other)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE outbox_send SET status = 'ENQUEUED', updated_at = ?2
+                         WHERE id = ?1 AND status IN ('PENDING', 'ENQUEUED')",
+                    )
+                    .map_err(other)?;
+                let now = millis(crate::domain::now());
+                for id in &ids {
+                    stmt.execute(params![id.as_str(), now]).map_err(other)?;
+                }
+            }
+            tx.commit().map_err(other)
+        })
+        .await
+    }
+
     async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()> {
         let id = id.clone();
         self.with_conn(move |c| {
