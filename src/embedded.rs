@@ -50,6 +50,17 @@ impl Database {
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
+    /// A read-only connection to a database already opened (and migrated) by [`Database::open`].
+    /// In WAL mode readers never wait for the writer's commits.
+    pub(crate) fn open_reader(path: &Path) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let open_err = |source| OpenError::Open { path: shown.clone(), source };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.pragma_update(None, "query_only", "ON").map_err(open_err)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
     /// Runs `f` with the connection on the blocking pool. A panic in `f` is re-raised here.
     pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -17,19 +17,37 @@ use std::path::Path;
 /// Schema migrations, applied in order at open.
 const MIGRATIONS: &[&str] = &[include_str!("sqlite_schema_v1.sql")];
 
+/// Read-only connections next to the writer: reads (the sender's and the API's lookups) never
+/// queue behind a write's fsync.
+const READERS: usize = 4;
+
 /// The SQLite store.
 pub struct SqliteStore {
     db: Database,
+    readers: Vec<Database>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let db = Database::open(path, MIGRATIONS).map_err(|e| match e {
+        let opened = |e: OpenError| match e {
             OpenError::Open { .. } => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Other(e.to_string()),
-        })?;
-        Ok(Self { db })
+        };
+        let db = Database::open(path, MIGRATIONS).map_err(opened)?;
+        let readers = (0..READERS).map(|_| Database::open_reader(path)).collect::<Result<_, _>>().map_err(opened)?;
+        Ok(Self { db, readers, next_reader: std::sync::atomic::AtomicUsize::new(0) })
+    }
+
+    /// Runs a read on one of the reader connections.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let n = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+        self.readers[n].run(f).await
     }
 
     async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
@@ -135,7 +153,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.with_conn(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(other)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(other)).await
     }
 
     async fn insert_tenant(&self, tenant: &Tenant, first_user: Option<&User>, audit: &AuditEntry) -> StoreResult<()> {
@@ -164,7 +182,7 @@ impl Store for SqliteStore {
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
         let id = id.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT * FROM tenants WHERE id = ?1", [id.as_str()], tenant_row)
                 .optional()
                 .map_err(other)?
@@ -174,7 +192,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        self.with_conn(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT * FROM tenants ORDER BY created_at, id").map_err(other)?;
             stmt.query_map([], tenant_row).map_err(other)?.collect::<Result<_, _>>().map_err(other)
         })
@@ -194,7 +212,7 @@ impl Store for SqliteStore {
 
     async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
         let tenant = tenant.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt =
                 c.prepare_cached("SELECT * FROM users WHERE tenant_id = ?1 ORDER BY created_at, id").map_err(other)?;
             stmt.query_map([tenant.as_str()], user_row).map_err(other)?.collect::<Result<_, _>>().map_err(other)
@@ -204,14 +222,14 @@ impl Store for SqliteStore {
 
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         let email = email.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT * FROM users WHERE email = ?1", [email.as_str()], user_row).optional().map_err(other)
         })
         .await
     }
 
     async fn has_platform_admin(&self) -> StoreResult<bool> {
-        self.with_conn(|c| {
+        self.read(|c| {
             c.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE role = ?1)", [Role::PlatformAdmin.as_str()], |r| {
                 r.get(0)
             })
@@ -254,7 +272,7 @@ impl Store for SqliteStore {
 
     async fn get_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<Channel> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT * FROM channels WHERE tenant_id = ?1 AND id = ?2",
                 [tenant.as_str(), id.as_str()],
@@ -269,7 +287,7 @@ impl Store for SqliteStore {
 
     async fn find_channel(&self, id: &ChannelId) -> StoreResult<Option<Channel>> {
         let id = id.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT * FROM channels WHERE id = ?1", [id.as_str()], channel_row).optional().map_err(other)
         })
         .await
@@ -277,7 +295,7 @@ impl Store for SqliteStore {
 
     async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>> {
         let tenant = tenant.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM channels WHERE tenant_id = ?1 ORDER BY created_at, id")
                 .map_err(other)?;
@@ -329,7 +347,7 @@ impl Store for SqliteStore {
 
     async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>> {
         let external_id = external_id.to_owned();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT * FROM channels WHERE kind = ?1 AND external_id = ?2 AND is_active = 1")
                 .map_err(other)?
                 .query_row(params![kind.as_str(), external_id], channel_row)
@@ -351,7 +369,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let (tenant, channel) = (tenant.clone(), channel.cloned());
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT * FROM conversations WHERE tenant_id = ?1 AND (?2 IS NULL OR channel_id = ?2)
@@ -368,7 +386,7 @@ impl Store for SqliteStore {
 
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT * FROM conversations WHERE tenant_id = ?1 AND id = ?2",
                 [tenant.as_str(), id.as_str()],
@@ -388,7 +406,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
         let (tenant, conversation) = (tenant.clone(), conversation.clone());
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT * FROM (SELECT * FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2
@@ -411,7 +429,7 @@ impl Store for SqliteStore {
 
     async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
         let id = id.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             c.query_row("SELECT * FROM outbox_send WHERE id = ?1", [id.as_str()], outbox_row).optional().map_err(other)
         })
         .await
@@ -424,7 +442,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>> {
         let (tenant, status) = (tenant.cloned(), status.map(OutboxStatus::as_str));
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT * FROM outbox_send WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2)
@@ -445,7 +463,7 @@ impl Store for SqliteStore {
         stuck_before: time::OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>> {
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT * FROM outbox_send
@@ -505,7 +523,7 @@ impl Store for SqliteStore {
 
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         let tenant = tenant.clone();
-        self.with_conn(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM audit_log WHERE tenant_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2")
                 .map_err(other)?;
