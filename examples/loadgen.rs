@@ -8,7 +8,10 @@
 //!   open-loop schedule (latency counts from the scheduled send time, so a slow server cannot hide
 //!   its stalls), with a share of exact duplicates, then waits until the store has applied every
 //!   unique accepted event. Reports ack throughput and latency, processed/s, the daemon's memory,
-//!   CPU per thread, and the disk's flush rate.
+//!   where the machine's CPU went (daemon threads, load generator, other processes), and the
+//!   disk's flush and write rates. `--ack-only` stops at the acks (a daemon run with
+//!   `--roles http`); `--drain-only` sends nothing and times a `--roles processor` daemon
+//!   emptying the backlog such a run left.
 //! - `--baseline`: the limits the figures are compared with, on the same machine: raw SQLite
 //!   inserts (WAL, `synchronous=FULL`, batches of 100 and of 1) and a bare axum handler answering
 //!   200. `--baseline --load` runs both and prints the ratios.
@@ -1078,7 +1081,7 @@ impl Phase {
         }
         let daemon_cores: f64 = threads.iter().map(|t| t.2).sum();
         let loadgen_cores = (to.own_cpu - from.own_cpu) / secs;
-        let machine_busy_cores = (to.machine.0 - from.machine.0) / secs;
+        let machine_busy_cores = ((to.machine.0 - from.machine.0) / secs).max(0.0);
         Self {
             secs,
             machine_busy_cores,
