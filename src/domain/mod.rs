@@ -18,7 +18,7 @@ pub use conversation::{
 };
 pub use email::Email;
 pub use ids::{AuditId, ChannelId, TenantId, UserId};
-pub use outbox::{OutboxId, OutboxItem, OutboxStatus, SendId};
+pub use outbox::{NewReply, OutboxId, OutboxItem, OutboxStatus, SendId};
 pub use role::Role;
 pub use tenant::{Tenant, TenantName};
 pub use user::User;

@@ -1,6 +1,8 @@
 //! Outbox items: replies waiting to be sent, and what became of each attempt.
 
-use super::{ChannelId, ConversationId, MessageId, TenantId, ValidationError};
+use super::{
+    ChannelId, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, TenantId, ValidationError,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -151,4 +153,63 @@ pub struct OutboxItem {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+}
+
+/// What a new reply is made of.
+pub struct NewReply {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Idempotency key.
+    pub send_id: SendId,
+    /// Channel to send through.
+    pub channel_id: ChannelId,
+    /// Conversation it answers.
+    pub conversation_id: ConversationId,
+    /// The text.
+    pub text: String,
+    /// Where it sorts among the conversation's messages.
+    pub order_key: String,
+    /// The time it is shown at.
+    pub sent_at: OffsetDateTime,
+}
+
+impl OutboxItem {
+    /// A reply waiting for the relay, and its pending outbound message: the pair every reply
+    /// (API, CLI, auto-reply) stores in one atomic unit.
+    pub fn new_reply(reply: NewReply, now: OffsetDateTime) -> (OutboxItem, Message) {
+        let sent_ms = (reply.sent_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        let message = Message {
+            id: MessageId::generate(),
+            tenant_id: reply.tenant_id.clone(),
+            channel_id: reply.channel_id.clone(),
+            conversation_id: reply.conversation_id.clone(),
+            external_message_id: None,
+            send_id: Some(reply.send_id.to_string()),
+            direction: Direction::Outbound,
+            status: MessageStatus::Pending,
+            text: Some(reply.text.clone()),
+            order_key: reply.order_key,
+            sent_at: reply.sent_at,
+            body: MessageBody { current_at_ms: sent_ms, ..MessageBody::default() },
+            created_at: now,
+        };
+        let item = OutboxItem {
+            id: OutboxId::generate(),
+            tenant_id: reply.tenant_id,
+            send_id: reply.send_id,
+            channel_id: reply.channel_id,
+            conversation_id: reply.conversation_id,
+            message_id: message.id.clone(),
+            text: reply.text,
+            reply_to: None,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            provider_message_ids: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        (item, message)
+    }
 }

@@ -3,8 +3,7 @@
 use super::{ServiceError, ServiceResult, rfc3339};
 use crate::app::App;
 use crate::domain::{
-    Actor, AuditEntry, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, OutboxId, OutboxItem,
-    OutboxStatus, SendId, TenantId,
+    Actor, AuditEntry, ConversationId, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId,
 };
 use crate::store::{CreateOutcome, OutboxTransition};
 use serde::Serialize;
@@ -92,39 +91,18 @@ pub async fn send_reply(
     }
     let now = crate::domain::now();
     let send_id = idempotency_key.unwrap_or_else(SendId::generate);
-    let message = Message {
-        id: MessageId::generate(),
-        tenant_id: tenant.clone(),
-        channel_id: channel.id.clone(),
-        conversation_id: conversation.id.clone(),
-        external_message_id: None,
-        send_id: Some(send_id.to_string()),
-        direction: Direction::Outbound,
-        status: MessageStatus::Pending,
-        text: Some(text.to_owned()),
-        // After everything received so far: a reply follows what it answers.
-        order_key: crate::domain::inbound::order_key(crate::domain::inbound::to_ms(now), &format!("~{send_id}")),
-        sent_at: now,
-        body: MessageBody { current_at_ms: crate::domain::inbound::to_ms(now), ..MessageBody::default() },
-        created_at: now,
-    };
-    let item = OutboxItem {
-        id: OutboxId::generate(),
+    let send_id_text = send_id.to_string();
+    let reply = NewReply {
         tenant_id: tenant.clone(),
         send_id,
         channel_id: channel.id,
         conversation_id: conversation.id,
-        message_id: message.id.clone(),
         text: text.to_owned(),
-        reply_to: None,
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        next_attempt_at: None,
-        provider_message_ids: Vec::new(),
-        created_at: now,
-        updated_at: now,
+        // After everything received so far: a reply follows what it answers.
+        order_key: crate::domain::inbound::order_key(crate::domain::inbound::to_ms(now), &format!("~{send_id_text}")),
+        sent_at: now,
     };
+    let (item, message) = OutboxItem::new_reply(reply, now);
     let stored = match store.create_outbound(&item, &message).await? {
         CreateOutcome::Created => item,
         CreateOutcome::Existing(existing) => *existing,

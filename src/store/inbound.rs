@@ -4,8 +4,8 @@
 
 use crate::domain::inbound::{Envelope, InboundEvent, IncomingMessage, ReceiptStatus};
 use crate::domain::{
-    Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion, OutboxId,
-    OutboxItem, OutboxStatus, SendId,
+    Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion, NewReply,
+    OutboxItem, SendId,
 };
 use time::OffsetDateTime;
 
@@ -215,40 +215,17 @@ fn auto_reply(
 ) -> (OutboxItem, Message) {
     let send_id = SendId::parse(&format!("auto-reply:{}:{}", envelope.channel_id, envelope.thread_id))
         .unwrap_or_else(|_| SendId::generate());
-    let message = Message {
-        id: MessageId::generate(),
-        tenant_id: envelope.tenant_id.clone(),
-        channel_id: envelope.channel_id.clone(),
-        conversation_id: conversation.id.clone(),
-        external_message_id: None,
-        send_id: Some(send_id.to_string()),
-        direction: Direction::Outbound,
-        status: MessageStatus::Pending,
-        text: Some(text.clone()),
-        order_key: format!("{}~auto", first.order_key),
-        sent_at: from_ms(first.sent_at_ms),
-        body: MessageBody { current_at_ms: first.sent_at_ms, ..MessageBody::default() },
-        created_at: now,
-    };
     conversation.message_count += 1;
-    let item = OutboxItem {
-        id: OutboxId::generate(),
+    let reply = NewReply {
         tenant_id: envelope.tenant_id.clone(),
         send_id,
         channel_id: envelope.channel_id.clone(),
         conversation_id: conversation.id.clone(),
-        message_id: message.id.clone(),
         text,
-        reply_to: None,
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        next_attempt_at: None,
-        provider_message_ids: Vec::new(),
-        created_at: now,
-        updated_at: now,
+        order_key: format!("{}~auto", first.order_key),
+        sent_at: from_ms(first.sent_at_ms),
     };
-    (item, message)
+    OutboxItem::new_reply(reply, now)
 }
 
 /// Adds a version of a message's text written at `at_ms`: the newest version is the message's

@@ -8,20 +8,20 @@ use mongodb::bson::{self, Bson, DateTime, Document, doc};
 use mongodb::{ClientSession, Database};
 use time::OffsetDateTime;
 
-fn dt(t: OffsetDateTime) -> DateTime {
+pub(super) fn dt(t: OffsetDateTime) -> DateTime {
     DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} is malformed: {e}"))
 }
 
-fn time_of(d: &Document, key: &str) -> StoreResult<OffsetDateTime> {
+pub(super) fn time_of(d: &Document, key: &str) -> StoreResult<OffsetDateTime> {
     let ms = d.get_datetime(key).map_err(|e| corrupt(key, e))?.timestamp_millis();
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| corrupt(key, e))
 }
 
-fn str_of<'d>(d: &'d Document, key: &str) -> StoreResult<&'d str> {
+pub(super) fn str_of<'d>(d: &'d Document, key: &str) -> StoreResult<&'d str> {
     d.get_str(key).map_err(|e| corrupt(key, e))
 }
 

@@ -1,28 +1,10 @@
 //! The MongoDB store's outbox: replies, their state machine, the send log.
 
-use super::mongo_inbox::message_doc;
-use super::{CreateOutcome, OutboxTransition, StoreError, StoreResult};
+use super::mongo_inbox::{corrupt, dt, message_doc, str_of, time_of};
+use super::{CreateOutcome, OutboxTransition, StoreResult};
 use crate::domain::{ChannelId, ConversationId, Message, MessageId, OutboxId, OutboxItem, SendId, TenantId};
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Database};
-use time::OffsetDateTime;
-
-fn dt(t: OffsetDateTime) -> DateTime {
-    DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} is malformed: {e}"))
-}
-
-fn time_of(d: &Document, key: &str) -> StoreResult<OffsetDateTime> {
-    let ms = d.get_datetime(key).map_err(|e| corrupt(key, e))?.timestamp_millis();
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| corrupt(key, e))
-}
-
-fn str_of<'d>(d: &'d Document, key: &str) -> StoreResult<&'d str> {
-    d.get_str(key).map_err(|e| corrupt(key, e))
-}
 
 pub(super) fn outbox_doc(o: &OutboxItem) -> Document {
     doc! {
