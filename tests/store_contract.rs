@@ -12,8 +12,8 @@ use kamshub::domain::{
     TenantName, User, UserId,
 };
 use kamshub::domain::{
-    ChannelHealth, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, OutboxId, OutboxItem,
-    OutboxStatus, SendId,
+    ChannelHealth, ConversationId, Direction, Message, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus,
+    SendId,
 };
 use kamshub::sealing::MasterKey;
 use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, SendLogEntry, Store, StoreError};
@@ -605,40 +605,16 @@ fn reply(
     send_id: &str,
 ) -> (OutboxItem, Message) {
     let now = kamshub::domain::now();
-    let send_id = SendId::parse(send_id).unwrap();
-    let message = Message {
-        id: MessageId::generate(),
+    let reply = NewReply {
         tenant_id: tenant.clone(),
+        send_id: SendId::parse(send_id).unwrap(),
         channel_id: channel.clone(),
         conversation_id: conversation.clone(),
-        external_message_id: None,
-        send_id: Some(send_id.to_string()),
-        direction: Direction::Outbound,
-        status: MessageStatus::Pending,
-        text: Some(text.to_owned()),
+        text: text.to_owned(),
         order_key: order_key(200_000, "z"),
         sent_at: now,
-        body: MessageBody::default(),
-        created_at: now,
     };
-    let item = OutboxItem {
-        id: OutboxId::generate(),
-        tenant_id: tenant.clone(),
-        send_id,
-        channel_id: channel.clone(),
-        conversation_id: conversation.clone(),
-        message_id: message.id.clone(),
-        text: text.to_owned(),
-        reply_to: None,
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        next_attempt_at: None,
-        provider_message_ids: Vec::new(),
-        created_at: now,
-        updated_at: now,
-    };
-    (item, message)
+    OutboxItem::new_reply(reply, now)
 }
 
 async fn a_reply_is_stored_once_per_send_id(store: Arc<dyn Store>) {

@@ -1,7 +1,9 @@
 //! Production `Store` adapter: MongoDB (database `kamsg` by default). Indexes are created
 //! idempotently at connect; multi-document changes run in transactions (a replica set is needed).
 
-use super::mongo_inbox::{self, CorruptRecord, conversation_from, message_from};
+use super::mongo_inbox::{
+    self, CorruptRecord, conversation_from, corrupt, dt, message_from, str_of as get_str, time_of as get_time,
+};
 use super::mongo_outbox;
 use super::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, Store, StoreError, StoreResult};
 use crate::domain::{
@@ -11,12 +13,11 @@ use crate::domain::{
 use crate::sealing::Sealed;
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use mongodb::bson::{self, Bson, DateTime, Document, doc};
+use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// The MongoDB store.
 pub struct MongoStore {
@@ -195,23 +196,6 @@ fn conflict_as(e: mongodb::error::Error, friendly: impl Fn(&str) -> Option<Strin
         StoreError::Conflict(raw) => StoreError::Conflict(friendly(&raw).unwrap_or(raw)),
         other => other,
     }
-}
-
-fn dt(t: OffsetDateTime) -> DateTime {
-    DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} is malformed: {e}"))
-}
-
-fn get_str<'d>(d: &'d Document, key: &str) -> StoreResult<&'d str> {
-    d.get_str(key).map_err(|e| corrupt(key, e))
-}
-
-fn get_time(d: &Document, key: &str) -> StoreResult<OffsetDateTime> {
-    let ms = d.get_datetime(key).map_err(|e| corrupt(key, e))?.timestamp_millis();
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| corrupt(key, e))
 }
 
 fn tenant_doc(t: &Tenant) -> Document {

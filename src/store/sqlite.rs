@@ -1,6 +1,6 @@
 //! Embedded `Store` adapter: one SQLite file in the data dir (WAL, full sync), migrated at open.
 
-use super::sqlite_inbox::{self, conversation_row, inbox_err, message_row};
+use super::sqlite_inbox::{self, conversation_row, message_row};
 use super::sqlite_outbox::{self, outbox_row};
 use super::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition};
 use super::{Store, StoreError, StoreResult};
@@ -59,11 +59,11 @@ impl SqliteStore {
     }
 }
 
-fn other(e: rusqlite::Error) -> StoreError {
+pub(super) fn other(e: rusqlite::Error) -> StoreError {
     if is_busy(&e) { StoreError::Unavailable(e.to_string()) } else { StoreError::Other(e.to_string()) }
 }
 
-fn parsed<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> rusqlite::Result<T> {
+pub(super) fn parsed<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> rusqlite::Result<T> {
     r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
@@ -114,7 +114,7 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-fn write_audit(conn: &Connection, a: &AuditEntry) -> rusqlite::Result<()> {
+pub(super) fn write_audit(conn: &Connection, a: &AuditEntry) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO audit_log (id, tenant_id, actor, action, target, details, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![a.id.as_str(), a.tenant_id.as_str(), a.actor, a.action, a.target, a.details.to_string(), millis(a.at)],
@@ -359,7 +359,7 @@ impl Store for SqliteStore {
 
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
         let records = records.to_vec();
-        self.with_conn(move |c| sqlite_inbox::apply(c, &records).map_err(inbox_err)).await
+        self.with_conn(move |c| sqlite_inbox::apply(c, &records).map_err(other)).await
     }
 
     async fn list_conversations(

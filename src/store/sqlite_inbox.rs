@@ -1,15 +1,12 @@
 //! The SQLite store's conversations, messages and inbound events.
 
 use super::inbound::{Current, Plan, ReceiptUpdate, plan, receipt_targets};
-use super::{ApplyOutcome, InboundRecord, StoreError};
+use super::sqlite::parsed;
+use super::{ApplyOutcome, InboundRecord};
 use crate::domain::inbound::InboundEvent;
 use crate::domain::{ChannelId, Conversation, ConversationId, Message, MessageId, TenantId};
 use crate::embedded::{from_millis, millis};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-
-fn parsed<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> rusqlite::Result<T> {
-    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
 
 pub(super) fn conversation_row(r: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
@@ -226,9 +223,4 @@ impl rusqlite::ToSql for ConversationId {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(self.as_str().into())
     }
-}
-
-/// Maps a driver error of the inbox tables.
-pub(super) fn inbox_err(e: rusqlite::Error) -> StoreError {
-    if crate::embedded::is_busy(&e) { StoreError::Unavailable(e.to_string()) } else { StoreError::Other(e.to_string()) }
 }

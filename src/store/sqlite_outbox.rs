@@ -1,15 +1,10 @@
 //! The SQLite store's outbox: replies, their state machine, the send log.
 
+use super::sqlite::parsed;
 use super::{CreateOutcome, OutboxTransition, StoreError};
-use crate::domain::{
-    AuditEntry, ChannelId, ConversationId, Message, MessageId, OutboxId, OutboxItem, SendId, TenantId,
-};
+use crate::domain::{ChannelId, ConversationId, Message, MessageId, OutboxId, OutboxItem, SendId, TenantId};
 use crate::embedded::{from_millis, millis, unique_violation};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-
-fn parsed<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> rusqlite::Result<T> {
-    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
 
 pub(super) fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
@@ -60,7 +55,7 @@ pub(super) fn insert_outbound(tx: &Transaction<'_>, item: &OutboxItem, message: 
 }
 
 pub(super) fn create(conn: &mut Connection, item: &OutboxItem, message: &Message) -> Result<CreateOutcome, StoreError> {
-    let tx = conn.transaction().map_err(super::sqlite_inbox::inbox_err)?;
+    let tx = conn.transaction().map_err(super::sqlite::other)?;
     let existing = tx
         .query_row(
             "SELECT * FROM outbox_send WHERE tenant_id = ?1 AND send_id = ?2",
@@ -68,15 +63,15 @@ pub(super) fn create(conn: &mut Connection, item: &OutboxItem, message: &Message
             outbox_row,
         )
         .optional()
-        .map_err(super::sqlite_inbox::inbox_err)?;
+        .map_err(super::sqlite::other)?;
     if let Some(existing) = existing {
         return same_request(item, existing);
     }
     insert_outbound(&tx, item, message).map_err(|e| match unique_violation(&e) {
         Some(_) => StoreError::Conflict(format!("idempotency key `{}` is already in use", item.send_id)),
-        None => super::sqlite_inbox::inbox_err(e),
+        None => super::sqlite::other(e),
     })?;
-    tx.commit().map_err(super::sqlite_inbox::inbox_err)?;
+    tx.commit().map_err(super::sqlite::other)?;
     Ok(CreateOutcome::Created)
 }
 
@@ -150,16 +145,8 @@ pub(super) fn transition(
         )?;
     }
     if let Some(audit) = &t.audit {
-        write_audit(&tx, audit)?;
+        super::sqlite::write_audit(&tx, audit)?;
     }
     tx.commit()?;
     Ok(Some(item))
-}
-
-fn write_audit(tx: &Transaction<'_>, a: &AuditEntry) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO audit_log (id, tenant_id, actor, action, target, details, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![a.id.as_str(), a.tenant_id.as_str(), a.actor, a.action, a.target, a.details.to_string(), millis(a.at)],
-    )?;
-    Ok(())
 }
