@@ -33,13 +33,13 @@ use kamshub::config::{FlagOverrides, Settings};
 use kamshub::domain::inbound::{ENVELOPE_VERSION, Envelope, InboundEvent, IncomingMessage, order_key};
 use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, User,
+    Message, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, Transition, User,
 };
 use kamshub::pipeline::pacing::{Limit, PacingLimits};
 use kamshub::pipeline::relay::{Relay, RelayConfig};
 use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueName, QueueResult, Receipt, ReceivedMessage};
-use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, Store, StoreResult};
+use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreResult};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -166,8 +166,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sender = Arc::new(Sender::new(
         Arc::clone(&store),
         Arc::clone(&queue),
-        app.telegram().clone(),
-        app.messenger().clone(),
+        app.providers().clone(),
         app.master_key()?,
         config.clone(),
     ));
@@ -1028,14 +1027,19 @@ impl Store for TimedStore {
     ) -> StoreResult<Vec<OutboxItem>> {
         self.stats.time("store.outbox_due", self.inner.outbox_due(now, stuck_before, limit)).await
     }
-    async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>> {
-        let name = match transition.to {
+    async fn transition_outbox(
+        &self,
+        id: &OutboxId,
+        step: &Transition,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Option<OutboxItem>> {
+        let name = match step.target() {
             OutboxStatus::Enqueued => "store.transition→ENQUEUED",
             OutboxStatus::Sending => "store.transition→SENDING",
             OutboxStatus::Sent => "store.transition→SENT",
             _ => "store.transition→other",
         };
-        self.stats.time(name, self.inner.transition_outbox(id, transition)).await
+        self.stats.time(name, self.inner.transition_outbox(id, step, audit)).await
     }
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
         self.stats.time("store.mark_enqueued", self.inner.mark_enqueued(ids)).await

@@ -5,7 +5,7 @@ use crate::config::{IdentityKind, Settings, StoreKind};
 use crate::identity::cognito::CognitoIdentity;
 use crate::identity::local::LocalIdentity;
 use crate::identity::{Identity, IdentityError};
-use crate::providers::{messenger::MessengerClient, telegram::TelegramClient};
+use crate::providers::{Providers, messenger::MessengerClient, telegram::TelegramClient};
 use crate::queue::{Queue, QueueError, sqlite::SqliteQueue, sqs::SqsQueue};
 use crate::sealing::MasterKey;
 use crate::store::{Store, StoreError, mongo::MongoStore, sqlite::SqliteStore};
@@ -41,15 +41,16 @@ pub struct App {
     queue: OnceCell<Arc<dyn Queue>>,
     local_identity: OnceCell<Arc<LocalIdentity>>,
     master_key: OnceLock<Arc<MasterKey>>,
-    telegram: TelegramClient,
-    messenger: MessengerClient,
+    providers: Providers,
 }
 
 impl App {
     /// An app over `settings`; nothing is opened yet.
     pub fn new(settings: Settings) -> Self {
-        let telegram = TelegramClient::new(&settings.providers.telegram_api_base);
-        let messenger = MessengerClient::new(&settings.providers.graph_api_base);
+        let providers = Providers::new(
+            TelegramClient::new(&settings.providers.telegram_api_base),
+            MessengerClient::new(&settings.providers.graph_api_base),
+        );
         Self {
             settings,
             store: OnceCell::new(),
@@ -57,8 +58,7 @@ impl App {
             queue: OnceCell::new(),
             local_identity: OnceCell::new(),
             master_key: OnceLock::new(),
-            telegram,
-            messenger,
+            providers,
         }
     }
 
@@ -164,14 +164,19 @@ impl App {
         Ok(Arc::clone(self.master_key.get_or_init(|| Arc::new(key))))
     }
 
+    /// The providers (one per channel kind), for the pipelines.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
     /// Telegram Bot API client.
     pub fn telegram(&self) -> &TelegramClient {
-        &self.telegram
+        self.providers.telegram()
     }
 
     /// Meta Graph API client.
     pub fn messenger(&self) -> &MessengerClient {
-        &self.messenger
+        self.providers.messenger()
     }
 
     /// The data dir, created (0700) if missing.

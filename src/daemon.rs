@@ -79,7 +79,8 @@ pub async fn serve(
             visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
             ..ProcessorConfig::default()
         };
-        let processor = Arc::new(Processor::new(Arc::clone(&store), Arc::clone(&queue), config));
+        let processor =
+            Arc::new(Processor::new(Arc::clone(&store), Arc::clone(&queue), app.providers().clone(), config));
         tracing::info!("processor started");
         tokio::spawn(processor.run(stop.clone()))
     });
@@ -93,8 +94,7 @@ pub async fn serve(
         let sender = Arc::new(Sender::new(
             Arc::clone(&store),
             Arc::clone(&queue),
-            app.telegram().clone(),
-            app.messenger().clone(),
+            app.providers().clone(),
             app.master_key().map_err(start)?,
             SenderConfig {
                 visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),

@@ -1,14 +1,16 @@
 //! kamshub: a multi-tenant unified inbox backend.
 //!
-//! Map of the crate (ports and adapters; see `ARCHITECTURE.md`):
+//! Map of the crate (ports and adapters; the design is docs/architecture.md):
 //! - [`config`]: layered settings (defaults → `kamshub.toml` → `KAMSHUB_*` env → flags).
 //! - [`domain`]: ids, validated values and entities. No I/O.
 //! - [`store`]: the `Store` port with its SQLite (embedded) and MongoDB adapters.
 //! - [`identity`]: the `Identity` port with local and Cognito adapters, and the one JWT verifier.
 //! - [`queue`]: the `Queue` port (SQS FIFO semantics) with its SQLite (embedded) and SQS adapters.
 //! - [`sealing`]: AES-256-GCM sealing of channel credentials under a master key.
-//! - [`providers`]: Telegram Bot API and Meta Graph API clients, webhook parsing and normalisation.
-//! - [`pipeline`]: intake (webhook → queue) and the processor (queue → store).
+//! - [`providers`]: the `Provider` abstraction over Telegram and Messenger: clients, webhook
+//!   parsing and normalisation, text limits, pacing keys.
+//! - [`pipeline`]: intake (webhook → queue), processor (queue → store), relay (outbox → queue),
+//!   sender (queue → providers), on one worker loop.
 //! - [`service`]: use cases shared by the CLI and the HTTP API.
 //! - [`app`]: builds the chosen adapters from settings.
 //! - [`http`] and [`daemon`]: the `kamshub serve` process (HTTP and the pipeline loops).

@@ -13,10 +13,10 @@ use kamshub::domain::{
 };
 use kamshub::domain::{
     ChannelHealth, ConversationId, Direction, Message, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus,
-    SendId,
+    SendId, Transition,
 };
 use kamshub::sealing::MasterKey;
-use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, OutboxTransition, SendLogEntry, Store, StoreError};
+use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
@@ -78,6 +78,7 @@ contract!(
     ignored_events_store_no_message,
     conversations_are_scoped_by_tenant_and_channel,
     a_reply_is_stored_once_per_send_id,
+    an_operator_resend_is_audited_with_the_step,
     outbox_transitions_are_compare_and_set,
     the_relay_sees_due_and_stuck_items_only,
     a_greeting_is_queued_once_for_a_new_conversation,
@@ -644,31 +645,49 @@ async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
     let (tenant, item, message) = reply_setup(&store, "hello", "key-2").await;
     store.create_outbound(&item, &message).await.unwrap();
     use OutboxStatus::*;
-    let enqueued = store.transition_outbox(&item.id, &OutboxTransition::new(&[Pending], Enqueued)).await.unwrap();
+    let enqueued = store.transition_outbox(&item.id, &Transition::Enqueue, None).await.unwrap();
     assert_eq!(enqueued.unwrap().status, Enqueued);
-    let claim = OutboxTransition { count_attempt: true, ..OutboxTransition::new(&[Enqueued], Sending) };
-    let claimed = store.transition_outbox(&item.id, &claim).await.unwrap().unwrap();
+    let claimed = store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap().unwrap();
     assert_eq!((claimed.status, claimed.attempts), (Sending, 1));
-    assert_eq!(store.transition_outbox(&item.id, &claim).await.unwrap(), None, "a second claim loses");
-    let sent = OutboxTransition {
-        add_provider_ids: vec!["777:5001".into(), "777:5002".into()],
-        message_status: Some(MessageStatus::Sent),
-        log: Some(SendLogEntry {
-            attempt: 1,
-            outcome: "sent".into(),
-            provider_message_id: Some("777:5001".into()),
-            detail: None,
-        }),
-        ..OutboxTransition::new(&[Sending], Sent)
-    };
-    let done = store.transition_outbox(&item.id, &sent).await.unwrap().unwrap();
+    assert_eq!(
+        store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap(),
+        None,
+        "a second claim loses"
+    );
+    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap(), claimed, "a refused step changes nothing");
+    let sent = Transition::Sent { provider_ids: vec!["777:5001".into(), "777:5002".into()] };
+    let done = store.transition_outbox(&item.id, &sent, None).await.unwrap().unwrap();
+    assert_eq!(done.status, Sent);
     assert_eq!(done.provider_message_ids, ["777:5001", "777:5002"]);
-    assert_eq!(store.transition_outbox(&item.id, &sent).await.unwrap(), None, "SENT is final");
+    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap(), done, "the stored item is the one returned");
+    assert_eq!(store.transition_outbox(&item.id, &sent, None).await.unwrap(), None, "SENT is final");
+    assert_eq!(store.transition_outbox(&item.id, &Transition::Resend, None).await.unwrap(), None, "even for operators");
     let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
     let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
     assert_eq!((ours.status, ours.external_message_id.as_deref()), (MessageStatus::Sent, Some("777:5001")));
-    let missing = store.transition_outbox(&OutboxId::generate(), &claim).await.unwrap();
+    let missing = store.transition_outbox(&OutboxId::generate(), &Transition::Claim, None).await.unwrap();
     assert_eq!(missing, None);
+}
+
+async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "hello", "key-3").await;
+    store.create_outbound(&item, &message).await.unwrap();
+    store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap().unwrap();
+    let failed = Transition::Fail { error: "code 403: blocked".into(), provider_ids: vec![] };
+    let item = store.transition_outbox(&item.id, &failed, None).await.unwrap().unwrap();
+    assert_eq!((item.status, item.last_error.as_deref()), (OutboxStatus::Failed, Some("code 403: blocked")));
+    let outbound = |messages: Vec<Message>| messages.into_iter().find(|m| m.id == item.message_id).unwrap().status;
+    assert_eq!(outbound(store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap()), MessageStatus::Failed);
+
+    let audit = AuditEntry::new(&Actor::Cli("sre".into()), &tenant, "outbox.retry", item.id.as_str(), json!({}));
+    let again = store.transition_outbox(&item.id, &Transition::Resend, Some(&audit)).await.unwrap().unwrap();
+    assert_eq!((again.status, again.last_error), (OutboxStatus::Pending, None));
+    assert_eq!(
+        outbound(store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap()),
+        MessageStatus::Pending
+    );
+    let logged = store.list_audit(&tenant, 10).await.unwrap();
+    assert!(logged.iter().any(|a| a.action == "outbox.retry" && a.target == item.id.as_str()), "{logged:?}");
 }
 
 async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
@@ -677,14 +696,16 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     store.create_outbound(&due, &due_message).await.unwrap();
     let (later, later_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "later", "later");
     store.create_outbound(&later, &later_message).await.unwrap();
-    let wait = OutboxTransition {
-        next_attempt_at: Some(kamshub::domain::now() + std::time::Duration::from_secs(3600)),
-        ..OutboxTransition::new(&[Pending], Pending)
+    let wait = Transition::Retry {
+        error: "rate limited".into(),
+        delay: std::time::Duration::from_secs(3600),
+        provider_ids: vec![],
     };
-    store.transition_outbox(&later.id, &wait).await.unwrap().unwrap();
+    store.transition_outbox(&later.id, &Transition::Claim, None).await.unwrap().unwrap();
+    store.transition_outbox(&later.id, &wait, None).await.unwrap().unwrap();
     let (queued, queued_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "queued", "queued");
     store.create_outbound(&queued, &queued_message).await.unwrap();
-    store.transition_outbox(&queued.id, &OutboxTransition::new(&[Pending], Enqueued)).await.unwrap().unwrap();
+    store.transition_outbox(&queued.id, &Transition::Enqueue, None).await.unwrap().unwrap();
 
     let now = kamshub::domain::now();
     let ids = |items: Vec<OutboxItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();

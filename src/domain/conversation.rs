@@ -91,6 +91,16 @@ impl FromStr for MessageStatus {
     }
 }
 
+impl Direction {
+    /// The stored name (`inbound`, `outbound`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
 impl FromStr for Direction {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -45,6 +45,33 @@ impl Envelope {
     }
 }
 
+/// Where an inbound event is: RECEIVED → PROCESSING → PROCESSED | FAILED. Both stores record an
+/// event PROCESSED in the same atomic unit as its effects, so the other states are transient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InboundEventStatus {
+    /// Accepted by intake, on the incoming queue.
+    Received,
+    /// Claimed by the processor inside the transaction that applies it.
+    Processing,
+    /// Applied (or recognised as needing nothing).
+    Processed,
+    /// Could not be applied.
+    Failed,
+}
+
+impl InboundEventStatus {
+    /// The stored name (`RECEIVED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundEventStatus::Received => "RECEIVED",
+            InboundEventStatus::Processing => "PROCESSING",
+            InboundEventStatus::Processed => "PROCESSED",
+            InboundEventStatus::Failed => "FAILED",
+        }
+    }
+}
+
 /// A provider event in kamshub's terms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]

@@ -18,7 +18,11 @@ pub use conversation::{
 };
 pub use email::Email;
 pub use ids::{AuditId, ChannelId, TenantId, UserId};
-pub use outbox::{NewReply, OutboxId, OutboxItem, OutboxStatus, SendId};
+pub use outbox::{
+    Applied, Arrival, Decision, NewReply, OutboxId, OutboxItem, OutboxStatus, QueueAction, RetryPolicy,
+    SEND_ENVELOPE_VERSION, SendEnvelope, SendFailure, SendId, SendLogEntry, SendOutcome, Transition, TransitionRefused,
+    after_send,
+};
 pub use role::Role;
 pub use tenant::{Tenant, TenantName};
 pub use user::User;

@@ -1,5 +1,7 @@
-//! The pipelines: [`intake`] (webhook → incoming queue) and [`processor`] (incoming queue →
-//! store). Each loop has `run(shutdown)` and a steppable `run_once()` for tests.
+//! The pipelines: [`intake`] (webhook → incoming queue), [`processor`] (incoming queue → store),
+//! [`relay`] (outbox → send queue) and [`sender`] (send queue → providers, paced by [`pacing`]).
+//! Each loop has `run(shutdown)` (built on [`worker`]) and a steppable `run_once()` for tests.
+//! See docs/architecture.md, "Pipelines".
 
 pub mod batcher;
 pub mod intake;
@@ -7,6 +9,7 @@ pub mod pacing;
 pub mod processor;
 pub mod relay;
 pub mod sender;
+pub mod worker;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! says, so sends stay under the providers' documented rates instead of collecting 429s.
 //! A 429 that gets through anyway is still handled by the sender (`RetryAfter`).
 
-use crate::domain::{ChannelId, ChannelKind};
+use crate::domain::ChannelId;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -15,30 +15,20 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// equals a fresh one); the grace only covers callers whose `now` lags slightly behind another's.
 const EVICT_AFTER_REST: Duration = Duration::from_secs(60);
 
-/// The send being paced: which bot or page, and which chat or thread on it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The send being paced: which bot or page, which chat or thread on it, and the limits that
+/// apply. Built by the channel's provider (`Provider::pace_key`), which knows its rates.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaceKey {
     /// The bot or page: its own rate covers all of its chats.
     pub channel: ChannelId,
-    /// Which provider's limits apply.
-    pub kind: ChannelKind,
     /// Telegram chat id or Messenger PSID: each chat or thread has its own rate too.
     pub chat: String,
-    /// A Telegram group, supergroup or channel, which has a per-minute cap on top.
-    pub is_group: bool,
-}
-
-impl PaceKey {
-    /// A Telegram chat. Negative chat ids are groups, supergroups and channels.
-    pub fn telegram(channel: ChannelId, chat_id: &str) -> Self {
-        let is_group = chat_id.starts_with('-') || chat_id.starts_with('@');
-        Self { channel, kind: ChannelKind::Telegram, chat: chat_id.to_owned(), is_group }
-    }
-
-    /// A Messenger thread with the person `psid`.
-    pub fn messenger(channel: ChannelId, psid: &str) -> Self {
-        Self { channel, kind: ChannelKind::Messenger, chat: psid.to_owned(), is_group: false }
-    }
+    /// The limit on all sends of the bot or page.
+    pub per_channel: Limit,
+    /// The limit on sends to this one chat or thread.
+    pub per_chat: Limit,
+    /// A further limit when the chat is a group (Telegram groups, supergroups, channels).
+    pub per_group: Option<Limit>,
 }
 
 /// One limit on a stream of sends.
@@ -63,8 +53,9 @@ pub enum Limit {
     },
 }
 
-/// The rates the pacer keeps. Defaults follow the providers' published limits (providers.md
-/// sections 1 and 2), kept a little under them where the provider states a hard number.
+/// The rates the pacer keeps. Defaults follow the providers' published limits (Telegram's Bot FAQ
+/// "My bot is hitting limits", Meta's Messenger Platform "Rate limiting" page), kept a little under
+/// them where the provider states a hard number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacingLimits {
     /// All sends of one bot: Telegram's "about 30 messages per second" for bulk sends.
@@ -98,11 +89,10 @@ impl Default for PacingLimits {
     }
 }
 
-/// Hands out send slots under [`PacingLimits`]. Shared by all sender tasks (`Arc<Pacer>`); the
-/// lock is held only for the arithmetic, never across an await.
-#[derive(Debug)]
+/// Hands out send slots under the limits each [`PaceKey`] carries. Shared by all sender tasks;
+/// the lock is held only for the arithmetic, never across an await.
+#[derive(Debug, Default)]
 pub struct Pacer {
-    limits: PacingLimits,
     state: Mutex<State>,
 }
 
@@ -121,9 +111,9 @@ enum Scope {
 }
 
 impl Pacer {
-    /// A pacer keeping `limits`.
-    pub fn new(limits: PacingLimits) -> Self {
-        Self { limits, state: Mutex::new(State::default()) }
+    /// A pacer with every meter at rest.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// How long to wait from `now` before sending to `key` (zero if it may go now). The slot is
@@ -146,15 +136,10 @@ impl Pacer {
 
     /// The meters a send to `key` counts against, with their limits.
     fn scopes(&self, key: PaceKey) -> Vec<(Scope, Limit)> {
-        let PaceKey { channel, kind, chat, is_group } = key;
-        let limits = &self.limits;
-        let (per_channel, per_chat) = match kind {
-            ChannelKind::Telegram => (limits.telegram_bot, limits.telegram_chat),
-            ChannelKind::Messenger => (limits.messenger_page, limits.messenger_thread),
-        };
+        let PaceKey { channel, chat, per_channel, per_chat, per_group } = key;
         let mut scopes = vec![(Scope::Channel(channel.clone()), per_channel)];
-        if is_group && kind == ChannelKind::Telegram {
-            scopes.push((Scope::Group(channel.clone(), chat.clone()), limits.telegram_group));
+        if let Some(per_group) = per_group {
+            scopes.push((Scope::Group(channel.clone(), chat.clone()), per_group));
         }
         scopes.push((Scope::Chat(channel, chat), per_chat));
         scopes
@@ -243,7 +228,17 @@ mod tests {
     }
 
     fn pacer() -> Pacer {
-        Pacer::new(PacingLimits::default())
+        Pacer::new()
+    }
+
+    /// The key of a Telegram send under the default limits.
+    fn telegram(bot: ChannelId, chat: &str) -> PaceKey {
+        crate::providers::telegram::pace_key(&PacingLimits::default(), &bot, chat)
+    }
+
+    /// The key of a Messenger send under the default limits.
+    fn messenger(page: ChannelId, psid: &str) -> PaceKey {
+        crate::providers::messenger::pace_key(&PacingLimits::default(), &page, psid)
     }
 
     /// The most send times falling in any half-open window `[t, t + width)`.
@@ -264,7 +259,7 @@ mod tests {
         let sends: Vec<Instant> = (0..100)
             .map(|i| {
                 let now = t0 + Duration::from_millis(10 * i);
-                now + pacer.reserve(PaceKey::telegram(bot(1), &(1000 + i).to_string()), now)
+                now + pacer.reserve(telegram(bot(1), &(1000 + i).to_string()), now)
             })
             .collect();
         assert_eq!(busiest_window(&sends, secs(1.0)), 30);
@@ -277,7 +272,7 @@ mod tests {
     fn one_chat_gets_three_at_once_then_one_per_second() {
         let pacer = pacer();
         let t0 = Instant::now();
-        let delays: Vec<Duration> = (0..8).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "42"), t0)).collect();
+        let delays: Vec<Duration> = (0..8).map(|_| pacer.reserve(telegram(bot(1), "42"), t0)).collect();
         let step = secs(1.0) + TELEGRAM_SLACK;
         let expected: Vec<Duration> = [0, 0, 0, 1, 2, 3, 4, 5].map(|n| step * n).to_vec();
         assert_eq!(delays, expected);
@@ -288,10 +283,10 @@ mod tests {
         let pacer = pacer();
         let t0 = Instant::now();
         for _ in 0..5 {
-            pacer.reserve(PaceKey::telegram(bot(1), "42"), t0);
+            pacer.reserve(telegram(bot(1), "42"), t0);
         }
         let later = t0 + secs(30.0);
-        let delays: Vec<Duration> = (0..4).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "42"), later)).collect();
+        let delays: Vec<Duration> = (0..4).map(|_| pacer.reserve(telegram(bot(1), "42"), later)).collect();
         assert_eq!(delays, [Duration::ZERO, Duration::ZERO, Duration::ZERO, secs(1.0) + TELEGRAM_SLACK].to_vec());
     }
 
@@ -302,7 +297,7 @@ mod tests {
         let sends: Vec<Instant> = (0..70)
             .map(|i| {
                 let now = t0 + secs(0.5 * f64::from(i));
-                now + pacer.reserve(PaceKey::telegram(bot(1), "-100123456"), now)
+                now + pacer.reserve(telegram(bot(1), "-100123456"), now)
             })
             .collect();
         assert_eq!(busiest_window(&sends, secs(60.0)), 20);
@@ -315,10 +310,10 @@ mod tests {
         let pacer = pacer();
         let t0 = Instant::now();
         for i in 0..100 {
-            pacer.reserve(PaceKey::telegram(bot(1), &i.to_string()), t0);
+            pacer.reserve(telegram(bot(1), &i.to_string()), t0);
         }
-        assert_eq!(pacer.reserve(PaceKey::telegram(bot(2), "1"), t0), Duration::ZERO);
-        assert_eq!(pacer.reserve(PaceKey::messenger(bot(3), "1"), t0), Duration::ZERO);
+        assert_eq!(pacer.reserve(telegram(bot(2), "1"), t0), Duration::ZERO);
+        assert_eq!(pacer.reserve(messenger(bot(3), "1"), t0), Duration::ZERO);
     }
 
     #[test]
@@ -326,20 +321,20 @@ mod tests {
         let pacer = pacer();
         let t0 = Instant::now();
         let sends: Vec<Instant> =
-            (0..600).map(|i| t0 + pacer.reserve(PaceKey::messenger(bot(1), &format!("psid{i}")), t0)).collect();
+            (0..600).map(|i| t0 + pacer.reserve(messenger(bot(1), &format!("psid{i}")), t0)).collect();
         assert_eq!(busiest_window(&sends, secs(1.0)), 250);
         assert_eq!(*sends.iter().max().unwrap(), t0 + secs(2.0));
 
-        let thread: Vec<Duration> = (0..5).map(|_| pacer.reserve(PaceKey::messenger(bot(2), "psid"), t0)).collect();
+        let thread: Vec<Duration> = (0..5).map(|_| pacer.reserve(messenger(bot(2), "psid"), t0)).collect();
         assert_eq!(thread, [0.0, 0.0, 0.0, 1.0, 2.0].map(secs).to_vec());
     }
 
     #[test]
-    fn the_group_flag_follows_telegram_chat_ids() {
-        assert!(PaceKey::telegram(bot(1), "-100123").is_group);
-        assert!(PaceKey::telegram(bot(1), "@news").is_group);
-        assert!(!PaceKey::telegram(bot(1), "123").is_group);
-        assert!(!PaceKey::messenger(bot(1), "-1").is_group);
+    fn the_group_limit_follows_telegram_chat_ids() {
+        assert!(telegram(bot(1), "-100123").per_group.is_some());
+        assert!(telegram(bot(1), "@news").per_group.is_some());
+        assert!(telegram(bot(1), "123").per_group.is_none());
+        assert!(messenger(bot(1), "-1").per_group.is_none());
     }
 
     #[test]
@@ -347,11 +342,11 @@ mod tests {
         let pacer = pacer();
         let t0 = Instant::now();
         for i in 0..1000 {
-            pacer.reserve(PaceKey::telegram(bot(i % 7), &i.to_string()), t0);
+            pacer.reserve(telegram(bot(i % 7), &i.to_string()), t0);
         }
         assert_eq!(pacer.tracked(), 1000 + 7);
         let later = t0 + Duration::from_secs(600);
-        assert_eq!(pacer.reserve(PaceKey::telegram(bot(1), "1"), later), Duration::ZERO, "rested as new");
+        assert_eq!(pacer.reserve(telegram(bot(1), "1"), later), Duration::ZERO, "rested as new");
         assert_eq!(pacer.tracked(), 2, "only the bot and chat just used remain");
     }
 
@@ -371,7 +366,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             now += Duration::from_millis(seed >> 60);
             let chat = chats[(seed >> 33) as usize % chats.len()].as_str();
-            sends.push((chat, now + pacer.reserve(PaceKey::telegram(bot(1), chat), now)));
+            sends.push((chat, now + pacer.reserve(telegram(bot(1), chat), now)));
         }
         let all: Vec<Instant> = sends.iter().map(|(_, at)| *at).collect();
         assert_eq!(busiest_window(&all, secs(1.0)), 30, "the bot limit binds and holds");
@@ -389,9 +384,10 @@ mod tests {
     fn configured_limits_are_used() {
         let limits =
             PacingLimits { telegram_chat: Limit::Bucket { every: secs(2.0), burst: 1 }, ..PacingLimits::default() };
-        let pacer = Pacer::new(limits);
+        let pacer = pacer();
         let t0 = Instant::now();
-        let delays: Vec<Duration> = (0..3).map(|_| pacer.reserve(PaceKey::telegram(bot(1), "7"), t0)).collect();
+        let key = crate::providers::telegram::pace_key(&limits, &bot(1), "7");
+        let delays: Vec<Duration> = (0..3).map(|_| pacer.reserve(key.clone(), t0)).collect();
         assert_eq!(delays, [0.0, 2.0, 4.0].map(secs).to_vec());
     }
 }

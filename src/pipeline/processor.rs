@@ -10,9 +10,9 @@
 //!   visibility) and retries with backoff instead of letting receive counts run up.
 
 use super::Backoff;
-use crate::domain::ChannelKind;
-use crate::domain::inbound::{Envelope, InboundEvent};
-use crate::providers::{messenger_webhook, telegram_webhook};
+use super::worker::{Next, run_loop, run_workers};
+use crate::domain::inbound::Envelope;
+use crate::providers::Providers;
 use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
 use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
 use std::collections::HashSet;
@@ -67,6 +67,7 @@ pub enum ProcessorError {
 pub struct Processor {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
+    providers: Providers,
     config: ProcessorConfig,
 }
 
@@ -77,41 +78,28 @@ struct Item {
 }
 
 impl Processor {
-    /// A processor over `store` and `queue`.
-    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, config: ProcessorConfig) -> Self {
-        Self { store, queue, config }
+    /// A processor over `store` and `queue`, reading events with `providers`' normalisers.
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, providers: Providers, config: ProcessorConfig) -> Self {
+        Self { store, queue, providers, config }
     }
 
     /// Runs `workers` loops until `shutdown` is cancelled; in-flight batches finish (or are
     /// released) before it returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let workers: Vec<_> = (0..self.config.workers.max(1))
-            .map(|_| {
-                let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
-                tokio::spawn(async move { me.work(shutdown).await })
-            })
-            .collect();
-        for worker in workers {
-            let _ = worker.await;
-        }
-    }
-
-    async fn work(&self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while !shutdown.is_cancelled() {
-            match self.run_once_until(&shutdown).await {
-                Ok(_) => backoff.reset(),
-                Err(ProcessorError::ShutDown) => break,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, ?delay, "processor: queue error, backing off");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => break,
+        run_workers("processor", self.config.workers, || {
+            let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
+            async move {
+                run_loop("processor", &shutdown, None, || async {
+                    match me.run_once_until(&shutdown).await {
+                        Ok(_) => Ok(Next::Again),
+                        Err(ProcessorError::ShutDown) => Ok(Next::Stop),
+                        Err(e) => Err(e),
                     }
-                }
+                })
+                .await
             }
-        }
+        })
+        .await;
     }
 
     /// One receive (long-polling up to the configured wait) and the handling of what it got.
@@ -142,7 +130,8 @@ impl Processor {
         for message in received {
             match serde_json::from_str::<Envelope>(&message.body) {
                 Ok(envelope) => {
-                    let record = match normalize(&envelope) {
+                    let normalized = self.providers.of(envelope.provider).normalize(&envelope.payload);
+                    let record = match normalized.map_err(|e| e.to_string()) {
                         Ok(event) => Some(InboundRecord { envelope, event }),
                         Err(why) => {
                             tracing::warn!(group = %message.group_id, receive_count = message.receive_count, %why,
@@ -275,11 +264,4 @@ fn count(step: &mut Step, outcome: ApplyOutcome) {
 /// Redelivery delay after a failure: 1 s, 2 s, 4 s, … capped at the visibility timeout.
 fn retry_delay(receive_count: u32, cap: Duration) -> Duration {
     Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(12)).min(cap)
-}
-
-fn normalize(envelope: &Envelope) -> Result<InboundEvent, String> {
-    match envelope.provider {
-        ChannelKind::Telegram => telegram_webhook::normalize(&envelope.payload).map_err(|e| e.to_string()),
-        ChannelKind::Messenger => messenger_webhook::normalize(&envelope.payload).map_err(|e| e.to_string()),
-    }
 }

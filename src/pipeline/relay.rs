@@ -2,29 +2,14 @@
 //! sendId and attempt) and marks them ENQUEUED; republishes items stuck ENQUEUED (published but
 //! lost, e.g. a queue purge) after `stuck_after`.
 
-use super::Backoff;
-use crate::domain::OutboxItem;
+use super::worker::{Next, run_loop};
+use crate::domain::{OutboxItem, SendEnvelope};
 use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// What the relay puts on the send queue: just enough to load the item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SendEnvelope {
-    /// Format version.
-    pub v: u32,
-    /// The outbox item.
-    pub outbox_id: String,
-    /// Its tenant.
-    pub tenant_id: String,
-    /// Its sendId.
-    pub send_id: String,
-}
 
 /// Tuning of the relay.
 #[derive(Debug, Clone)]
@@ -73,28 +58,18 @@ impl Relay {
         Arc::clone(&self.wake)
     }
 
-    /// Runs until `shutdown`; each pass publishes everything due.
+    /// Runs until `shutdown`; each pass publishes everything due. A full pass goes again at
+    /// once; otherwise the relay polls, or wakes when a reply is created in this process.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while !shutdown.is_cancelled() {
-            let wait = match self.run_once().await {
-                Ok(published) if published as u32 >= self.config.batch => Duration::ZERO,
-                Ok(_) => {
-                    backoff.reset();
-                    self.config.poll
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, ?delay, "relay: pass failed, backing off");
-                    delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified() => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
+        run_loop("relay", &shutdown, Some(&self.wake), || async {
+            let published = self.run_once().await?;
+            Ok::<_, RelayError>(if published as u32 >= self.config.batch {
+                Next::Again
+            } else {
+                Next::Idle(self.config.poll)
+            })
+        })
+        .await;
     }
 
     /// One pass: publishes due and stuck items; returns how many.
@@ -116,16 +91,10 @@ impl Relay {
 /// The send-queue message of an item: ordered per conversation, deduplicated per attempt (a retry
 /// is a new publication; a republished stuck item is the same one).
 fn send_message(item: &OutboxItem) -> OutgoingMessage {
-    let envelope = SendEnvelope {
-        v: 1,
-        outbox_id: item.id.to_string(),
-        tenant_id: item.tenant_id.to_string(),
-        send_id: item.send_id.to_string(),
-    };
     OutgoingMessage {
         group_id: format!("{}:{}", item.tenant_id, item.conversation_id),
         dedupe_id: dedupe_id(item),
-        body: serde_json::to_string(&envelope).expect("a send envelope serialises"),
+        body: serde_json::to_string(&SendEnvelope::of(item)).expect("a send envelope serialises"),
     }
 }
 

@@ -13,18 +13,22 @@
 //!
 //! An item found SENDING when its message arrives was being sent by a sender that died mid-call:
 //! it becomes UNKNOWN too. A queue message is deleted once a final outcome is recorded.
+//!
+//! The decisions (what to do on arrival, what a provider result means) are the domain's
+//! (`OutboxItem::on_arrival`, `after_send`); provider specifics are the channel's `Provider`'s.
+//! This loop carries them out against the queue, the store and the provider.
 
-use super::pacing::{PaceKey, Pacer, PacingLimits};
-use super::relay::SendEnvelope;
+use super::pacing::{Pacer, PacingLimits};
+use super::worker::{Next, run_loop, run_workers};
 use crate::domain::{
-    Channel, ChannelHealth, ChannelKind, Conversation, MessageStatus, OutboxId, OutboxItem, OutboxStatus,
+    Arrival, Channel, ChannelHealth, Conversation, OutboxId, OutboxItem, QueueAction, RetryPolicy, SendEnvelope,
+    SendFailure, Transition, after_send,
 };
-use crate::providers::messenger::MessengerClient;
-use crate::providers::send::{MESSENGER_MAX_TEXT, SendFailure, TELEGRAM_MAX_TEXT, classify, split_text};
-use crate::providers::telegram::TelegramClient;
+use crate::providers::send::{classify, split_text};
+use crate::providers::{Provider, Providers, ReplyPart};
 use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
 use crate::sealing::MasterKey;
-use crate::store::{OutboxTransition, SendLogEntry, Store, StoreError};
+use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -105,52 +109,44 @@ enum Outcome {
 pub struct Sender {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
-    telegram: TelegramClient,
-    messenger: MessengerClient,
+    providers: Providers,
     key: Arc<MasterKey>,
     pacer: Pacer,
     config: SenderConfig,
 }
 
 impl Sender {
-    /// A sender over the given adapters and provider clients.
+    /// A sender over the given adapters and providers.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        telegram: TelegramClient,
-        messenger: MessengerClient,
+        providers: Providers,
         key: Arc<MasterKey>,
         config: SenderConfig,
     ) -> Self {
-        let pacer = Pacer::new(config.pacing.clone());
-        Self { store, queue, telegram, messenger, key, pacer, config }
+        Self { store, queue, providers, key, pacer: Pacer::new(), config }
     }
 
     /// Runs `workers` loops until `shutdown`; a received batch is finished first.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let workers: Vec<_> = (0..self.config.workers.max(1))
-            .map(|_| {
-                let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
-                tokio::spawn(async move {
-                    let mut backoff = super::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-                    while !shutdown.is_cancelled() {
-                        match me.run_once_until(&shutdown).await {
-                            Ok(_) => backoff.reset(),
-                            Err(e) => {
-                                let delay = backoff.next_delay();
-                                tracing::warn!(error = %e, ?delay, "sender: queue error, backing off");
-                                tokio::select! {
-                                    () = tokio::time::sleep(delay) => {}
-                                    () = shutdown.cancelled() => {}
-                                }
-                            }
-                        }
-                    }
+        run_workers("sender", self.config.workers, || {
+            let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
+            async move {
+                run_loop("sender", &shutdown, None, || async {
+                    me.run_once_until(&shutdown).await.map(|_| Next::Again)
                 })
-            })
-            .collect();
-        for worker in workers {
-            let _ = worker.await;
+                .await
+            }
+        })
+        .await;
+    }
+
+    /// The retry policy this sender applies.
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.config.max_attempts,
+            backoff_base: self.config.backoff_base,
+            backoff_cap: self.config.backoff_cap,
         }
     }
 
@@ -256,9 +252,7 @@ impl Sender {
             tracing::error!(group = %message.group_id, "sender: unparseable send message; moving it to the DLQ");
             return Disposition::DeadLetter;
         };
-        let Ok(id) = OutboxId::parse(&envelope.outbox_id) else {
-            return Disposition::DeadLetter;
-        };
+        let id = envelope.outbox_id;
         match self.try_deliver(&id).await {
             Ok(disposition) => disposition,
             Err(StoreError::Unavailable(why)) => {
@@ -276,53 +270,33 @@ impl Sender {
         let Some(item) = self.store.get_outbox(id).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
-        match item.status {
-            OutboxStatus::Sent | OutboxStatus::Failed | OutboxStatus::Unknown => {
-                return Ok(Disposition::Done(Outcome::Skipped));
-            }
-            OutboxStatus::Sending => {
-                // Its sender died between claiming and recording: the provider may have it.
-                let t = OutboxTransition {
-                    last_error: Some(
-                        "the sender stopped during the provider call; outcome unknown, not resent automatically \
-                         (`kamshub outbox retry` resends)"
-                            .into(),
-                    ),
-                    log: Some(log(item.attempts, "unknown", None, Some("sender stopped mid-call"))),
-                    ..OutboxTransition::new(&[OutboxStatus::Sending], OutboxStatus::Unknown)
-                };
-                self.store.transition_outbox(id, &t).await?;
+        match item.on_arrival(crate::domain::now()) {
+            Arrival::Skip => return Ok(Disposition::Done(Outcome::Skipped)),
+            Arrival::Abandoned => {
+                self.store.transition_outbox(id, &Transition::Abandoned, None).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
-            OutboxStatus::Pending | OutboxStatus::Enqueued => {}
-        }
-        if let Some(at) = item.next_attempt_at {
-            let now = crate::domain::now();
-            if at > now {
-                // Back before its retry time: hide it for the rest.
-                return Ok(Disposition::Later((at - now).unsigned_abs()));
-            }
+            Arrival::Wait(delay) => return Ok(Disposition::Later(delay)),
+            Arrival::Claim => {}
         }
         let conversation = self.store.get_conversation(&item.tenant_id, &item.conversation_id).await?;
         let channel = self.store.get_channel(&item.tenant_id, &item.channel_id).await?;
+        let provider = self.providers.of(channel.kind);
         // Wait for the first part's slot before claiming: a crash while waiting leaves the item
         // unclaimed (redelivered and sent), not SENDING (which would read as an unknown outcome).
-        self.pace(&channel, &conversation).await;
-        let claim = OutboxTransition {
-            count_attempt: true,
-            last_error: item.last_error.clone(),
-            ..OutboxTransition::new(&[OutboxStatus::Pending, OutboxStatus::Enqueued], OutboxStatus::Sending)
-        };
-        let Some(item) = self.store.transition_outbox(id, &claim).await? else {
+        self.pace(provider, &channel, &conversation).await;
+        let Some(item) = self.store.transition_outbox(id, &Transition::Claim, None).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
-        let (sent, failure) = self.send_parts(&item, &channel, &conversation).await;
+        let (sent, failure) = self.send_parts(provider, &item, &channel, &conversation).await;
         self.record(&item, &channel, sent, failure).await
     }
 
-    /// Sends the parts not sent yet; returns the new provider ids and the failure that stopped it.
+    /// Sends the parts not sent yet; returns the new provider references and the failure that
+    /// stopped it.
     async fn send_parts(
         &self,
+        provider: &dyn Provider,
         item: &OutboxItem,
         channel: &Channel,
         conversation: &Conversation,
@@ -342,31 +316,21 @@ impl Sender {
                 return (Vec::new(), Some(failure));
             }
         };
-        let limit = match channel.kind {
-            ChannelKind::Telegram => TELEGRAM_MAX_TEXT,
-            ChannelKind::Messenger => MESSENGER_MAX_TEXT,
-        };
-        let thread = conversation.external_thread_id.as_str();
         let mut sent = Vec::new();
         let first = item.provider_message_ids.len();
-        for (index, part) in split_text(&item.text, limit).iter().enumerate().skip(first) {
+        for (index, text) in split_text(&item.text, provider.max_text_chars()).iter().enumerate().skip(first) {
             if index > first {
-                self.pace(channel, conversation).await;
+                self.pace(provider, channel, conversation).await;
             }
-            let result = match channel.kind {
-                ChannelKind::Telegram => {
-                    let reply_to = (index == 0)
-                        .then(|| item.reply_to.as_deref().and_then(|r| r.rsplit(':').next()?.parse::<i64>().ok()))
-                        .flatten();
-                    self.telegram.send_message(&token, thread, part, reply_to).await
-                }
-                ChannelKind::Messenger => self.messenger.send_text(&token, thread, part, item.send_id.as_str()).await,
+            let part = ReplyPart {
+                thread: &conversation.external_thread_id,
+                text,
+                index,
+                reply_to: item.reply_to.as_deref(),
+                send_id: &item.send_id,
             };
-            match result {
-                Ok(message) => sent.push(match channel.kind {
-                    ChannelKind::Telegram => format!("{thread}:{}", message.message_id),
-                    ChannelKind::Messenger => message.message_id,
-                }),
+            match provider.send_part(&token, &part).await {
+                Ok(reference) => sent.push(reference),
                 Err(e) => return (sent, Some(classify(&e))),
             }
         }
@@ -374,18 +338,15 @@ impl Sender {
     }
 
     /// Waits for the next send slot of the channel and chat.
-    async fn pace(&self, channel: &Channel, conversation: &Conversation) {
-        let thread = conversation.external_thread_id.as_str();
-        let key = match channel.kind {
-            ChannelKind::Telegram => PaceKey::telegram(channel.id.clone(), thread),
-            ChannelKind::Messenger => PaceKey::messenger(channel.id.clone(), thread),
-        };
+    async fn pace(&self, provider: &dyn Provider, channel: &Channel, conversation: &Conversation) {
+        let key = provider.pace_key(&self.config.pacing, &channel.id, &conversation.external_thread_id);
         let wait = self.pacer.reserve(key, std::time::Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
     }
 
+    /// Records what the provider call did, as the domain's policy decides.
     async fn record(
         &self,
         item: &OutboxItem,
@@ -393,125 +354,22 @@ impl Sender {
         sent: Vec<String>,
         failure: Option<SendFailure>,
     ) -> Result<Disposition, StoreError> {
-        let attempt = item.attempts;
-        let first = sent.first().cloned();
-        let from = [OutboxStatus::Sending];
-        let (transition, outcome, dead) = match failure {
-            None => (
-                OutboxTransition {
-                    add_provider_ids: sent,
-                    message_status: Some(MessageStatus::Sent),
-                    log: Some(log(attempt, "sent", first.as_deref(), None)),
-                    ..OutboxTransition::new(&from, OutboxStatus::Sent)
-                },
-                Outcome::Sent,
-                false,
-            ),
-            Some(SendFailure::RetryAfter(delay)) => self.retry_or_fail(item, sent, delay, "rate limited"),
-            Some(SendFailure::Transient(why)) => {
-                let delay = backoff(attempt, self.config.backoff_base, self.config.backoff_cap);
-                self.retry_or_fail(item, sent, delay, &why)
-            }
-            Some(SendFailure::Permanent { code, description, needs_reauth }) => {
-                if needs_reauth {
-                    self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth).await?;
-                    tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
-                }
-                let error = match code {
-                    Some(code) => format!("code {code}: {description}"),
-                    None => description,
-                };
-                (
-                    OutboxTransition {
-                        last_error: Some(error.clone()),
-                        add_provider_ids: sent,
-                        message_status: Some(MessageStatus::Failed),
-                        log: Some(log(attempt, "failed", first.as_deref(), Some(&error))),
-                        ..OutboxTransition::new(&from, OutboxStatus::Failed)
-                    },
-                    Outcome::Failed,
-                    false,
-                )
-            }
-            Some(SendFailure::Unknown(why)) => {
-                let error = format!(
-                    "outcome unknown ({why}); policy: not resent automatically, `kamshub outbox retry` resends"
-                );
-                (
-                    OutboxTransition {
-                        last_error: Some(error.clone()),
-                        add_provider_ids: sent,
-                        log: Some(log(attempt, "unknown", first.as_deref(), Some(&error))),
-                        ..OutboxTransition::new(&from, OutboxStatus::Unknown)
-                    },
-                    Outcome::Unknown,
-                    false,
-                )
-            }
+        let decision = after_send(item, sent, failure, &self.policy(), rand::random());
+        if decision.needs_reauth {
+            self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth).await?;
+            tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
+        }
+        self.store.transition_outbox(&item.id, &decision.transition, None).await?;
+        let outcome = match decision.transition {
+            Transition::Sent { .. } => Outcome::Sent,
+            Transition::Retry { .. } => Outcome::Retried,
+            Transition::Unknown { .. } => Outcome::Unknown,
+            _ => Outcome::Failed,
         };
-        let retry_in = transition.next_attempt_at.map(|at| (at - crate::domain::now()).unsigned_abs());
-        self.store.transition_outbox(&item.id, &transition).await?;
-        Ok(match (dead, outcome, retry_in) {
-            (true, _, _) => Disposition::DeadLetter,
-            (false, Outcome::Retried, Some(delay)) => Disposition::Later(delay),
-            (false, outcome, _) => Disposition::Done(outcome),
+        Ok(match decision.queue {
+            QueueAction::Delete => Disposition::Done(outcome),
+            QueueAction::DeadLetter => Disposition::DeadLetter,
+            QueueAction::RetryIn(delay) => Disposition::Later(delay),
         })
     }
-
-    fn retry_or_fail(
-        &self,
-        item: &OutboxItem,
-        sent: Vec<String>,
-        delay: Duration,
-        why: &str,
-    ) -> (OutboxTransition, Outcome, bool) {
-        let from = [OutboxStatus::Sending];
-        let first = sent.first().cloned();
-        if item.attempts >= self.config.max_attempts {
-            let error = format!("attempts exhausted after {} tries; last: {why}", item.attempts);
-            return (
-                OutboxTransition {
-                    last_error: Some(error.clone()),
-                    add_provider_ids: sent,
-                    message_status: Some(MessageStatus::Failed),
-                    log: Some(log(item.attempts, "failed", first.as_deref(), Some(&error))),
-                    ..OutboxTransition::new(&from, OutboxStatus::Failed)
-                },
-                Outcome::Failed,
-                true,
-            );
-        }
-        let at = crate::domain::now() + delay;
-        (
-            OutboxTransition {
-                last_error: Some(why.to_owned()),
-                next_attempt_at: Some(at),
-                add_provider_ids: sent,
-                log: Some(log(
-                    item.attempts,
-                    "retry",
-                    first.as_deref(),
-                    Some(&format!("{why}; next attempt in {delay:?}")),
-                )),
-                ..OutboxTransition::new(&from, OutboxStatus::Pending)
-            },
-            Outcome::Retried,
-            false,
-        )
-    }
-}
-
-fn log(attempt: u32, outcome: &str, provider_message_id: Option<&str>, detail: Option<&str>) -> SendLogEntry {
-    SendLogEntry {
-        attempt,
-        outcome: outcome.to_owned(),
-        provider_message_id: provider_message_id.map(str::to_owned),
-        detail: detail.map(str::to_owned),
-    }
-}
-
-/// Capped exponential backoff with jitter: base × 2^(attempt−1), then a random 50–100 % of it.
-fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
-    ceiling.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }

@@ -1,7 +1,11 @@
 //! Meta Graph API client for Messenger pages: `{graph_api_base}/...`.
 
-use super::send::SentMessage;
-use super::{DEFAULT_TIMEOUT, Effect, ProviderError, http_client, transport_error};
+use super::send::{MESSENGER_MAX_TEXT, SentMessage};
+use super::{DEFAULT_TIMEOUT, Effect, Provider, ProviderError, ReplyPart, http_client, transport_error};
+use crate::domain::inbound::InboundEvent;
+use crate::domain::{ChannelId, ChannelKind};
+use crate::pipeline::pacing::{PaceKey, PacingLimits};
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -123,6 +127,42 @@ impl MessengerClient {
     }
 }
 
+#[async_trait]
+impl Provider for MessengerClient {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Messenger
+    }
+
+    fn max_text_chars(&self) -> usize {
+        MESSENGER_MAX_TEXT
+    }
+
+    fn pace_key(&self, limits: &PacingLimits, channel: &ChannelId, thread: &str) -> PaceKey {
+        pace_key(limits, channel, thread)
+    }
+
+    /// The reference is the message's `mid`; `send_id` travels as `metadata`, so the echo webhook
+    /// names the reply it confirms.
+    async fn send_part(&self, token: &SecretString, part: &ReplyPart<'_>) -> Result<String, ProviderError> {
+        Ok(self.send_text(token, part.thread, part.text, part.send_id.as_str()).await?.message_id)
+    }
+
+    fn normalize(&self, payload: &serde_json::Value) -> Result<InboundEvent, super::messenger_webhook::WebhookError> {
+        super::messenger_webhook::normalize(payload)
+    }
+}
+
+/// The meters a send to the person `psid` counts against: the page's and the thread's.
+pub fn pace_key(limits: &PacingLimits, channel: &ChannelId, psid: &str) -> PaceKey {
+    PaceKey {
+        channel: channel.clone(),
+        chat: psid.to_owned(),
+        per_channel: limits.messenger_page,
+        per_chat: limits.messenger_thread,
+        per_group: None,
+    }
+}
+
 /// Seconds until Graph lifts a rate limit, from `X-Business-Use-Case-Usage`
 /// (`{"<id>": [{"type": ..., "estimated_time_to_regain_access": <minutes>}]}`); `None` when absent or 0.
 fn regain_access_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
@@ -163,7 +203,8 @@ fn graph_error(status: reqwest::StatusCode, text: &str, retry_after: Option<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::send::{SendFailure, classify};
+    use crate::domain::SendFailure;
+    use crate::providers::send::classify;
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -1,5 +1,12 @@
-//! Clients for the providers' APIs: [`telegram`] (Bot API) and [`messenger`] (Graph API), and
-//! [`send`], which reads a failed send as a retry decision and splits long texts.
+//! What kamshub knows about each provider, behind one abstraction: [`Provider`] (text limit,
+//! pacing, message references, sending, webhook normalisation), one per channel kind, found
+//! through [`Providers`]. The loops never `match` on a channel kind; they ask its provider.
+//!
+//! - [`telegram`] (Bot API client) and [`telegram_webhook`] (Update parsing);
+//! - [`messenger`] (Graph API client) and [`messenger_webhook`] (page event parsing);
+//! - [`send`]: reads a failed send as a [`SendFailure`](crate::domain::SendFailure) and splits
+//!   long texts.
+//!
 //! Tokens travel in request paths, bodies or headers and never appear in an error: every transport
 //! error is stripped of its URL before it is kept.
 
@@ -9,7 +16,84 @@ pub mod send;
 pub mod telegram;
 pub mod telegram_webhook;
 
+use crate::domain::inbound::InboundEvent;
+use crate::domain::{ChannelId, ChannelKind, SendId};
+use crate::pipeline::pacing::{PaceKey, PacingLimits};
+use async_trait::async_trait;
+use messenger::MessengerClient;
+use messenger_webhook::WebhookError;
+use secrecy::SecretString;
 use std::time::Duration;
+use telegram::TelegramClient;
+
+/// One provider's rules and API, as the pipelines use them.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The channel kind it serves.
+    fn kind(&self) -> ChannelKind;
+
+    /// Longest text one message may carry, in characters; longer replies go out in parts
+    /// ([`send::split_text`]).
+    fn max_text_chars(&self) -> usize;
+
+    /// The pacing meters a send to `thread` through `channel` counts against, under `limits`.
+    fn pace_key(&self, limits: &PacingLimits, channel: &ChannelId, thread: &str) -> PaceKey;
+
+    /// Sends one part of a reply. Returns the reference kamshub stores for the sent message: the
+    /// same format the webhook normaliser gives the message's external id, so echoes, receipts
+    /// and replies match it.
+    async fn send_part(&self, token: &SecretString, part: &ReplyPart<'_>) -> Result<String, ProviderError>;
+
+    /// Reads one webhook event (a Telegram Update; one Messenger `messaging[]` item).
+    fn normalize(&self, payload: &serde_json::Value) -> Result<InboundEvent, WebhookError>;
+}
+
+/// One part of a reply, as [`Provider::send_part`] sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyPart<'a> {
+    /// The conversation's thread: Telegram chat id, Messenger PSID.
+    pub thread: &'a str,
+    /// The part's text (within [`Provider::max_text_chars`]).
+    pub text: &'a str,
+    /// Position among the reply's parts, from 0.
+    pub index: usize,
+    /// Reference of the message the reply answers (the first part quotes it).
+    pub reply_to: Option<&'a str>,
+    /// The reply's sendId (Messenger echoes it back as `metadata`).
+    pub send_id: &'a SendId,
+}
+
+/// The providers of this process, one per channel kind. Cheap to clone.
+#[derive(Clone)]
+pub struct Providers {
+    telegram: TelegramClient,
+    messenger: MessengerClient,
+}
+
+impl Providers {
+    /// Providers over these clients (base URLs and timeouts are the clients').
+    pub fn new(telegram: TelegramClient, messenger: MessengerClient) -> Self {
+        Self { telegram, messenger }
+    }
+
+    /// The provider of a channel kind.
+    pub fn of(&self, kind: ChannelKind) -> &dyn Provider {
+        match kind {
+            ChannelKind::Telegram => &self.telegram,
+            ChannelKind::Messenger => &self.messenger,
+        }
+    }
+
+    /// The Bot API client, for Telegram-only operations (getMe, setWebhook).
+    pub fn telegram(&self) -> &TelegramClient {
+        &self.telegram
+    }
+
+    /// The Graph API client, for Messenger-only operations (page subscription).
+    pub fn messenger(&self) -> &MessengerClient {
+        &self.messenger
+    }
+}
 
 /// Total time allowed for one provider request unless a client is built `with_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

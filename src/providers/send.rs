@@ -2,6 +2,7 @@
 //! reply is cut to the providers' length limits ([`split_text`]). Pure: no I/O here.
 
 use super::{ProviderError, messenger};
+use crate::domain::SendFailure;
 use std::time::Duration;
 
 /// Longest `sendMessage` text, in characters (Unicode scalar values).
@@ -28,28 +29,6 @@ pub struct SentMessage {
     /// The provider's id for it (Telegram `message_id` in the chat, Messenger `mid`): stored as
     /// the outbound message's provider id, and how echoes and replies are matched to it.
     pub message_id: String,
-}
-
-/// What the sender should do after a failed send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendFailure {
-    /// Rate limited: retry no sooner than this.
-    RetryAfter(Duration),
-    /// Nothing was delivered (never sent, or the provider failed before acting): retry with backoff.
-    Transient(String),
-    /// The provider refused for good (blocked, chat gone, outside the window, bad token): do not retry.
-    Permanent {
-        /// Provider error code, when it gave one.
-        code: Option<i64>,
-        /// Why, in the provider's words (prefixed with our reading where that helps an operator).
-        description: String,
-        /// The channel's token no longer works: the channel needs new credentials, and every
-        /// other send on it will fail the same way.
-        needs_reauth: bool,
-    },
-    /// The request may have been delivered (timeout or lost connection after it was written, or an
-    /// answer we cannot read). Resending could deliver twice; record it as UNKNOWN.
-    Unknown(String),
 }
 
 /// Reads a failed send as a [`SendFailure`].

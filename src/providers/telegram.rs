@@ -1,7 +1,11 @@
 //! Telegram Bot API client: `{base}/bot{token}/{method}`.
 
-use super::send::SentMessage;
-use super::{DEFAULT_TIMEOUT, Effect, ProviderError, http_client, transport_error};
+use super::send::{SentMessage, TELEGRAM_MAX_TEXT};
+use super::{DEFAULT_TIMEOUT, Effect, Provider, ProviderError, ReplyPart, http_client, transport_error};
+use crate::domain::inbound::InboundEvent;
+use crate::domain::{ChannelId, ChannelKind};
+use crate::pipeline::pacing::{PaceKey, PacingLimits};
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -144,6 +148,55 @@ impl TelegramClient {
     }
 }
 
+#[async_trait]
+impl Provider for TelegramClient {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Telegram
+    }
+
+    fn max_text_chars(&self) -> usize {
+        TELEGRAM_MAX_TEXT
+    }
+
+    fn pace_key(&self, limits: &PacingLimits, channel: &ChannelId, thread: &str) -> PaceKey {
+        pace_key(limits, channel, thread)
+    }
+
+    async fn send_part(&self, token: &SecretString, part: &ReplyPart<'_>) -> Result<String, ProviderError> {
+        let reply_to = part.reply_to.filter(|_| part.index == 0).and_then(message_id_of);
+        let sent = self.send_message(token, part.thread, part.text, reply_to).await?;
+        Ok(message_reference(part.thread, &sent.message_id))
+    }
+
+    fn normalize(&self, payload: &Value) -> Result<InboundEvent, super::messenger_webhook::WebhookError> {
+        super::telegram_webhook::normalize(payload)
+    }
+}
+
+/// How kamshub refers to a Telegram message: `chatId:messageId` (message ids are unique only
+/// within a chat).
+pub fn message_reference(chat_id: &str, message_id: &str) -> String {
+    format!("{chat_id}:{message_id}")
+}
+
+/// The message id inside a [`message_reference`].
+fn message_id_of(reference: &str) -> Option<i64> {
+    reference.rsplit(':').next()?.parse().ok()
+}
+
+/// The meters a send to `chat_id` counts against: the bot's, the chat's, and for a group,
+/// supergroup or channel (a negative id or an `@username`) the group's per-minute cap too.
+pub fn pace_key(limits: &PacingLimits, channel: &ChannelId, chat_id: &str) -> PaceKey {
+    let is_group = chat_id.starts_with('-') || chat_id.starts_with('@');
+    PaceKey {
+        channel: channel.clone(),
+        chat: chat_id.to_owned(),
+        per_channel: limits.telegram_bot,
+        per_chat: limits.telegram_chat,
+        per_group: is_group.then_some(limits.telegram_group),
+    }
+}
+
 /// The `sendMessage` body. A chat id that parses as an integer goes as a JSON number, anything
 /// else (`@channelusername`) as a string, as the Bot API expects.
 fn send_message_body(chat_id: &str, text: &str, reply_to_message_id: Option<i64>) -> Value {
@@ -158,7 +211,8 @@ fn send_message_body(chat_id: &str, text: &str, reply_to_message_id: Option<i64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::send::{SendFailure, classify};
+    use crate::domain::SendFailure;
+    use crate::providers::send::classify;
     use wiremock::matchers::{body_json, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

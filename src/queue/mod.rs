@@ -1,7 +1,7 @@
 //! The `Queue` port: FIFO queues with SQS FIFO semantics. Adapters: [`sqlite`] (embedded) and
 //! [`sqs`] (Amazon SQS FIFO).
 //!
-//! Semantics both adapters give (see `ARCHITECTURE.md`, "Queue semantics"):
+//! Semantics both adapters give (docs/architecture.md, "Queues"):
 //! - strict FIFO order within a message group; no order across groups;
 //! - while any message of a group is in flight (received, not deleted, visibility not expired),
 //!   no other message of that group is delivered;

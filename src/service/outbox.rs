@@ -3,9 +3,9 @@
 use super::{ServiceError, ServiceResult, rfc3339};
 use crate::app::App;
 use crate::domain::{
-    Actor, AuditEntry, ConversationId, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId,
+    Actor, AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId, Transition,
 };
-use crate::store::{CreateOutcome, OutboxTransition};
+use crate::store::CreateOutcome;
 use serde::Serialize;
 use serde_json::json;
 
@@ -138,13 +138,8 @@ pub async fn retry(app: &App, actor: &Actor, id: &OutboxId) -> ServiceResult<Out
         item.id.as_str(),
         json!({"from": item.status.as_str(), "lastError": item.last_error}),
     );
-    let transition = OutboxTransition {
-        message_status: Some(MessageStatus::Pending),
-        audit: Some(audit),
-        ..OutboxTransition::new(&[OutboxStatus::Failed, OutboxStatus::Unknown], OutboxStatus::Pending)
-    };
     let store = app.store().await?;
-    match store.transition_outbox(id, &transition).await? {
+    match store.transition_outbox(id, &Transition::Resend, Some(&audit)).await? {
         Some(item) => Ok(detail(&item)),
         None => Err(ServiceError::Conflict(format!(
             "outbox item `{id}` is {}; only FAILED or UNKNOWN items can be retried",

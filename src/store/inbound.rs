@@ -25,6 +25,26 @@ pub(crate) struct Current {
     pub auto_reply: Option<String>,
 }
 
+/// The messages an adapter loads into [`Current`] for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lookups<'e> {
+    /// The provider id of the message the event is about (`Current::message`).
+    pub external_id: Option<&'e str>,
+    /// An echo's sendId (`Current::by_send_id`).
+    pub send_id: Option<&'e str>,
+}
+
+/// What to load for `event`.
+pub(crate) fn lookups(event: &InboundEvent) -> Lookups<'_> {
+    let (external_id, send_id) = match event {
+        InboundEvent::Message(m) => (Some(m.external_message_id.as_str()), None),
+        InboundEvent::Edit(edit) => (Some(edit.message.external_message_id.as_str()), None),
+        InboundEvent::Echo(echo) => (Some(echo.external_message_id.as_str()), echo.send_id.as_deref()),
+        InboundEvent::Receipt(_) | InboundEvent::Ignored { .. } => (None, None),
+    };
+    Lookups { external_id, send_id }
+}
+
 /// Outbound messages a receipt advances.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ReceiptUpdate {

@@ -1,20 +1,19 @@
-//! The `Store` port: durable tenant data. Adapters: [`sqlite`] (embedded) and [`mongo`] (production).
+//! The `Store` port: durable tenant data. Adapters: [`sqlite`] (embedded) and [`mongo`] (production),
+//! one folder each; neither imports the other. Rules both adapters share live here or in the
+//! domain: [`inbound::plan`] decides what an inbound event changes, `OutboxItem::apply` what an
+//! outbox step changes; adapters load, call them, and persist (docs/architecture.md, "Store").
 //!
 //! Every method that reads or writes one tenant's data takes its [`TenantId`]; the only unscoped
-//! reads are platform-admin listings and webhook routing by channel id.
+//! reads are platform-admin listings, webhook routing by channel id, and the outbox by id.
 
 pub(crate) mod inbound;
 pub mod mongo;
-mod mongo_inbox;
-mod mongo_outbox;
 pub mod sqlite;
-mod sqlite_inbox;
-mod sqlite_outbox;
 
 use crate::domain::inbound::{Envelope, InboundEvent};
 use crate::domain::{
-    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, MessageStatus, OutboxId,
-    OutboxItem, OutboxStatus, Tenant, TenantId, User,
+    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId, OutboxItem,
+    OutboxStatus, Tenant, TenantId, Transition, User,
 };
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -57,58 +56,42 @@ pub enum CreateOutcome {
     Existing(Box<OutboxItem>),
 }
 
-/// One record of a provider call, for the send log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SendLogEntry {
-    /// Which attempt (1-based).
-    pub attempt: u32,
-    /// `sent`, `retry`, `failed`, `unknown`.
-    pub outcome: String,
-    /// Provider id of what was sent, if anything.
-    pub provider_message_id: Option<String>,
-    /// The provider's words, or our policy note.
-    pub detail: Option<String>,
-}
-
-/// One step of an outbox item's life, applied atomically and only while its status is one of
-/// `from` (compare-and-set), with the outbound message, the send log and the audit log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxTransition {
-    /// Statuses the item must be in.
-    pub from: Vec<OutboxStatus>,
-    /// Its new status.
-    pub to: OutboxStatus,
-    /// Count one more provider attempt.
-    pub count_attempt: bool,
-    /// New `last_error` (None clears it).
-    pub last_error: Option<String>,
-    /// New `next_attempt_at` (None clears it).
-    pub next_attempt_at: Option<OffsetDateTime>,
-    /// Provider ids of parts sent by this step, appended.
-    pub add_provider_ids: Vec<String>,
-    /// New status of the outbound message (and its provider id from the first part sent).
-    pub message_status: Option<MessageStatus>,
-    /// A send log record.
-    pub log: Option<SendLogEntry>,
-    /// An audit entry (operator actions).
-    pub audit: Option<AuditEntry>,
-}
-
-impl OutboxTransition {
-    /// A plain status change from `from` to `to`, keeping the error and schedule cleared.
-    pub fn new(from: &[OutboxStatus], to: OutboxStatus) -> Self {
-        Self {
-            from: from.to_vec(),
-            to,
-            count_attempt: false,
-            last_error: None,
-            next_attempt_at: None,
-            add_provider_ids: Vec::new(),
-            message_status: None,
-            log: None,
-            audit: None,
+impl CreateOutcome {
+    /// The sendId of `new` is taken by `existing`: the same reply (same conversation and text)
+    /// returns the first item; anything else is a conflict.
+    pub(crate) fn for_existing(new: &OutboxItem, existing: OutboxItem) -> StoreResult<CreateOutcome> {
+        if existing.text == new.text && existing.conversation_id == new.conversation_id {
+            Ok(CreateOutcome::Existing(Box::new(existing)))
+        } else {
+            Err(StoreError::Conflict(format!(
+                "idempotency key `{}` was already used for a different reply",
+                new.send_id
+            )))
         }
     }
+}
+
+/// The conflict both adapters report when a bot or page already feeds an active channel.
+pub(crate) fn channel_conflict(c: &Channel) -> StoreError {
+    let noun = match c.kind {
+        ChannelKind::Telegram => "bot",
+        ChannelKind::Messenger => "page",
+    };
+    StoreError::Conflict(format!(
+        "{} {noun} `{}` is already connected to an active channel",
+        c.kind,
+        c.external_id.as_str()
+    ))
+}
+
+/// The conflict both adapters report when an email is taken.
+pub(crate) fn email_conflict(email: &Email) -> StoreError {
+    StoreError::Conflict(format!("a user with email {email} already exists"))
+}
+
+/// The conflict both adapters report when a reply's sendId is taken (inserted concurrently).
+pub(crate) fn send_id_conflict(item: &OutboxItem) -> StoreError {
+    StoreError::Conflict(format!("idempotency key `{}` is already in use", item.send_id))
 }
 
 /// What applying one inbound event did.
@@ -223,12 +206,19 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>>;
 
-    /// Applies `transition` if the item's status is one of `transition.from`; returns the item
-    /// as it now is, or None if its status did not match (someone else moved it).
-    async fn transition_outbox(&self, id: &OutboxId, transition: &OutboxTransition) -> StoreResult<Option<OutboxItem>>;
+    /// Applies `step` to the item (`OutboxItem::apply`) and writes it, with the outbound message,
+    /// the send log and `audit`, atomically and only if the item's status is still the one it
+    /// was loaded with (compare-and-set). Returns the item as it now is, or None if it does not
+    /// exist or the step does not apply to its status (someone else moved it).
+    async fn transition_outbox(
+        &self,
+        id: &OutboxId,
+        step: &Transition,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Option<OutboxItem>>;
 
-    /// Marks published items ENQUEUED (those still PENDING or ENQUEUED), in one write: the relay's
-    /// bookkeeping for a whole pass.
+    /// Applies [`Transition::Enqueue`] to published items (those it applies to), in one write:
+    /// the relay's bookkeeping for a whole pass.
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()>;
 
     /// Marks a channel's credentials as refused (or fine again).

@@ -109,7 +109,7 @@ pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Op
         visibility_timeout: Duration::from_secs(2),
     };
     let store = app.store().await.unwrap();
-    let processor = Processor::new(Arc::clone(&store), Arc::clone(&queue), config);
+    let processor = Processor::new(Arc::clone(&store), Arc::clone(&queue), app.providers().clone(), config);
     let relay = Relay::new(Arc::clone(&store), Arc::clone(&queue), RelayConfig::default());
     let sender_config = SenderConfig {
         workers: 2,
@@ -123,8 +123,10 @@ pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Op
     let sender = Arc::new(Sender::new(
         store,
         Arc::clone(&queue),
-        app.telegram().clone().with_timeout(Duration::from_secs(1)),
-        app.messenger().clone().with_timeout(Duration::from_secs(1)),
+        kamshub::providers::Providers::new(
+            app.telegram().clone().with_timeout(Duration::from_secs(1)),
+            app.messenger().clone().with_timeout(Duration::from_secs(1)),
+        ),
         app.master_key().unwrap(),
         sender_config,
     ));

@@ -1,4 +1,15 @@
 //! Outbox items: replies waiting to be sent, and what became of each attempt.
+//!
+//! The item's state machine is here once, as pure code ([`transition`]): every store adapter
+//! loads an item, calls [`OutboxItem::apply`], and compare-and-sets the result. What the sender
+//! does after a provider call is decided here too ([`policy`]). See docs/architecture.md,
+//! "Outbound pipeline".
+
+mod policy;
+mod transition;
+
+pub use policy::{Arrival, Decision, QueueAction, RetryPolicy, SendFailure, after_send};
+pub use transition::{Applied, SendLogEntry, SendOutcome, Transition, TransitionRefused};
 
 use super::{
     ChannelId, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, TenantId, ValidationError,
@@ -123,9 +134,9 @@ impl FromStr for OutboxStatus {
 /// A reply to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
-    /// Stable id.
+    /// Stable id; the send queue's messages name it.
     pub id: OutboxId,
-    /// Owner.
+    /// The tenant it belongs to (every read of it is scoped by it, except the sender's by id).
     pub tenant_id: TenantId,
     /// Idempotency key, unique per tenant.
     pub send_id: SendId,
@@ -157,7 +168,7 @@ pub struct OutboxItem {
 
 /// What a new reply is made of.
 pub struct NewReply {
-    /// Owner.
+    /// The tenant replying.
     pub tenant_id: TenantId,
     /// Idempotency key.
     pub send_id: SendId,
@@ -212,4 +223,52 @@ impl OutboxItem {
         };
         (item, message)
     }
+}
+
+/// What the relay puts on the **send** queue: just enough to load the item. The ids are parsed
+/// when the message is read, so a message naming no valid item goes to the DLQ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendEnvelope {
+    /// Format version ([`SEND_ENVELOPE_VERSION`]).
+    pub v: u32,
+    /// The outbox item to send.
+    pub outbox_id: OutboxId,
+    /// Its tenant, for operators reading the queue.
+    pub tenant_id: TenantId,
+    /// Its sendId, for operators reading the queue (DLQ redrive relies on it for idempotency).
+    pub send_id: SendId,
+}
+
+/// Version of the send envelope format.
+pub const SEND_ENVELOPE_VERSION: u32 = 1;
+
+impl SendEnvelope {
+    /// The envelope of `item`.
+    pub fn of(item: &OutboxItem) -> Self {
+        Self {
+            v: SEND_ENVELOPE_VERSION,
+            outbox_id: item.id.clone(),
+            tenant_id: item.tenant_id.clone(),
+            send_id: item.send_id.clone(),
+        }
+    }
+}
+
+/// A fresh reply in `status`, for the state machine's and the policy's tests.
+#[cfg(test)]
+fn test_item(status: OutboxStatus) -> OutboxItem {
+    let now = super::now();
+    let reply = NewReply {
+        tenant_id: TenantId::generate(),
+        send_id: SendId::generate(),
+        channel_id: ChannelId::generate(),
+        conversation_id: ConversationId::generate(),
+        text: "hi".into(),
+        order_key: "k".into(),
+        sent_at: now,
+    };
+    let (mut item, _) = OutboxItem::new_reply(reply, now);
+    item.status = status;
+    item
 }

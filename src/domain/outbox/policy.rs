@@ -1,0 +1,255 @@
+//! The sender's policy, as pure decisions: what to do with an item whose queue message arrives
+//! ([`OutboxItem::on_arrival`]), and what a provider call's result means for the item and for its
+//! queue message ([`after_send`]). The sender only carries these decisions out.
+
+use super::{OutboxItem, OutboxStatus, Transition};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// What a failed send means, read from the provider's answer (`providers::send::classify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Rate limited: retry no sooner than this.
+    RetryAfter(Duration),
+    /// Nothing was delivered (never sent, or the provider failed before acting): retry with backoff.
+    Transient(String),
+    /// The provider refused for good (blocked, chat gone, outside the window, bad token): do not retry.
+    Permanent {
+        /// Provider error code, when it gave one.
+        code: Option<i64>,
+        /// Why, in the provider's words (prefixed with our reading where that helps an operator).
+        description: String,
+        /// The channel's token no longer works: the channel needs new credentials, and every
+        /// other send on it will fail the same way.
+        needs_reauth: bool,
+    },
+    /// The request may have been delivered (timeout or lost connection after it was written, or an
+    /// answer we cannot read). Resending could deliver twice; record it as UNKNOWN.
+    Unknown(String),
+}
+
+/// How hard the sender tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Provider attempts before an item is FAILED. Must not exceed the queue's
+    /// `max_receive_count`, or the queue would dead-letter the message first.
+    pub max_attempts: u32,
+    /// First delay after a transient failure.
+    pub backoff_base: Duration,
+    /// Longest delay after a transient failure.
+    pub backoff_cap: Duration,
+}
+
+/// What the sender does with an item whose queue message just arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Already final (SENT, FAILED, UNKNOWN): acknowledge, send nothing.
+    Skip,
+    /// Found SENDING: its sender stopped mid-call. Apply [`Transition::Abandoned`] and acknowledge.
+    Abandoned,
+    /// Back before its retry time: hide the message for this long.
+    Wait(Duration),
+    /// Due: claim it and call the provider.
+    Claim,
+}
+
+/// What happens to an item's queue message after a provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// A final outcome is recorded: delete it.
+    Delete,
+    /// Attempts are spent: move it to the DLQ (the item is FAILED).
+    DeadLetter,
+    /// Keep it in flight, hidden this long, so the conversation's later replies wait behind it.
+    RetryIn(Duration),
+}
+
+/// The sender's decision after a provider call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The item's next step.
+    pub transition: Transition,
+    /// What to do with its queue message.
+    pub queue: QueueAction,
+    /// The provider refused the channel's token: flag the channel `needs_reauth`.
+    pub needs_reauth: bool,
+}
+
+impl OutboxItem {
+    /// The sender's first decision on an item whose queue message arrived at `now`.
+    pub fn on_arrival(&self, now: OffsetDateTime) -> Arrival {
+        match self.status {
+            OutboxStatus::Sent | OutboxStatus::Failed | OutboxStatus::Unknown => Arrival::Skip,
+            OutboxStatus::Sending => Arrival::Abandoned,
+            OutboxStatus::Pending | OutboxStatus::Enqueued => match self.next_attempt_at {
+                Some(at) if at > now => Arrival::Wait((at - now).unsigned_abs()),
+                _ => Arrival::Claim,
+            },
+        }
+    }
+}
+
+/// Decides what a provider call on the claimed `item` means: `sent` holds the references of the
+/// parts it got out, `failure` what stopped it (None: every part went out). `jitter` in `[0, 1)`
+/// spreads transient retries (the sender passes a random number; tests pass a fixed one).
+pub fn after_send(
+    item: &OutboxItem,
+    sent: Vec<String>,
+    failure: Option<SendFailure>,
+    policy: &RetryPolicy,
+    jitter: f64,
+) -> Decision {
+    let decided = |transition, queue| Decision { transition, queue, needs_reauth: false };
+    match failure {
+        None => decided(Transition::Sent { provider_ids: sent }, QueueAction::Delete),
+        Some(SendFailure::RetryAfter(delay)) => retry_or_fail(item, sent, delay, "rate limited", policy),
+        Some(SendFailure::Transient(why)) => {
+            let delay = backoff(item.attempts, policy.backoff_base, policy.backoff_cap, jitter);
+            retry_or_fail(item, sent, delay, &why, policy)
+        }
+        Some(SendFailure::Permanent { code, description, needs_reauth }) => {
+            let error = match code {
+                Some(code) => format!("code {code}: {description}"),
+                None => description,
+            };
+            Decision {
+                transition: Transition::Fail { error, provider_ids: sent },
+                queue: QueueAction::Delete,
+                needs_reauth,
+            }
+        }
+        Some(SendFailure::Unknown(why)) => {
+            let error =
+                format!("outcome unknown ({why}); policy: not resent automatically, `kamshub outbox retry` resends");
+            decided(Transition::Unknown { error, provider_ids: sent }, QueueAction::Delete)
+        }
+    }
+}
+
+/// Another attempt after `delay`, unless the attempts are spent: then FAILED and the DLQ.
+fn retry_or_fail(item: &OutboxItem, sent: Vec<String>, delay: Duration, why: &str, policy: &RetryPolicy) -> Decision {
+    if item.attempts >= policy.max_attempts {
+        let error = format!("attempts exhausted after {} tries; last: {why}", item.attempts);
+        return Decision {
+            transition: Transition::Fail { error, provider_ids: sent },
+            queue: QueueAction::DeadLetter,
+            needs_reauth: false,
+        };
+    }
+    Decision {
+        transition: Transition::Retry { error: why.to_owned(), delay, provider_ids: sent },
+        queue: QueueAction::RetryIn(delay),
+        needs_reauth: false,
+    }
+}
+
+/// Capped exponential backoff with jitter: base × 2^(attempt−1), then 50–100 % of it.
+fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
+    ceiling.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy =
+        RetryPolicy { max_attempts: 3, backoff_base: Duration::from_secs(1), backoff_cap: Duration::from_secs(10) };
+
+    fn claimed(attempts: u32) -> OutboxItem {
+        let mut item = super::super::test_item(OutboxStatus::Sending);
+        item.attempts = attempts;
+        item
+    }
+
+    fn permanent(needs_reauth: bool) -> SendFailure {
+        SendFailure::Permanent { code: Some(403), description: "blocked".into(), needs_reauth }
+    }
+
+    /// The decision table: every provider result, with attempts left and with attempts spent.
+    #[test]
+    fn decision_table() {
+        use QueueAction::*;
+        let transient = || Some(SendFailure::Transient("HTTP 502".into()));
+        let rate_limited = || Some(SendFailure::RetryAfter(Duration::from_secs(7)));
+        let unknown = || Some(SendFailure::Unknown("timed out".into()));
+        // (attempts so far, result, expected target status, expected queue action, needs_reauth)
+        let table: Vec<(u32, Option<SendFailure>, OutboxStatus, QueueAction, bool)> = vec![
+            (1, None, OutboxStatus::Sent, Delete, false),
+            (3, None, OutboxStatus::Sent, Delete, false),
+            (1, rate_limited(), OutboxStatus::Pending, RetryIn(Duration::from_secs(7)), false),
+            (3, rate_limited(), OutboxStatus::Failed, DeadLetter, false),
+            (1, transient(), OutboxStatus::Pending, RetryIn(Duration::from_millis(750)), false),
+            (2, transient(), OutboxStatus::Pending, RetryIn(Duration::from_millis(1500)), false),
+            (3, transient(), OutboxStatus::Failed, DeadLetter, false),
+            (1, Some(permanent(false)), OutboxStatus::Failed, Delete, false),
+            (1, Some(permanent(true)), OutboxStatus::Failed, Delete, true),
+            (3, Some(permanent(false)), OutboxStatus::Failed, Delete, false),
+            (1, unknown(), OutboxStatus::Unknown, Delete, false),
+            (3, unknown(), OutboxStatus::Unknown, Delete, false),
+        ];
+        for (attempts, failure, status, queue, reauth) in table {
+            let case = format!("attempt {attempts}, {failure:?}");
+            let decision = after_send(&claimed(attempts), vec![], failure, &POLICY, 0.5);
+            assert_eq!(decision.transition.target(), status, "{case}");
+            assert_eq!(decision.queue, queue, "{case}");
+            assert_eq!(decision.needs_reauth, reauth, "{case}");
+            let mut item = claimed(attempts);
+            item.apply(&decision.transition, crate::domain::now()).expect("every decision applies to a claimed item");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_happened_and_the_policy() {
+        let error_of = |d: Decision| match d.transition {
+            Transition::Fail { error, .. } | Transition::Unknown { error, .. } | Transition::Retry { error, .. } => {
+                error
+            }
+            other => panic!("no error in {other:?}"),
+        };
+        let spent = after_send(&claimed(3), vec![], Some(SendFailure::Transient("HTTP 502".into())), &POLICY, 0.0);
+        assert_eq!(error_of(spent), "attempts exhausted after 3 tries; last: HTTP 502");
+        assert_eq!(
+            error_of(after_send(&claimed(1), vec![], Some(permanent(false)), &POLICY, 0.0)),
+            "code 403: blocked"
+        );
+        let unknown = after_send(&claimed(1), vec![], Some(SendFailure::Unknown("timed out".into())), &POLICY, 0.0);
+        assert!(error_of(unknown).contains("not resent automatically"));
+        let limited = after_send(&claimed(1), vec![], Some(SendFailure::RetryAfter(Duration::ZERO)), &POLICY, 0.0);
+        assert_eq!(error_of(limited), "rate limited");
+    }
+
+    #[test]
+    fn parts_sent_before_a_failure_are_kept() {
+        let sent = vec!["1:10".to_owned()];
+        let decision = after_send(&claimed(1), sent.clone(), Some(SendFailure::Transient("x".into())), &POLICY, 0.0);
+        assert!(matches!(decision.transition, Transition::Retry { provider_ids, .. } if provider_ids == sent));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter_between_half_and_all() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(backoff(1, base, cap, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(1, base, cap, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(3, base, cap, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(30, base, cap, 1.0), cap);
+    }
+
+    #[test]
+    fn arrival_depends_on_status_and_retry_time() {
+        let now = crate::domain::now();
+        let at = |status, next: Option<i64>| {
+            let mut item = claimed(1);
+            item.status = status;
+            item.next_attempt_at = next.map(|s| now + time::Duration::seconds(s));
+            item.on_arrival(now)
+        };
+        for done in [OutboxStatus::Sent, OutboxStatus::Failed, OutboxStatus::Unknown] {
+            assert_eq!(at(done, None), Arrival::Skip);
+        }
+        assert_eq!(at(OutboxStatus::Sending, None), Arrival::Abandoned);
+        assert_eq!(at(OutboxStatus::Enqueued, None), Arrival::Claim);
+        assert_eq!(at(OutboxStatus::Pending, Some(-5)), Arrival::Claim);
+        assert_eq!(at(OutboxStatus::Enqueued, Some(5)), Arrival::Wait(Duration::from_secs(5)));
+    }
+}

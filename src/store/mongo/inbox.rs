@@ -1,0 +1,188 @@
+//! The MongoDB store's conversations, messages, inbound events and receipts. What an event
+//! changes is decided by [`plan`] (shared with the SQLite adapter); this module loads and writes.
+
+use super::codec::{CorruptRecord, conversation_doc, conversation_from, dt, message_doc, message_from};
+use super::errors::map_err;
+use super::outbox;
+use super::session::{Db, collect};
+use crate::domain::inbound::InboundEventStatus;
+use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, TenantId};
+use crate::store::inbound::{Current, Lookups, Plan, lookups, plan, receipt_targets};
+use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
+use mongodb::ClientSession;
+use mongodb::bson::{self, Bson, DateTime, Document, doc};
+use time::OffsetDateTime;
+
+/// Applies a batch in one transaction, each event as its own unit of effects.
+pub(super) async fn apply(db: &Db, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+    let (handle, records) = (db.clone(), records.to_vec());
+    db.transaction(move |s| {
+        let (db, records) = (handle.clone(), records.clone());
+        Box::pin(async move { apply_in(&db, s, &records).await })
+    })
+    .await
+    .map_err(map_err)
+}
+
+async fn apply_in(
+    db: &Db,
+    session: &mut ClientSession,
+    records: &[InboundRecord],
+) -> mongodb::error::Result<Vec<ApplyOutcome>> {
+    let now = crate::domain::now();
+    let mut outcomes = Vec::with_capacity(records.len());
+    for record in records {
+        outcomes.push(apply_one(db, session, record, now).await?);
+    }
+    Ok(outcomes)
+}
+
+async fn apply_one(
+    db: &Db,
+    s: &mut ClientSession,
+    record: &InboundRecord,
+    now: OffsetDateTime,
+) -> mongodb::error::Result<ApplyOutcome> {
+    let e = &record.envelope;
+    let events = db.coll("inbound_events");
+    let key = doc! {"tenantId": e.tenant_id.as_str(), "channelId": e.channel_id.as_str(), "providerEventId": &e.provider_event_id};
+    if events.find_one(key.clone()).session(&mut *s).await?.is_some() {
+        return Ok(ApplyOutcome::Duplicate);
+    }
+    let current = load_current(db, s, record).await?;
+    let plan = plan(e, &record.event, current, now);
+    write_plan(db, s, &plan).await?;
+    let mut event = key;
+    event.extend(doc! {
+        "status": InboundEventStatus::Processed.as_str(), "outcome": &plan.outcome,
+        "payload": bson::to_bson(&e.payload).unwrap_or(Bson::Null),
+        "receivedAt": DateTime::from_millis(e.received_at_ms), "processedAt": dt(now),
+    });
+    events.insert_one(event).session(&mut *s).await?;
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Reads a document within the transaction, mapping it with `convert`.
+async fn find<T>(
+    db: &Db,
+    s: &mut ClientSession,
+    collection: &str,
+    filter: Document,
+    convert: fn(&Document) -> StoreResult<T>,
+) -> mongodb::error::Result<Option<T>> {
+    let found = db.coll(collection).find_one(filter).session(&mut *s).await?;
+    found.as_ref().map(convert).transpose().map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))
+}
+
+async fn load_current(db: &Db, s: &mut ClientSession, record: &InboundRecord) -> mongodb::error::Result<Current> {
+    let e = &record.envelope;
+    let (tenant, channel) = (e.tenant_id.as_str(), e.channel_id.as_str());
+    let conversation = find(
+        db,
+        s,
+        "conversations",
+        doc! {"tenantId": tenant, "channelId": channel, "externalThreadId": &e.thread_id},
+        conversation_from,
+    )
+    .await?;
+    let Lookups { external_id, send_id } = lookups(&record.event);
+    let message = match external_id {
+        Some(id) => {
+            let filter = doc! {"tenantId": tenant, "channelId": channel, "externalMessageId": id};
+            find(db, s, "messages", filter, message_from).await?
+        }
+        None => None,
+    };
+    let by_send_id = match send_id {
+        Some(id) => find(db, s, "messages", doc! {"tenantId": tenant, "sendId": id}, message_from).await?,
+        None => None,
+    };
+    let auto_reply = match &conversation {
+        Some(_) => None,
+        None => db
+            .coll("channels")
+            .find_one(doc! {"_id": channel})
+            .session(&mut *s)
+            .await?
+            .and_then(|c| c.get_str("autoReply").ok().map(str::to_owned)),
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply })
+}
+
+async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<()> {
+    let conversations = db.coll("conversations");
+    let messages = db.coll("messages");
+    if let Some(c) = &plan.conversation {
+        conversations
+            .replace_one(doc! {"_id": c.id.as_str()}, conversation_doc(c))
+            .upsert(true)
+            .session(&mut *s)
+            .await?;
+    }
+    if let Some(m) = &plan.insert {
+        messages.insert_one(message_doc(m)).session(&mut *s).await?;
+    }
+    if let Some((item, message)) = &plan.outbound {
+        outbox::insert_outbound(db, s, item, message).await?;
+    }
+    if let Some(m) = &plan.update {
+        messages.replace_one(doc! {"_id": m.id.as_str()}, message_doc(m)).session(&mut *s).await?;
+    }
+    if let Some(r) = &plan.receipt {
+        let targets: Vec<&str> = receipt_targets(r.status).iter().map(|t| t.as_str()).collect();
+        let filter = doc! {
+            "conversationId": r.conversation_id.as_str(), "direction": Direction::Outbound.as_str(),
+            "status": {"$in": targets},
+            "$or": [{"sentAt": {"$lte": DateTime::from_millis(r.watermark_ms)}}, {"externalMessageId": {"$in": &r.mids}}],
+        };
+        messages.update_many(filter, doc! {"$set": {"status": r.status.as_str()}}).session(&mut *s).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn list_conversations(
+    db: &Db,
+    tenant: &TenantId,
+    channel: Option<&ChannelId>,
+    limit: u32,
+) -> StoreResult<Vec<Conversation>> {
+    let mut filter = doc! {"tenantId": tenant.as_str()};
+    if let Some(channel) = channel {
+        filter.insert("channelId", channel.as_str());
+    }
+    let cursor = db
+        .coll("conversations")
+        .find(filter)
+        .sort(doc! {"lastMessageAt": -1, "_id": -1})
+        .limit(i64::from(limit))
+        .await
+        .map_err(map_err)?;
+    collect(cursor, conversation_from).await
+}
+
+pub(super) async fn get_conversation(db: &Db, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+    let found = db
+        .coll("conversations")
+        .find_one(doc! {"_id": id.as_str(), "tenantId": tenant.as_str()})
+        .await
+        .map_err(map_err)?;
+    conversation_from(&found.ok_or_else(|| StoreError::NotFound(format!("conversation `{id}` in tenant `{tenant}`")))?)
+}
+
+pub(super) async fn list_messages(
+    db: &Db,
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    limit: u32,
+) -> StoreResult<Vec<Message>> {
+    let cursor = db
+        .coll("messages")
+        .find(doc! {"tenantId": tenant.as_str(), "conversationId": conversation.as_str()})
+        .sort(doc! {"orderKey": -1})
+        .limit(i64::from(limit))
+        .await
+        .map_err(map_err)?;
+    let mut messages = collect(cursor, message_from).await?;
+    messages.reverse();
+    Ok(messages)
+}

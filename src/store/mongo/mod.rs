@@ -1,0 +1,200 @@
+//! Production `Store` adapter: MongoDB (database `kamsg` by default). Indexes are created
+//! idempotently at connect; multi-document changes run in transactions (a replica set is needed).
+//!
+//! - [`codec`]: documents to domain values and back (a leaf);
+//! - [`errors`]: driver errors to [`StoreError`] (a leaf);
+//! - [`session`]: the shared database handle and its transactions;
+//! - [`indexes`]: the unique keys and lookups, created at connect;
+//! - [`tenants`]: tenants, users, channels, audit log;
+//! - [`outbox`]: replies, their compare-and-set transitions, the send log;
+//! - [`inbox`]: conversations, messages, inbound events, receipts.
+//!
+//! Imports run one way (inbox → outbox → session → errors → codec).
+
+mod codec;
+mod errors;
+mod inbox;
+mod indexes;
+mod outbox;
+mod session;
+mod tenants;
+
+use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use crate::domain::{
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
+    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
+};
+use async_trait::async_trait;
+use errors::{map_err, redact_error};
+use mongodb::Client;
+use mongodb::bson::doc;
+use mongodb::options::ClientOptions;
+use session::Db;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The MongoDB store.
+pub struct MongoStore {
+    db: Db,
+}
+
+impl MongoStore {
+    /// Connects, checks the server answers, and creates the indexes (a no-op when they exist).
+    pub async fn connect(uri: &str, database: &str) -> StoreResult<Self> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| StoreError::Other(format!("invalid MongoDB URI: {}", redact_error(&e))))?;
+        options.app_name.get_or_insert_with(|| "kamshub".to_owned());
+        options.server_selection_timeout.get_or_insert(Duration::from_secs(5));
+        options.connect_timeout.get_or_insert(Duration::from_secs(5));
+        let client = Client::with_options(options).map_err(map_err)?;
+        let db = Db::new(client, database);
+        indexes::ensure(&db).await?;
+        Ok(Self { db })
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.database().run_command(doc! {"ping": 1}).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_tenant(&self, tenant: &Tenant, first_user: Option<&User>, audit: &AuditEntry) -> StoreResult<()> {
+        tenants::insert_tenant(&self.db, tenant, first_user, audit).await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
+        tenants::get_tenant(&self.db, id).await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        tenants::list_tenants(&self.db).await
+    }
+
+    async fn insert_user(&self, user: &User, audit: &AuditEntry) -> StoreResult<()> {
+        tenants::insert_user(&self.db, user, audit).await
+    }
+
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+        tenants::list_users(&self.db, tenant).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        tenants::find_user_by_email(&self.db, email).await
+    }
+
+    async fn has_platform_admin(&self) -> StoreResult<bool> {
+        tenants::has_platform_admin(&self.db).await
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> StoreResult<()> {
+        tenants::insert_channel(&self.db, channel).await
+    }
+
+    async fn get_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<Channel> {
+        tenants::get_channel(&self.db, tenant, id).await
+    }
+
+    async fn find_channel(&self, id: &ChannelId) -> StoreResult<Option<Channel>> {
+        tenants::find_channel(&self.db, id).await
+    }
+
+    async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>> {
+        tenants::list_channels(&self.db, tenant).await
+    }
+
+    async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
+        tenants::update_channel(&self.db, channel, audit).await
+    }
+
+    async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<()> {
+        tenants::delete_channel(&self.db, tenant, id).await
+    }
+
+    async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>> {
+        tenants::find_active_channel(&self.db, kind, external_id).await
+    }
+
+    async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+        inbox::apply(&self.db, records).await
+    }
+
+    async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        channel: Option<&ChannelId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        inbox::list_conversations(&self.db, tenant, channel, limit).await
+    }
+
+    async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+        inbox::get_conversation(&self.db, tenant, id).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        inbox::list_messages(&self.db, tenant, conversation, limit).await
+    }
+
+    async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+        outbox::create(&self.db, item, message).await
+    }
+
+    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        outbox::get(&self.db, id).await
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<&TenantId>,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        outbox::list(&self.db, tenant, status, limit).await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: OffsetDateTime,
+        stuck_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        outbox::due(&self.db, now, stuck_before, limit).await
+    }
+
+    async fn transition_outbox(
+        &self,
+        id: &OutboxId,
+        step: &Transition,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Option<OutboxItem>> {
+        outbox::transition(&self.db, id, step, audit).await
+    }
+
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
+        outbox::mark_enqueued(&self.db, ids).await
+    }
+
+    async fn set_channel_health(&self, id: &ChannelId, health: ChannelHealth) -> StoreResult<()> {
+        tenants::set_channel_health(&self.db, id, health).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        tenants::append_audit(&self.db, entry).await
+    }
+
+    async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        tenants::list_audit(&self.db, tenant, limit).await
+    }
+}

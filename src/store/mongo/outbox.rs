@@ -1,0 +1,184 @@
+//! The MongoDB store's outbox: replies, their state machine (applied by the domain, persisted here
+//! by compare-and-set), the send log.
+
+use super::codec::{CorruptRecord, audit_doc, dt, message_doc, outbox_doc, outbox_from};
+use super::errors::map_err;
+use super::session::{Db, collect};
+use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition};
+use crate::store::{CreateOutcome, StoreError, StoreResult, send_id_conflict};
+use mongodb::ClientSession;
+use mongodb::bson::{Document, doc};
+use time::OffsetDateTime;
+
+/// Inserts an item and its outbound message inside the caller's transaction.
+pub(super) async fn insert_outbound(
+    db: &Db,
+    s: &mut ClientSession,
+    item: &OutboxItem,
+    message: &Message,
+) -> mongodb::error::Result<()> {
+    db.coll("outbox_send").insert_one(outbox_doc(item)).session(&mut *s).await?;
+    db.coll("messages").insert_one(message_doc(message)).session(&mut *s).await?;
+    Ok(())
+}
+
+/// Stores a reply, or returns the item that already holds its sendId.
+pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+    let (handle, owned_item, owned_message) = (db.clone(), item.clone(), message.clone());
+    let existing = db
+        .transaction(move |s| {
+            let (db, item, message) = (handle.clone(), owned_item.clone(), owned_message.clone());
+            Box::pin(async move {
+                let filter = doc! {"tenantId": item.tenant_id.as_str(), "sendId": item.send_id.as_str()};
+                if let Some(existing) = db.coll("outbox_send").find_one(filter).session(&mut *s).await? {
+                    return Ok(Some(existing));
+                }
+                insert_outbound(&db, s, &item, &message).await?;
+                Ok(None)
+            })
+        })
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict(_) => send_id_conflict(item),
+            other => other,
+        })?;
+    match existing {
+        Some(doc) => CreateOutcome::for_existing(item, outbox_from(&doc)?),
+        None => Ok(CreateOutcome::Created),
+    }
+}
+
+pub(super) async fn get(db: &Db, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+    let found = db.coll("outbox_send").find_one(doc! {"_id": id.as_str()}).await.map_err(map_err)?;
+    found.as_ref().map(outbox_from).transpose()
+}
+
+pub(super) async fn list(
+    db: &Db,
+    tenant: Option<&TenantId>,
+    status: Option<OutboxStatus>,
+    limit: u32,
+) -> StoreResult<Vec<OutboxItem>> {
+    let mut filter = doc! {};
+    if let Some(tenant) = tenant {
+        filter.insert("tenantId", tenant.as_str());
+    }
+    if let Some(status) = status {
+        filter.insert("status", status.as_str());
+    }
+    let cursor = db
+        .coll("outbox_send")
+        .find(filter)
+        .sort(doc! {"createdAt": -1, "_id": -1})
+        .limit(i64::from(limit))
+        .await
+        .map_err(map_err)?;
+    collect(cursor, outbox_from).await
+}
+
+pub(super) async fn due(
+    db: &Db,
+    now: OffsetDateTime,
+    stuck_before: OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<OutboxItem>> {
+    let filter = doc! {"$or": [
+        {"status": OutboxStatus::Pending.as_str(), "$or": [{"nextAttemptAt": null}, {"nextAttemptAt": {"$lte": dt(now)}}]},
+        {"status": OutboxStatus::Enqueued.as_str(), "updatedAt": {"$lt": dt(stuck_before)}},
+    ]};
+    let cursor = db
+        .coll("outbox_send")
+        .find(filter)
+        .sort(doc! {"createdAt": 1, "_id": 1})
+        .limit(i64::from(limit))
+        .await
+        .map_err(map_err)?;
+    collect(cursor, outbox_from).await
+}
+
+/// Loads the item, applies `step` (the domain decides), and writes the result if the status is
+/// still the one loaded, with the message status, send log and audit entry, in one transaction.
+pub(super) async fn transition(
+    db: &Db,
+    id: &OutboxId,
+    step: &Transition,
+    audit: Option<&AuditEntry>,
+) -> StoreResult<Option<OutboxItem>> {
+    let (handle, id, step, audit) = (db.clone(), id.clone(), step.clone(), audit.map(audit_doc));
+    db.transaction(move |s| {
+        let (db, id, step, audit) = (handle.clone(), id.clone(), step.clone(), audit.clone());
+        Box::pin(async move { transition_in(&db, s, &id, &step, audit).await })
+    })
+    .await
+    .map_err(map_err)
+}
+
+async fn transition_in(
+    db: &Db,
+    s: &mut ClientSession,
+    id: &OutboxId,
+    step: &Transition,
+    audit: Option<Document>,
+) -> mongodb::error::Result<Option<OutboxItem>> {
+    let outbox = db.coll("outbox_send");
+    let Some(stored) = outbox.find_one(doc! {"_id": id.as_str()}).session(&mut *s).await? else {
+        return Ok(None);
+    };
+    let mut item = outbox_from(&stored).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?;
+    let loaded = item.status;
+    let Ok(applied) = item.apply(step, crate::domain::now()) else {
+        return Ok(None);
+    };
+    let set = doc! {
+        "status": item.status.as_str(), "attempts": i64::from(item.attempts), "lastError": item.last_error.clone(),
+        "nextAttemptAt": item.next_attempt_at.map(dt), "providerMessageIds": item.provider_message_ids.clone(),
+        "updatedAt": dt(item.updated_at),
+    };
+    // Compare-and-set: the status must still be the one loaded.
+    let filter = doc! {"_id": id.as_str(), "status": loaded.as_str()};
+    if outbox.update_one(filter, doc! {"$set": set}).session(&mut *s).await?.matched_count == 0 {
+        return Ok(None);
+    }
+    if let Some(status) = applied.message_status {
+        let messages = db.coll("messages");
+        let message_id = item.message_id.as_str();
+        let mut set = doc! {"status": status.as_str()};
+        let has_external = messages
+            .find_one(doc! {"_id": message_id, "externalMessageId": {"$type": "string"}})
+            .session(&mut *s)
+            .await?
+            .is_some();
+        if let (false, Some(first)) = (has_external, item.provider_message_ids.first()) {
+            set.insert("externalMessageId", first);
+        }
+        messages.update_one(doc! {"_id": message_id}, doc! {"$set": set}).session(&mut *s).await?;
+    }
+    if let Some(log) = &applied.log {
+        let entry = doc! {
+            "_id": format!("log_{}", uuid::Uuid::now_v7().simple()), "tenantId": item.tenant_id.as_str(),
+            "outboxId": id.as_str(), "attempt": i64::from(log.attempt), "outcome": log.outcome.as_str(),
+            "providerMessageId": log.provider_message_id.clone(), "detail": log.detail.clone(),
+            "at": dt(item.updated_at),
+        };
+        db.coll("send_log").insert_one(entry).session(&mut *s).await?;
+    }
+    if let Some(audit) = audit {
+        db.coll("audit_log").insert_one(audit).session(&mut *s).await?;
+    }
+    Ok(Some(item))
+}
+
+/// Applies [`Transition::Enqueue`] to every listed item it applies to, in one write.
+pub(super) async fn mark_enqueued(db: &Db, ids: &[OutboxId]) -> StoreResult<()> {
+    let step = Transition::Enqueue;
+    let from: Vec<&str> = step.allowed_from().iter().map(|s| s.as_str()).collect();
+    let ids: Vec<&str> = ids.iter().map(OutboxId::as_str).collect();
+    db.coll("outbox_send")
+        .update_many(
+            doc! {"_id": {"$in": ids}, "status": {"$in": from}},
+            doc! {"$set": {"status": step.target().as_str(), "updatedAt": dt(crate::domain::now())}},
+        )
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The SQLite store's conversations, inbound events and receipts. What an event changes is
+//! decided by [`plan`] (shared with the MongoDB adapter); this module loads and writes.
+
+use super::codec::{all, conversation_row, other};
+use super::{messages, outbox};
+use crate::domain::inbound::InboundEventStatus;
+use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
+use crate::embedded::millis;
+use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, lookups, plan, receipt_targets};
+use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Applies a batch inside the caller's transaction, each event as its own unit of effects.
+pub(super) fn apply(c: &Connection, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+    let now = crate::domain::now();
+    records.iter().map(|record| apply_one(c, record, now).map_err(other)).collect()
+}
+
+fn apply_one(c: &Connection, record: &InboundRecord, now: time::OffsetDateTime) -> rusqlite::Result<ApplyOutcome> {
+    let e = &record.envelope;
+    let claimed = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO inbound_events
+                 (tenant_id, channel_id, provider_event_id, status, outcome, payload, received_at, processed_at)
+             VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            e.tenant_id.as_str(),
+            e.channel_id.as_str(),
+            e.provider_event_id,
+            InboundEventStatus::Processing.as_str(),
+            e.payload.to_string(),
+            e.received_at_ms,
+            millis(now)
+        ])?;
+    if claimed == 0 {
+        return Ok(ApplyOutcome::Duplicate);
+    }
+    let current = load_current(c, record)?;
+    let plan = plan(e, &record.event, current, now);
+    write_plan(c, &plan)?;
+    c.prepare_cached(
+        "UPDATE inbound_events SET status = ?4, outcome = ?5
+         WHERE tenant_id = ?1 AND channel_id = ?2 AND provider_event_id = ?3",
+    )?
+    .execute(params![
+        e.tenant_id.as_str(),
+        e.channel_id.as_str(),
+        e.provider_event_id,
+        InboundEventStatus::Processed.as_str(),
+        plan.outcome
+    ])?;
+    Ok(ApplyOutcome::Applied)
+}
+
+fn load_current(c: &Connection, record: &InboundRecord) -> rusqlite::Result<Current> {
+    let e = &record.envelope;
+    let conversation = c
+        .prepare_cached(
+            "SELECT * FROM conversations WHERE tenant_id = ?1 AND channel_id = ?2 AND external_thread_id = ?3",
+        )?
+        .query_row(params![e.tenant_id.as_str(), e.channel_id.as_str(), e.thread_id], conversation_row)
+        .optional()?;
+    let Lookups { external_id, send_id } = lookups(&record.event);
+    let message = match external_id {
+        Some(id) => messages::by_external_id(c, &e.tenant_id, &e.channel_id, id)?,
+        None => None,
+    };
+    let by_send_id = match send_id {
+        Some(id) => messages::by_send_id(c, &e.tenant_id, id)?,
+        None => None,
+    };
+    let auto_reply = if conversation.is_none() {
+        c.prepare_cached("SELECT auto_reply FROM channels WHERE id = ?1")?
+            .query_row([e.channel_id.as_str()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten()
+    } else {
+        None
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply })
+}
+
+fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    if let Some(c) = &plan.conversation {
+        tx.prepare_cached(
+            "INSERT INTO conversations (id, tenant_id, channel_id, external_thread_id, title, last_message_at, preview,
+                                        message_count, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title, last_message_at = excluded.last_message_at,
+                 preview = excluded.preview, message_count = excluded.message_count, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            c.id.as_str(),
+            c.tenant_id.as_str(),
+            c.channel_id.as_str(),
+            c.external_thread_id,
+            c.title,
+            c.last_message_at.map(millis),
+            c.preview,
+            c.message_count as i64,
+            millis(c.created_at),
+            millis(c.updated_at)
+        ])?;
+    }
+    if let Some(m) = &plan.insert {
+        messages::insert(tx, m)?;
+    }
+    if let Some((item, message)) = &plan.outbound {
+        outbox::insert_outbound(tx, item, message)?;
+    }
+    if let Some(m) = &plan.update {
+        messages::update(tx, m)?;
+    }
+    if let Some(r) = &plan.receipt {
+        apply_receipt(tx, r)?;
+    }
+    Ok(())
+}
+
+fn apply_receipt(tx: &Connection, r: &ReceiptUpdate) -> rusqlite::Result<()> {
+    let targets: Vec<&str> = receipt_targets(r.status).iter().map(|s| s.as_str()).collect();
+    let targets = serde_json::to_string(&targets).expect("statuses serialise");
+    let mids = serde_json::to_string(&r.mids).expect("mids serialise");
+    tx.prepare_cached(
+        "UPDATE messages SET status = ?2
+         WHERE conversation_id = ?1 AND direction = ?6 AND status IN (SELECT value FROM json_each(?5))
+           AND (sent_at <= ?3 OR external_message_id IN (SELECT value FROM json_each(?4)))",
+    )?
+    .execute(params![
+        r.conversation_id.as_str(),
+        r.status.as_str(),
+        r.watermark_ms,
+        mids,
+        targets,
+        Direction::Outbound.as_str()
+    ])?;
+    Ok(())
+}
+
+pub(super) fn list_conversations(
+    c: &Connection,
+    tenant: &TenantId,
+    channel: Option<&ChannelId>,
+    limit: u32,
+) -> StoreResult<Vec<Conversation>> {
+    all(
+        c,
+        "SELECT * FROM conversations WHERE tenant_id = ?1 AND (?2 IS NULL OR channel_id = ?2)
+         ORDER BY last_message_at DESC, id DESC LIMIT ?3",
+        params![tenant.as_str(), channel.map(ChannelId::as_str), limit],
+        conversation_row,
+    )
+}
+
+pub(super) fn get_conversation(c: &Connection, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+    c.query_row(
+        "SELECT * FROM conversations WHERE tenant_id = ?1 AND id = ?2",
+        [tenant.as_str(), id.as_str()],
+        conversation_row,
+    )
+    .optional()
+    .map_err(other)?
+    .ok_or_else(|| StoreError::NotFound(format!("conversation `{id}` in tenant `{tenant}`")))
+}

@@ -1,0 +1,256 @@
+//! Embedded `Store` adapter: one SQLite file in the data dir (WAL, full sync), migrated at open.
+//!
+//! - [`codec`]: rows to domain values, driver errors to [`StoreError`] (a leaf);
+//! - [`tenants`]: tenants, users, channels, audit log;
+//! - [`messages`]: message rows, shared by the inbox and the outbox;
+//! - [`outbox`]: replies, their compare-and-set transitions, the send log;
+//! - [`inbox`]: conversations, inbound events, receipts;
+//! - `schema_v1.sql`: the schema.
+//!
+//! Imports run one way (inbox → outbox → messages, tenants → codec). Every write runs in one
+//! transaction on the writer connection ([`SqliteStore::write`]); reads use reader connections.
+
+mod codec;
+mod inbox;
+mod messages;
+mod outbox;
+mod tenants;
+
+use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use crate::domain::{
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
+    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
+};
+use crate::embedded::{Database, OpenError};
+use async_trait::async_trait;
+use codec::other;
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use time::OffsetDateTime;
+
+/// Schema migrations, applied in order at open.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// Read-only connections next to the writer: reads (the sender's and the API's lookups) never
+/// queue behind a write's fsync.
+const READERS: usize = 4;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    db: Database,
+    readers: Vec<Database>,
+    next_reader: AtomicUsize,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let opened = |e: OpenError| match e {
+            OpenError::Open { .. } => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        };
+        let db = Database::open(path, MIGRATIONS).map_err(opened)?;
+        let readers = (0..READERS).map(|_| Database::open_reader(path)).collect::<Result<_, _>>().map_err(opened)?;
+        Ok(Self { db, readers, next_reader: AtomicUsize::new(0) })
+    }
+
+    /// Runs a read on one of the reader connections.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let n = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[n].run(move |c| f(c)).await
+    }
+
+    /// Runs `f` in one transaction on the writer connection: committed if `f` succeeds, rolled
+    /// back if it fails.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction().map_err(other)?;
+                let value = f(&tx)?;
+                tx.commit().map_err(other)?;
+                Ok(value)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(other)).await
+    }
+
+    async fn insert_tenant(&self, tenant: &Tenant, first_user: Option<&User>, audit: &AuditEntry) -> StoreResult<()> {
+        let (tenant, user, audit) = (tenant.clone(), first_user.cloned(), audit.clone());
+        self.write(move |c| tenants::insert_tenant(c, &tenant, user.as_ref(), &audit)).await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
+        let id = id.clone();
+        self.read(move |c| tenants::get_tenant(c, &id)).await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.read(tenants::list_tenants).await
+    }
+
+    async fn insert_user(&self, user: &User, audit: &AuditEntry) -> StoreResult<()> {
+        let (user, audit) = (user.clone(), audit.clone());
+        self.write(move |c| {
+            tenants::insert_user(c, &user)?;
+            tenants::append_audit(c, &audit)
+        })
+        .await
+    }
+
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+        let tenant = tenant.clone();
+        self.read(move |c| tenants::list_users(c, &tenant)).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        let email = email.clone();
+        self.read(move |c| tenants::find_user_by_email(c, &email)).await
+    }
+
+    async fn has_platform_admin(&self) -> StoreResult<bool> {
+        self.read(tenants::has_platform_admin).await
+    }
+
+    async fn insert_channel(&self, channel: &Channel) -> StoreResult<()> {
+        let channel = channel.clone();
+        self.write(move |c| tenants::insert_channel(c, &channel)).await
+    }
+
+    async fn get_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<Channel> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| tenants::get_channel(c, &tenant, &id)).await
+    }
+
+    async fn find_channel(&self, id: &ChannelId) -> StoreResult<Option<Channel>> {
+        let id = id.clone();
+        self.read(move |c| tenants::find_channel(c, &id)).await
+    }
+
+    async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>> {
+        let tenant = tenant.clone();
+        self.read(move |c| tenants::list_channels(c, &tenant)).await
+    }
+
+    async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
+        let (channel, audit) = (channel.clone(), audit.clone());
+        self.write(move |c| tenants::update_channel(c, &channel, &audit)).await
+    }
+
+    async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<()> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(move |c| tenants::delete_channel(c, &tenant, &id)).await
+    }
+
+    async fn find_active_channel(&self, kind: ChannelKind, external_id: &str) -> StoreResult<Option<Channel>> {
+        let external_id = external_id.to_owned();
+        self.read(move |c| tenants::find_active_channel(c, kind, &external_id)).await
+    }
+
+    async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
+        let records = records.to_vec();
+        self.write(move |c| inbox::apply(c, &records)).await
+    }
+
+    async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        channel: Option<&ChannelId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        let (tenant, channel) = (tenant.clone(), channel.cloned());
+        self.read(move |c| inbox::list_conversations(c, &tenant, channel.as_ref(), limit)).await
+    }
+
+    async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| inbox::get_conversation(c, &tenant, &id)).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let (tenant, conversation) = (tenant.clone(), conversation.clone());
+        self.read(move |c| messages::list(c, &tenant, &conversation, limit)).await
+    }
+
+    async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+        let (item, message) = (item.clone(), message.clone());
+        self.write(move |c| outbox::create(c, &item, &message)).await
+    }
+
+    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        let id = id.clone();
+        self.read(move |c| outbox::get(c, &id)).await
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<&TenantId>,
+        status: Option<OutboxStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let tenant = tenant.cloned();
+        self.read(move |c| outbox::list(c, tenant.as_ref(), status, limit)).await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: OffsetDateTime,
+        stuck_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.read(move |c| outbox::due(c, now, stuck_before, limit)).await
+    }
+
+    async fn transition_outbox(
+        &self,
+        id: &OutboxId,
+        step: &Transition,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Option<OutboxItem>> {
+        let (id, step, audit) = (id.clone(), step.clone(), audit.cloned());
+        self.write(move |c| outbox::transition(c, &id, &step, audit.as_ref())).await
+    }
+
+    async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.write(move |c| outbox::mark_enqueued(c, &ids)).await
+    }
+
+    async fn set_channel_health(&self, id: &ChannelId, health: ChannelHealth) -> StoreResult<()> {
+        let id = id.clone();
+        self.write(move |c| tenants::set_channel_health(c, &id, health)).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let entry = entry.clone();
+        self.write(move |c| tenants::append_audit(c, &entry)).await
+    }
+
+    async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let tenant = tenant.clone();
+        self.read(move |c| tenants::list_audit(c, &tenant, limit)).await
+    }
+}

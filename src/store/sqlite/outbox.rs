@@ -1,0 +1,183 @@
+//! The SQLite store's outbox: replies, their state machine (applied by the domain, persisted here
+//! by compare-and-set), the send log.
+
+use super::codec::{all, json_text, other, outbox_row};
+use super::{messages, tenants};
+use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, SendLogEntry, TenantId, Transition};
+use crate::embedded::{millis, unique_violation};
+use crate::store::{CreateOutcome, StoreResult, send_id_conflict};
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+/// Inserts an item and its outbound message (the caller's transaction makes them one unit).
+pub(super) fn insert_outbound(c: &Connection, item: &OutboxItem, message: &Message) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO outbox_send (id, tenant_id, send_id, channel_id, conversation_id, message_id, text, reply_to,
+                                  status, attempts, last_error, next_attempt_at, provider_message_ids, created_at,
+                                  updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        item.id.as_str(),
+        item.tenant_id.as_str(),
+        item.send_id.as_str(),
+        item.channel_id.as_str(),
+        item.conversation_id.as_str(),
+        item.message_id.as_str(),
+        item.text,
+        item.reply_to,
+        item.status.as_str(),
+        item.attempts,
+        item.last_error,
+        item.next_attempt_at.map(millis),
+        json_text(&item.provider_message_ids),
+        millis(item.created_at),
+        millis(item.updated_at)
+    ])?;
+    messages::insert(c, message)
+}
+
+/// Stores a reply, or returns the item that already holds its sendId.
+pub(super) fn create(c: &Connection, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
+    let existing = c
+        .query_row(
+            "SELECT * FROM outbox_send WHERE tenant_id = ?1 AND send_id = ?2",
+            params![item.tenant_id.as_str(), item.send_id.as_str()],
+            outbox_row,
+        )
+        .optional()
+        .map_err(other)?;
+    if let Some(existing) = existing {
+        return CreateOutcome::for_existing(item, existing);
+    }
+    insert_outbound(c, item, message).map_err(|e| match unique_violation(&e) {
+        Some(_) => send_id_conflict(item),
+        None => other(e),
+    })?;
+    Ok(CreateOutcome::Created)
+}
+
+pub(super) fn get(c: &Connection, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+    c.query_row("SELECT * FROM outbox_send WHERE id = ?1", [id.as_str()], outbox_row).optional().map_err(other)
+}
+
+pub(super) fn list(
+    c: &Connection,
+    tenant: Option<&TenantId>,
+    status: Option<OutboxStatus>,
+    limit: u32,
+) -> StoreResult<Vec<OutboxItem>> {
+    all(
+        c,
+        "SELECT * FROM outbox_send WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2)
+         ORDER BY created_at DESC, id DESC LIMIT ?3",
+        params![tenant.map(TenantId::as_str), status.map(OutboxStatus::as_str), limit],
+        outbox_row,
+    )
+}
+
+pub(super) fn due(
+    c: &Connection,
+    now: OffsetDateTime,
+    stuck_before: OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<OutboxItem>> {
+    all(
+        c,
+        "SELECT * FROM outbox_send
+         WHERE (status = ?4 AND (next_attempt_at IS NULL OR next_attempt_at <= ?1))
+            OR (status = ?5 AND updated_at < ?2)
+         ORDER BY created_at, id LIMIT ?3",
+        params![
+            millis(now),
+            millis(stuck_before),
+            limit,
+            OutboxStatus::Pending.as_str(),
+            OutboxStatus::Enqueued.as_str()
+        ],
+        outbox_row,
+    )
+}
+
+/// Loads the item, applies `step` (the domain decides), and writes the result if the status is
+/// still the one loaded. None if the item is missing or the step does not apply.
+pub(super) fn transition(
+    c: &Connection,
+    id: &OutboxId,
+    step: &Transition,
+    audit: Option<&AuditEntry>,
+) -> StoreResult<Option<OutboxItem>> {
+    let Some(mut item) = get(c, id)? else {
+        return Ok(None);
+    };
+    let loaded = item.status;
+    let Ok(applied) = item.apply(step, crate::domain::now()) else {
+        return Ok(None);
+    };
+    let changed = c
+        .prepare_cached(
+            "UPDATE outbox_send SET status = ?3, attempts = ?4, last_error = ?5, next_attempt_at = ?6,
+                                    provider_message_ids = ?7, updated_at = ?8
+             WHERE id = ?1 AND status = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                item.id.as_str(),
+                loaded.as_str(),
+                item.status.as_str(),
+                item.attempts,
+                item.last_error,
+                item.next_attempt_at.map(millis),
+                json_text(&item.provider_message_ids),
+                millis(item.updated_at)
+            ])
+        })
+        .map_err(other)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    if let Some(status) = applied.message_status {
+        messages::set_status(c, &item.message_id, status, item.provider_message_ids.first()).map_err(other)?;
+    }
+    if let Some(log) = &applied.log {
+        append_send_log(c, &item, log).map_err(other)?;
+    }
+    if let Some(audit) = audit {
+        tenants::append_audit(c, audit)?;
+    }
+    Ok(Some(item))
+}
+
+fn append_send_log(c: &Connection, item: &OutboxItem, log: &SendLogEntry) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO send_log (id, tenant_id, outbox_id, attempt, outcome, provider_message_id, detail, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        format!("log_{}", uuid::Uuid::now_v7().simple()),
+        item.tenant_id.as_str(),
+        item.id.as_str(),
+        log.attempt,
+        log.outcome.as_str(),
+        log.provider_message_id,
+        log.detail,
+        millis(item.updated_at)
+    ])?;
+    Ok(())
+}
+
+/// Applies [`Transition::Enqueue`] to every listed item it applies to.
+pub(super) fn mark_enqueued(c: &Connection, ids: &[OutboxId]) -> StoreResult<()> {
+    let step = Transition::Enqueue;
+    let from = step.allowed_from();
+    debug_assert_eq!(from.len(), 2, "the statement below names two statuses");
+    let mut stmt = c
+        .prepare_cached("UPDATE outbox_send SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status IN (?4, ?5)")
+        .map_err(other)?;
+    let now = millis(crate::domain::now());
+    for id in ids {
+        stmt.execute(params![id.as_str(), step.target().as_str(), now, from[0].as_str(), from[1].as_str()])
+            .map_err(other)?;
+    }
+    Ok(())
+}
