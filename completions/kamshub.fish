@@ -276,7 +276,7 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand message; and not __fish_
 complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l conversation -d 'Conversation id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l text -d 'The text (split into parts if longer than the provider allows)' -r
-complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l idempotency-key -d 'Makes the send idempotent: the same key and text never send twice' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l idempotency-key -d 'Makes the send idempotent: the same key and text never send twice. Keys starting with `kamshub:` are reserved for kamshub\'s own' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand message; and __fish_seen_subcommand_from send" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"

@@ -437,6 +437,56 @@ mod cli {
         assert_eq!(store.list_outbox(Some(&app.tenant), None, 10).await.unwrap().len(), 1, "no greeting once off");
     }
 
+    /// A client key shaped like a greeting's old derived key (`auto-reply:{channel}:{thread}`)
+    /// made the customer's first message fail to apply on every redelivery. Greetings now use keys
+    /// in kamshub's own namespace, which clients cannot enter.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_client_key_cannot_take_the_greeting_of_a_customer() {
+        let (app, fake) = setup().await;
+        let cli = Cli { app: &app, fake: &fake };
+        let (tenant, channel) = (app.tenant.to_string(), app.telegram.to_string());
+        cli.json(&["channel", "auto-reply", &channel, "--tenant", &tenant, "--text", "Thanks, we reply soon."]);
+        let other = telegram_conversation(&app, 6400).await.to_string();
+        let send = |key: &str| {
+            let args = [
+                "message",
+                "send",
+                "--tenant",
+                &tenant,
+                "--conversation",
+                &other,
+                "--text",
+                "hi",
+                "--idempotency-key",
+                key,
+            ];
+            cli.run(&args)
+        };
+        let (code, _, stderr) = send(&format!("auto-reply:{channel}:6500"));
+        assert_eq!(code, 0, "an ordinary key, whatever it looks like: {stderr}");
+
+        assert_eq!(app.post_telegram(&telegram_text(7, 6500, 1, 1_700_000_100, "first message")).await, 200);
+        app.drain().await;
+        let conversation = conversation_of(&app, "6500").await;
+        let stored = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+        let texts: Vec<_> = stored.iter().map(|m| m.text.clone().unwrap_or_default()).collect();
+        assert_eq!(texts, ["first message", "Thanks, we reply soon."], "applied, and greeted");
+        pump_until(&app, || {
+            let fake = fake.clone();
+            async move { fake.delivered_to("6500") == ["Thanks, we reply soon."] }
+        })
+        .await;
+
+        // The greeting's own key is out of any client's reach.
+        let greeting = app.store().await.list_outbox(Some(&app.tenant), None, 10).await.unwrap();
+        let greeting = greeting.iter().find(|i| i.conversation_id == conversation).expect("the greeting");
+        let (code, _, stderr) = send(greeting.send_id.as_str());
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("reserved for kamshub"), "{stderr}");
+        let (code, _, stderr) = send(&greeting.send_id.as_str().to_uppercase());
+        assert_eq!(code, 2, "the namespace is reserved in any case: {stderr}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn rotating_credentials_keeps_history_and_clears_needs_reauth() {
         let (app, fake) = setup().await;

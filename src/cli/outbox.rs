@@ -26,7 +26,8 @@ pub struct SendArgs {
     /// The text (split into parts if longer than the provider allows).
     #[arg(long)]
     text: String,
-    /// Makes the send idempotent: the same key and text never send twice.
+    /// Makes the send idempotent: the same key and text never send twice. Keys starting with
+    /// `kamshub:` are reserved for kamshub's own.
     #[arg(long, value_parser = parse_with(SendId::parse))]
     idempotency_key: Option<SendId>,
 }

@@ -23,6 +23,15 @@ pub(crate) struct Current {
     pub by_send_id: Option<Message>,
     /// The channel's greeting, loaded when the conversation does not exist yet.
     pub auto_reply: Option<String>,
+    /// Whether the greeting's sendId ([`greeting_send_id`]) is taken already; loaded with the
+    /// greeting. A taken sendId skips the greeting: it never fails the message it answers.
+    pub greeting_taken: bool,
+}
+
+/// The sendId of a conversation's greeting: derived from the channel and thread, so a replay
+/// never greets twice, and in kamshub's reserved namespace, so no client key can take it.
+pub(crate) fn greeting_send_id(envelope: &Envelope) -> SendId {
+    SendId::derived("auto-reply", &[envelope.channel_id.as_str(), &envelope.thread_id])
 }
 
 /// The messages an adapter loads into [`Current`] for an event.
@@ -85,10 +94,17 @@ pub(crate) fn plan(envelope: &Envelope, event: &InboundEvent, current: Current, 
     match event {
         InboundEvent::Message(m) => {
             let greeting = current.auto_reply.clone().filter(|_| current.conversation.is_none());
+            let taken = current.greeting_taken;
             let mut plan = apply_message(envelope, m, None, current, now, "message");
-            if let (Some(text), Some(conversation)) = (greeting, plan.conversation.as_mut()) {
-                plan.outbound = Some(auto_reply(envelope, conversation, m, text, now));
-                plan.outcome = "message: new conversation greeted".into();
+            match (greeting, plan.conversation.as_mut()) {
+                (Some(_), Some(_)) if taken => {
+                    plan.outcome = "message: greeting skipped, its sendId is taken".into();
+                }
+                (Some(text), Some(conversation)) => {
+                    plan.outbound = Some(auto_reply(envelope, conversation, m, text, now));
+                    plan.outcome = "message: new conversation greeted".into();
+                }
+                _ => {}
             }
             plan
         }
@@ -119,7 +135,7 @@ pub(crate) fn plan(envelope: &Envelope, event: &InboundEvent, current: Current, 
                 kind: Default::default(),
                 thread_title: None,
             };
-            let current = Current { conversation, message: None, by_send_id: None, auto_reply: None };
+            let current = Current { conversation, ..Current::default() };
             let mut plan = apply_message(envelope, &incoming, None, current, now, "echo: sent outside kamshub");
             if let Some(m) = plan.insert.as_mut() {
                 m.direction = Direction::Outbound;
@@ -233,8 +249,7 @@ fn auto_reply(
     text: String,
     now: OffsetDateTime,
 ) -> (OutboxItem, Message) {
-    let send_id = SendId::parse(&format!("auto-reply:{}:{}", envelope.channel_id, envelope.thread_id))
-        .unwrap_or_else(|_| SendId::generate());
+    let send_id = greeting_send_id(envelope);
     conversation.message_count += 1;
     let reply = NewReply {
         tenant_id: envelope.tenant_id.clone(),

@@ -24,15 +24,33 @@ super::ids::id_type!(
     OutboxId, "outbox id", "obx"
 );
 
-/// The idempotency key of a reply, unique per tenant: the client's `Idempotency-Key`, or derived.
+/// The idempotency key of a reply, unique per tenant: the client's `Idempotency-Key`, or one
+/// kamshub makes. Keys kamshub derives from its own data (a conversation's greeting) start with
+/// [`SendId::DERIVED_PREFIX`], which [`SendId::parse`] (every client key goes through it) refuses:
+/// no client can take a key kamshub will need, so no client can block a customer's greeting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SendId(String);
 
 impl SendId {
-    /// 1 to 128 visible ASCII characters (it travels as SQS `MessageDeduplicationId` and as
-    /// Messenger `metadata`).
+    /// Prefix of the keys kamshub derives ([`SendId::derived`]); reserved, case-insensitively.
+    pub const DERIVED_PREFIX: &'static str = "kamshub:";
+
+    /// A client's key: 1 to 128 visible ASCII characters (it travels as SQS
+    /// `MessageDeduplicationId` and as Messenger `metadata`), outside kamshub's own namespace.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let key = Self::from_stored(s)?;
+        if key.is_derived() {
+            return Err(ValidationError::new(
+                "idempotency key",
+                format!("keys starting with `{}` are reserved for kamshub", Self::DERIVED_PREFIX),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// A key read back from a store or a queue message: any valid key, kamshub's own included.
+    pub fn from_stored(s: &str) -> Result<Self, ValidationError> {
         let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
         if !ok {
             return Err(ValidationError::new("idempotency key", "must be 1 to 128 visible ASCII characters"));
@@ -40,9 +58,28 @@ impl SendId {
         Ok(Self(s.to_owned()))
     }
 
-    /// A fresh random key, for replies sent without one.
+    /// A key kamshub derives from its own data: `kamshub:{purpose}:{parts joined by ':'}`, the
+    /// same for the same inputs (so a replay finds the first item), or `kamshub:{purpose}:sha256:…`
+    /// when the parts are too long or not visible ASCII.
+    pub fn derived(purpose: &str, parts: &[&str]) -> Self {
+        let plain = format!("{}{purpose}:{}", Self::DERIVED_PREFIX, parts.join(":"));
+        if plain.len() <= 128 && plain.bytes().all(|b| b.is_ascii_graphic()) {
+            return Self(plain);
+        }
+        use sha2::{Digest, Sha256};
+        let digest: String = Sha256::digest(parts.join("\0")).iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("{}{purpose}:sha256:{digest}", Self::DERIVED_PREFIX))
+    }
+
+    /// A fresh random key, for replies sent without one. Not derived: no one can predict it, so it
+    /// needs no reservation.
     pub fn generate() -> Self {
         Self(format!("snd_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// Whether kamshub derived this key (it is in the reserved namespace).
+    pub fn is_derived(&self) -> bool {
+        self.0.get(..Self::DERIVED_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(Self::DERIVED_PREFIX))
     }
 
     /// The key as text.
@@ -57,10 +94,11 @@ impl fmt::Display for SendId {
     }
 }
 
+/// Deserialising reads stored and queued keys, so it accepts kamshub's own.
 impl TryFrom<String> for SendId {
     type Error = ValidationError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
+        Self::from_stored(&s)
     }
 }
 
@@ -271,4 +309,42 @@ fn test_item(status: OutboxStatus) -> OutboxItem {
     let (mut item, _) = OutboxItem::new_reply(reply, now);
     item.status = status;
     item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_cannot_enter_kamshubs_namespace() {
+        assert_eq!(SendId::parse("order-5531-reply-1").unwrap().as_str(), "order-5531-reply-1");
+        assert!(SendId::parse("auto-reply:chn_x:6500").is_ok(), "only the prefix is reserved");
+        for reserved in ["kamshub:auto-reply:chn_x:6500", "KAMSHUB:x", "Kamshub:"] {
+            let error = SendId::parse(reserved).unwrap_err();
+            assert!(error.to_string().contains("reserved for kamshub"), "{reserved}: {error}");
+        }
+        for invalid in ["", "has space", "ä", &"k".repeat(129)] {
+            assert!(SendId::parse(invalid).is_err(), "{invalid:?}");
+        }
+    }
+
+    #[test]
+    fn derived_keys_are_stable_reserved_and_always_valid() {
+        let greeting = SendId::derived("auto-reply", &["chn_01", "6500"]);
+        assert_eq!(greeting.as_str(), "kamshub:auto-reply:chn_01:6500");
+        assert_eq!(greeting, SendId::derived("auto-reply", &["chn_01", "6500"]), "same inputs, same key");
+        assert!(greeting.is_derived());
+        assert_eq!(SendId::from_stored(greeting.as_str()).unwrap(), greeting, "read back from a store");
+        let odd = SendId::derived("auto-reply", &["chn_01", &format!("user_ref:{}", "ä".repeat(80))]);
+        assert!(odd.as_str().starts_with("kamshub:auto-reply:sha256:"), "{odd}");
+        assert_eq!(SendId::from_stored(odd.as_str()).unwrap(), odd, "hashed keys are valid keys");
+        assert_ne!(odd, SendId::derived("auto-reply", &["chn_01", "user_ref:other"]));
+        assert!(!SendId::generate().is_derived());
+    }
+
+    #[test]
+    fn stored_keys_deserialise_whatever_their_namespace() {
+        let key: SendId = serde_json::from_str("\"kamshub:auto-reply:chn_01:6500\"").unwrap();
+        assert!(key.is_derived());
+    }
 }

@@ -199,7 +199,7 @@ pub(super) fn outbox_from(d: &Document) -> StoreResult<OutboxItem> {
     Ok(OutboxItem {
         id: OutboxId::parse(str_of(d, "_id")?).map_err(|e| corrupt("outbox id", e))?,
         tenant_id: TenantId::parse(str_of(d, "tenantId")?).map_err(|e| corrupt("tenant id", e))?,
-        send_id: SendId::parse(str_of(d, "sendId")?).map_err(|e| corrupt("send id", e))?,
+        send_id: SendId::from_stored(str_of(d, "sendId")?).map_err(|e| corrupt("send id", e))?,
         channel_id: ChannelId::parse(str_of(d, "channelId")?).map_err(|e| corrupt("channel id", e))?,
         conversation_id: ConversationId::parse(str_of(d, "conversationId")?)
             .map_err(|e| corrupt("conversation id", e))?,

@@ -7,7 +7,7 @@ use super::outbox;
 use super::session::{Db, collect};
 use crate::domain::inbound::InboundEventStatus;
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, TenantId};
-use crate::store::inbound::{Current, Lookups, Plan, lookups, plan, receipt_targets};
+use crate::store::inbound::{Current, Lookups, Plan, greeting_send_id, lookups, plan, receipt_targets};
 use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
 use mongodb::ClientSession;
 use mongodb::bson::{self, Bson, DateTime, Document, doc};
@@ -106,7 +106,15 @@ async fn load_current(db: &Db, s: &mut ClientSession, record: &InboundRecord) ->
             .await?
             .and_then(|c| c.get_str("autoReply").ok().map(str::to_owned)),
     };
-    Ok(Current { conversation, message, by_send_id, auto_reply })
+    let greeting_taken = match auto_reply {
+        Some(_) => {
+            let taken = doc! {"tenantId": tenant, "sendId": greeting_send_id(e).as_str()};
+            db.coll("outbox_send").find_one(taken.clone()).session(&mut *s).await?.is_some()
+                || db.coll("messages").find_one(taken).session(&mut *s).await?.is_some()
+        }
+        None => false,
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken })
 }
 
 async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<()> {

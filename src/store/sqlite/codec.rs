@@ -117,7 +117,7 @@ pub(super) fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
         id: parsed(OutboxId::parse(&r.get::<_, String>("id")?))?,
         tenant_id: parsed(TenantId::parse(&r.get::<_, String>("tenant_id")?))?,
-        send_id: parsed(SendId::parse(&r.get::<_, String>("send_id")?))?,
+        send_id: parsed(SendId::from_stored(&r.get::<_, String>("send_id")?))?,
         channel_id: parsed(ChannelId::parse(&r.get::<_, String>("channel_id")?))?,
         conversation_id: parsed(ConversationId::parse(&r.get::<_, String>("conversation_id")?))?,
         message_id: parsed(MessageId::parse(&r.get::<_, String>("message_id")?))?,

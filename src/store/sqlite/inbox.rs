@@ -6,7 +6,7 @@ use super::{messages, outbox};
 use crate::domain::inbound::InboundEventStatus;
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
 use crate::embedded::millis;
-use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, lookups, plan, receipt_targets};
+use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, greeting_send_id, lookups, plan, receipt_targets};
 use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -78,7 +78,20 @@ fn load_current(c: &Connection, record: &InboundRecord) -> rusqlite::Result<Curr
     } else {
         None
     };
-    Ok(Current { conversation, message, by_send_id, auto_reply })
+    let greeting_taken = match auto_reply {
+        Some(_) => send_id_taken(c, &e.tenant_id, greeting_send_id(e).as_str())?,
+        None => false,
+    };
+    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken })
+}
+
+/// Whether an outbox item or a message of the tenant holds `send_id`.
+fn send_id_taken(c: &Connection, tenant: &TenantId, send_id: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM outbox_send WHERE tenant_id = ?1 AND send_id = ?2)
+             OR EXISTS (SELECT 1 FROM messages WHERE tenant_id = ?1 AND send_id = ?2)",
+    )?
+    .query_row([tenant.as_str(), send_id], |r| r.get(0))
 }
 
 fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
