@@ -1,7 +1,7 @@
 //! Plumbing shared by the embedded adapters: a SQLite database in the data dir, migrated at open,
 //! whose blocking calls run on tokio's blocking pool.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,17 +40,19 @@ impl Database {
         // instead of going to temp files: measured at ~40 MB/2 s of temp-file writes at 5,000
         // webhooks/s with the default (examples/loadgen.rs, docs/benchmarks.md).
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
+        // Read and migrate under the write lock: two processes opening a new file at once must not
+        // both apply the same migration.
         let migrate_err = |source| OpenError::Migrate { path: shown.clone(), source };
-        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(migrate_err)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(migrate_err)?;
+        let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(migrate_err)?;
         if version > migrations.len() {
             return Err(OpenError::TooNew { path: shown, found: version, known: migrations.len() });
         }
         for (i, sql) in migrations.iter().enumerate().skip(version) {
-            let tx = conn.transaction().map_err(migrate_err)?;
             tx.execute_batch(sql).map_err(migrate_err)?;
             tx.pragma_update(None, "user_version", i + 1).map_err(migrate_err)?;
-            tx.commit().map_err(migrate_err)?;
         }
+        tx.commit().map_err(migrate_err)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -81,6 +83,44 @@ impl Database {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => panic!("embedded database task was cancelled: {e}"),
+        }
+    }
+}
+
+/// Attempts of one write transaction while the database stays busy. Each attempt already waits up
+/// to the busy timeout for the write lock, so this bounds a write at about 20 s of contention.
+pub(crate) const WRITE_ATTEMPTS: u32 = 4;
+
+/// Runs `work` in an IMMEDIATE transaction and commits it.
+///
+/// The write lock is taken at BEGIN, where SQLite's busy handler waits for it. A deferred
+/// transaction that reads and then writes instead fails with SQLITE_BUSY at once, without
+/// waiting, when another connection (the daemon, next to a CLI command) committed in between:
+/// that made CLI writes fail while `serve` was busy. A transaction that still meets a busy
+/// database (`is_busy_error`) is rolled back and retried, [`WRITE_ATTEMPTS`] times at most, after
+/// a short jittered pause.
+pub(crate) fn write_immediate<T, E>(
+    conn: &mut Connection,
+    mut work: impl FnMut(&Transaction<'_>) -> Result<T, E>,
+    from_sqlite: impl Fn(rusqlite::Error) -> E,
+    is_busy_error: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let mut attempt = 1;
+    loop {
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&from_sqlite)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(&from_sqlite)?;
+            Ok(value)
+        })();
+        match result {
+            Err(e) if attempt < WRITE_ATTEMPTS && is_busy_error(&e) => {
+                let pause = Duration::from_millis(20 << attempt).mul_f64(0.5 + rand::random::<f64>() / 2.0);
+                tracing::debug!(attempt, ?pause, "database busy; retrying the write transaction");
+                std::thread::sleep(pause);
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }

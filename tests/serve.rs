@@ -1,91 +1,15 @@
 //! `kamshub serve` as systemd runs it: no configuration but a port, embedded backends, health
 //! endpoints, a first log line naming the backends, and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Daemon {
-    fn start(dir: &std::path::Path) -> Daemon {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KAMSHUB_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .arg("serve")
-            .current_dir(dir)
-            .env("KAMSHUB_HTTP__LISTEN", "127.0.0.1:0")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon { child, lines, log: Vec::new() }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no log line with {needle:?}; log so far: {:#?}", self.log),
-            }
-        }
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let status = self.child.wait().unwrap();
-        self.log.extend(self.lines.iter());
-        (status, self.log)
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use common::daemon::{Daemon, strip_ansi};
+use std::process::Command;
 
 #[tokio::test]
 async fn serve_starts_embedded_answers_health_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(dir.path());
+    let mut daemon = Daemon::start(dir.path(), &[]);
 
     let first = strip_ansi(&daemon.wait_for("starting kamshub"));
     for backend in ["store=embedded(sqlite)", "queue=embedded(sqlite)", "identity=local", "data_dir=./kamshub-data"] {
@@ -93,8 +17,7 @@ async fn serve_starts_embedded_answers_health_and_exits_0_on_sigterm() {
     }
     assert_eq!(daemon.log.len(), 1, "the backends are named in the first line: {:?}", daemon.log);
 
-    let listening = strip_ansi(&daemon.wait_for("listening"));
-    let address = listening.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let address = daemon.address();
     let http = reqwest::Client::new();
     let health = http.get(format!("http://{address}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);

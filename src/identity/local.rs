@@ -281,13 +281,14 @@ impl Identity for LocalIdentity {
         let email_text = email.as_str().to_owned();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "UPDATE identities SET password_hash = ?1, must_change = 0 WHERE email = ?2",
-                    params![hash, email_text],
-                )?;
-                tx.execute("DELETE FROM challenges WHERE session_hash = ?1", [session_hash])?;
-                tx.commit()
+                let work = |tx: &rusqlite::Transaction<'_>| {
+                    tx.execute(
+                        "UPDATE identities SET password_hash = ?1, must_change = 0 WHERE email = ?2",
+                        params![hash, email_text],
+                    )?;
+                    tx.execute("DELETE FROM challenges WHERE session_hash = ?1", [&session_hash])
+                };
+                crate::embedded::write_immediate(c, work, |e| e, crate::embedded::is_busy)
             })
             .await
             .map_err(db_err)?;

@@ -10,7 +10,7 @@ use super::{
     DEDUPE_WINDOW, Depth, OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage,
     check_outgoing, check_receive, check_visibility,
 };
-use crate::embedded::{Database, OpenError, is_busy, millis};
+use crate::embedded::{Database, OpenError, WRITE_ATTEMPTS, is_busy, millis};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::convert::Infallible;
@@ -232,7 +232,7 @@ fn commit(
     prune: bool,
 ) -> (Vec<Box<dyn Job>>, QueueResult<()>) {
     let result = (|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+        let tx = begin_immediate(conn)?;
         for job in &mut batch {
             tx.execute_batch("SAVEPOINT job").map_err(db_error)?;
             let ok = job.run(&tx, now);
@@ -249,6 +249,24 @@ fn commit(
         tx.commit().map_err(db_error)
     })();
     (batch, result)
+}
+
+/// BEGIN IMMEDIATE, retried while another process keeps the file busy beyond the busy timeout
+/// (a CLI command next to the daemon), [`WRITE_ATTEMPTS`] times at most. Nothing has run yet,
+/// so a retry is safe.
+fn begin_immediate(conn: &Connection) -> QueueResult<rusqlite::Transaction<'_>> {
+    let mut attempt = 1;
+    loop {
+        match rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Ok(tx) => return Ok(tx),
+            Err(e) if is_busy(&e) && attempt < WRITE_ATTEMPTS => {
+                tracing::debug!(attempt, "queue database busy; retrying BEGIN IMMEDIATE");
+                std::thread::sleep(Duration::from_millis(20 << attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod daemon;
 pub mod fake_providers;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -21,7 +21,7 @@ use crate::domain::{
     AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
     OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
 };
-use crate::embedded::{Database, OpenError};
+use crate::embedded::{Database, OpenError, write_immediate};
 use async_trait::async_trait;
 use codec::other;
 use rusqlite::Connection;
@@ -65,20 +65,16 @@ impl SqliteStore {
         self.readers[n].run(move |c| f(c)).await
     }
 
-    /// Runs `f` in one transaction on the writer connection: committed if `f` succeeds, rolled
-    /// back if it fails.
+    /// Runs `f` in one IMMEDIATE transaction on the writer connection: committed if `f`
+    /// succeeds, rolled back if it fails, retried while another process keeps the database busy
+    /// (`embedded::write_immediate`). `f` may run more than once.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
     {
         self.db
-            .run(move |conn| {
-                let tx = conn.transaction().map_err(other)?;
-                let value = f(&tx)?;
-                tx.commit().map_err(other)?;
-                Ok(value)
-            })
+            .run(move |conn| write_immediate(conn, |tx| f(tx), other, |e| matches!(e, StoreError::Unavailable(_))))
             .await
     }
 }
