@@ -133,6 +133,8 @@ async fn two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_
     let all = conversations(&app).await;
     assert_eq!(all.len(), 21);
     assert!(all.iter().filter(|c| c.external_thread_id != "100").all(|c| c.message_count == 5));
+    let counts = app.processor.stats().read();
+    assert_eq!((counts.visibility_lapses, counts.extend_failures), (0, 0), "a fault-free run: {counts:?}");
 }
 
 async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {

@@ -5,13 +5,55 @@
 
 pub mod batcher;
 pub mod intake;
+pub mod lease;
 pub mod pacing;
 pub mod processor;
 pub mod relay;
 pub mod sender;
 pub mod worker;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Counters a consumer loop keeps (processor, sender): plain atomics, so the HTTP layer can
+/// export them as metrics and tests can read them.
+#[derive(Debug, Default)]
+pub struct LoopStats {
+    /// Messages whose visibility ran out while this process still held them. The queue may then
+    /// hand them to another consumer (moto also reorders their group). A fault-free run has none.
+    pub visibility_lapses: AtomicU64,
+    /// Failed attempts to extend a held message's visibility (heartbeat).
+    pub extend_failures: AtomicU64,
+    /// Store calls retried while holding messages because the store was unavailable.
+    pub store_retries: AtomicU64,
+    /// Worker tasks that panicked and were restarted.
+    pub worker_restarts: AtomicU64,
+}
+
+/// A reading of [`LoopStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoopCounts {
+    /// See [`LoopStats::visibility_lapses`].
+    pub visibility_lapses: u64,
+    /// See [`LoopStats::extend_failures`].
+    pub extend_failures: u64,
+    /// See [`LoopStats::store_retries`].
+    pub store_retries: u64,
+    /// See [`LoopStats::worker_restarts`].
+    pub worker_restarts: u64,
+}
+
+impl LoopStats {
+    /// The counters now.
+    pub fn read(&self) -> LoopCounts {
+        LoopCounts {
+            visibility_lapses: self.visibility_lapses.load(Ordering::Relaxed),
+            extend_failures: self.extend_failures.load(Ordering::Relaxed),
+            store_retries: self.store_retries.load(Ordering::Relaxed),
+            worker_restarts: self.worker_restarts.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// Capped exponential backoff with full jitter, reset on success.
 #[derive(Debug, Clone)]

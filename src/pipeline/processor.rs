@@ -6,14 +6,17 @@
 //! - An envelope that does not parse goes straight to the DLQ.
 //! - Any other failure leaves the message for redelivery, with a growing delay; the queue moves
 //!   it to the DLQ after `max_receive_count` receives. Later messages of its conversation wait.
-//! - A store outage is not the messages' fault: the processor holds them (extending their
-//!   visibility) and retries with backoff instead of letting receive counts run up.
+//! - A store outage is not the messages' fault: the processor holds them and retries with
+//!   backoff instead of letting receive counts run up.
+//! - Nothing held lapses: a heartbeat extends every message of a batch until it is finished
+//!   ([`Leases`]); at shutdown an in-flight receive is awaited and what it brings is handled.
 
-use super::Backoff;
+use super::lease::Leases;
 use super::worker::{Next, run_loop, run_workers};
+use super::{Backoff, LoopStats};
 use crate::domain::inbound::Envelope;
 use crate::providers::Providers;
-use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
+use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
 use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +30,8 @@ pub struct ProcessorConfig {
     pub workers: usize,
     /// Long-poll wait of one receive.
     pub receive_wait: Duration,
-    /// The queue's visibility timeout: held messages are extended by this much.
+    /// The queue's visibility timeout: a heartbeat extends held messages by this much at a third
+    /// of it.
     pub visibility_timeout: Duration,
 }
 
@@ -69,6 +73,7 @@ pub struct Processor {
     queue: Arc<dyn Queue>,
     providers: Providers,
     config: ProcessorConfig,
+    stats: Arc<LoopStats>,
 }
 
 /// A received message and what became of it.
@@ -80,7 +85,12 @@ struct Item {
 impl Processor {
     /// A processor over `store` and `queue`, reading events with `providers`' normalisers.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, providers: Providers, config: ProcessorConfig) -> Self {
-        Self { store, queue, providers, config }
+        Self { store, queue, providers, config, stats: Arc::default() }
+    }
+
+    /// What this processor counted so far (lapses, heartbeat failures, store retries, restarts).
+    pub fn stats(&self) -> &LoopStats {
+        &self.stats
     }
 
     /// Runs `workers` loops until `shutdown` is cancelled; in-flight batches finish (or are
@@ -109,20 +119,29 @@ impl Processor {
 
     async fn run_once_until(&self, shutdown: &CancellationToken) -> Result<Step, ProcessorError> {
         let max = self.queue.max_receive();
-        // Only the wait for messages is cut short by shutdown; a received batch is finished.
-        let received = tokio::select! {
-            received = self.queue.receive(QueueName::Incoming, max, self.config.receive_wait) => received?,
-            () = shutdown.cancelled() => return Ok(Step::default()),
-        };
+        // Ended early at shutdown only where the queue can do so without abandoning messages it
+        // already handed out (`Queue::receive_until`); a received batch is finished.
+        let received = self.queue.receive_until(QueueName::Incoming, max, self.config.receive_wait, shutdown).await?;
         if received.is_empty() {
             return Ok(Step::default());
         }
-        self.handle(received, shutdown).await
+        let leases = Arc::new(Leases::new(
+            Arc::clone(&self.queue),
+            QueueName::Incoming,
+            self.config.visibility_timeout,
+            Arc::clone(&self.stats),
+            received.iter().map(|m| m.receipt.clone()),
+        ));
+        let heartbeat = leases.heartbeat();
+        let step = self.handle(received, &leases, shutdown).await;
+        heartbeat.abort();
+        step
     }
 
     async fn handle(
         &self,
         received: Vec<ReceivedMessage>,
+        leases: &Leases,
         shutdown: &CancellationToken,
     ) -> Result<Step, ProcessorError> {
         let mut step = Step { received: received.len(), ..Step::default() };
@@ -143,6 +162,7 @@ impl Processor {
                 }
                 Err(e) => {
                     tracing::error!(group = %message.group_id, error = %e, "processor: unparseable envelope; moving it to the DLQ");
+                    leases.end(&message.receipt);
                     self.queue.dead_letter(QueueName::Incoming, &message).await?;
                     step.dead_lettered += 1;
                 }
@@ -164,7 +184,7 @@ impl Processor {
         }
 
         let mut done = Vec::new();
-        match self.apply_holding(&ready, shutdown).await? {
+        match self.apply_holding(&ready, leases, shutdown).await? {
             Ok(outcomes) => {
                 for ((message, _), outcome) in ready.into_iter().zip(outcomes) {
                     count(&mut step, outcome);
@@ -178,7 +198,8 @@ impl Processor {
                         retry.push(message);
                         continue;
                     }
-                    match self.apply_holding(std::slice::from_ref(&(message.clone(), record)), shutdown).await? {
+                    let one = [(message.clone(), record)];
+                    match self.apply_holding(&one, leases, shutdown).await? {
                         Ok(outcomes) => {
                             count(&mut step, outcomes[0]);
                             done.push(message.receipt);
@@ -194,11 +215,13 @@ impl Processor {
             }
         }
         if !done.is_empty() {
+            done.iter().for_each(|receipt| leases.end(receipt));
             self.queue.delete(QueueName::Incoming, &done).await?;
         }
         step.retried = retry.len();
         for message in retry {
             let delay = retry_delay(message.receive_count, self.config.visibility_timeout);
+            leases.end(&message.receipt);
             if let Err(e) = self.queue.set_visibility(QueueName::Incoming, &message.receipt, delay).await {
                 tracing::debug!(error = %e, "processor: could not set the retry delay; the visibility timeout applies");
             }
@@ -206,11 +229,12 @@ impl Processor {
         Ok(step)
     }
 
-    /// Applies `batch`; while the store is unavailable, holds the messages (extending their
-    /// visibility) and retries with backoff. The inner error is a non-outage store failure.
+    /// Applies `batch`; while the store is unavailable, holds the messages (the heartbeat keeps
+    /// them invisible) and retries with backoff. The inner error is a non-outage store failure.
     async fn apply_holding(
         &self,
         batch: &[(ReceivedMessage, InboundRecord)],
+        leases: &Leases,
         shutdown: &CancellationToken,
     ) -> Result<Result<Vec<ApplyOutcome>, StoreError>, ProcessorError> {
         if batch.is_empty() {
@@ -218,25 +242,18 @@ impl Processor {
         }
         let records: Vec<InboundRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        let mut extended_at = tokio::time::Instant::now();
         loop {
             match self.store.apply_inbound(&records).await {
                 Err(StoreError::Unavailable(why)) => {
                     if shutdown.is_cancelled() {
-                        self.release(batch.iter().map(|(m, _)| &m.receipt)).await;
+                        for (m, _) in batch {
+                            leases.release(&m.receipt).await;
+                        }
                         return Err(ProcessorError::ShutDown);
                     }
+                    self.stats.store_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(%why, ?delay, held = batch.len(), "processor: store unavailable; holding messages");
-                    if extended_at.elapsed() >= self.config.visibility_timeout / 3 {
-                        for (m, _) in batch {
-                            let _ = self
-                                .queue
-                                .set_visibility(QueueName::Incoming, &m.receipt, self.config.visibility_timeout)
-                                .await;
-                        }
-                        extended_at = tokio::time::Instant::now();
-                    }
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => {}
@@ -244,12 +261,6 @@ impl Processor {
                 }
                 other => return Ok(other),
             }
-        }
-    }
-
-    async fn release<'a>(&self, receipts: impl Iterator<Item = &'a Receipt>) {
-        for receipt in receipts {
-            let _ = self.queue.set_visibility(QueueName::Incoming, receipt, Duration::ZERO).await;
         }
     }
 }

@@ -14,30 +14,40 @@
 //! An item found SENDING when its message arrives was being sent by a sender that died mid-call:
 //! it becomes UNKNOWN too. A queue message is deleted once a final outcome is recorded.
 //!
+//! Nothing held lapses in a fault-free run (docs/architecture.md, "Queues"): a heartbeat extends
+//! every message of a batch until it is finished; a store that is unavailable is retried with
+//! backoff while the message stays held; at shutdown an in-flight receive is awaited (the queue
+//! may already have handed out its messages) and whatever is not being sent is released.
+//!
 //! The decisions (what to do on arrival, what a provider result means) are the domain's
 //! (`OutboxItem::on_arrival`, `after_send`); provider specifics are the channel's `Provider`'s.
 //! This loop carries them out against the queue, the store and the provider.
 
+use super::lease::{GroupLocks, Leases};
 use super::pacing::{Pacer, PacingLimits};
-use super::worker::{Next, run_loop, run_workers};
+use super::worker::{Next, run_loop};
+use super::{Backoff, LoopStats};
 use crate::domain::{
     Arrival, Channel, ChannelHealth, Conversation, OutboxId, OutboxItem, QueueAction, RetryPolicy, SendEnvelope,
     SendFailure, Transition, after_send,
 };
 use crate::providers::send::{classify, split_text};
 use crate::providers::{Provider, Providers, ReplyPart};
-use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
+use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
 use crate::sealing::MasterKey;
 use crate::store::{Store, StoreError};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Tuning of the sender.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// Concurrent receive loops.
+    /// Batches worked on at once (each receive brings one; its conversations run in parallel).
     pub workers: usize,
     /// Long-poll wait of one receive.
     pub receive_wait: Duration,
@@ -49,8 +59,8 @@ pub struct SenderConfig {
     pub backoff_cap: Duration,
     /// Provider rate limits to keep.
     pub pacing: PacingLimits,
-    /// The queue's visibility timeout: messages of a batch still waiting their turn are kept
-    /// invisible by a heartbeat at a third of it, so no other sender takes them meanwhile.
+    /// The queue's visibility timeout: every message of a batch is kept invisible by a heartbeat
+    /// at a third of it until it is finished, so none lapses.
     pub visibility_timeout: Duration,
 }
 
@@ -89,8 +99,11 @@ pub struct SendStep {
 enum Disposition {
     Done(Outcome),
     DeadLetter,
-    /// The store is unavailable: leave the message for redelivery.
+    /// Not finished (shutdown while the store was unavailable): release it for redelivery.
     Hold,
+    /// Its visibility ran out before it could be claimed (the heartbeat failed): another consumer
+    /// may have it now, so it is left alone.
+    Lost,
     /// Retry this message after the delay: it stays in flight (hidden) until then, so the rest of
     /// its conversation waits behind it and order holds.
     Later(Duration),
@@ -113,6 +126,8 @@ pub struct Sender {
     key: Arc<MasterKey>,
     pacer: Pacer,
     config: SenderConfig,
+    stats: Arc<LoopStats>,
+    groups: GroupLocks,
 }
 
 impl Sender {
@@ -124,21 +139,65 @@ impl Sender {
         key: Arc<MasterKey>,
         config: SenderConfig,
     ) -> Self {
-        Self { store, queue, providers, key, pacer: Pacer::new(), config }
+        Self {
+            store,
+            queue,
+            providers,
+            key,
+            pacer: Pacer::new(),
+            config,
+            stats: Arc::default(),
+            groups: GroupLocks::default(),
+        }
     }
 
-    /// Runs `workers` loops until `shutdown`; a received batch is finished first.
+    /// What this sender counted so far (lapses, heartbeat failures, store retries, restarts).
+    pub fn stats(&self) -> &LoopStats {
+        &self.stats
+    }
+
+    /// Runs until `shutdown`: one receive loop hands each batch to its own task, `workers`
+    /// batches at most at once. One receive at a time per process: concurrent long polls are
+    /// where moto breaks FIFO group exclusivity (docs/dev/stand-ins.md), and a batch already
+    /// works on its conversations in parallel. At shutdown each batch finishes the send under
+    /// way and releases the rest; an in-flight receive is awaited (at most `receive_wait`) and
+    /// what it brings released. A batch task that panics is logged and counted; the loop goes on.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        run_workers("sender", self.config.workers, || {
-            let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
-            async move {
-                run_loop("sender", &shutdown, None, || async {
-                    me.run_once_until(&shutdown).await.map(|_| Next::Again)
-                })
-                .await
+        let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
+        let batches = Mutex::new(JoinSet::new());
+        run_loop("sender", &shutdown, None, || async {
+            let slot = Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+            let received = self.receive(&shutdown).await?;
+            if !received.is_empty() {
+                let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
+                let mut batches = batches.lock().await;
+                batches.spawn(async move {
+                    let _slot = slot;
+                    me.send_batch(received, &shutdown).await
+                });
+                while let Some(done) = batches.try_join_next() {
+                    self.finished(done);
+                }
             }
+            Ok::<_, QueueError>(Next::Again)
         })
         .await;
+        let mut batches = batches.into_inner();
+        while let Some(done) = batches.join_next().await {
+            self.finished(done);
+        }
+    }
+
+    /// Notes how a batch task ended: a queue error or a panic is logged (and a panic counted).
+    fn finished(&self, done: Result<Result<SendStep, QueueError>, tokio::task::JoinError>) {
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "sender: queue error while finishing a batch"),
+            Err(e) => {
+                self.stats.worker_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "sender: a batch task panicked; its messages return after their timeout");
+            }
+        }
     }
 
     /// The retry policy this sender applies.
@@ -156,21 +215,42 @@ impl Sender {
     }
 
     async fn run_once_until(&self, shutdown: &CancellationToken) -> Result<SendStep, QueueError> {
-        let received = tokio::select! {
-            r = self.queue.receive(QueueName::Send, self.queue.max_receive(), self.config.receive_wait) => r?,
-            () = shutdown.cancelled() => return Ok(SendStep::default()),
-        };
+        let received = self.receive(shutdown).await?;
+        self.send_batch(received, shutdown).await
+    }
+
+    /// One receive, ended early at shutdown only where the queue can do so without abandoning
+    /// messages it already handed out (`Queue::receive_until`).
+    async fn receive(&self, shutdown: &CancellationToken) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let max = self.queue.max_receive();
+        self.queue.receive_until(QueueName::Send, max, self.config.receive_wait, shutdown).await
+    }
+
+    /// Sends what one receive brought, each conversation in order, conversations in parallel.
+    async fn send_batch(
+        &self,
+        received: Vec<ReceivedMessage>,
+        shutdown: &CancellationToken,
+    ) -> Result<SendStep, QueueError> {
         let mut step = SendStep { received: received.len(), ..SendStep::default() };
-        let waiting: Arc<Mutex<HashSet<Receipt>>> =
-            Arc::new(Mutex::new(received.iter().map(|m| m.receipt.clone()).collect()));
-        let heartbeat = self.heartbeat(Arc::clone(&waiting));
+        let receipts = received.iter().map(|m| m.receipt.clone());
+        let leases = Arc::new(Leases::new(
+            Arc::clone(&self.queue),
+            QueueName::Send,
+            self.config.visibility_timeout,
+            Arc::clone(&self.stats),
+            receipts,
+        ));
+        let heartbeat = leases.heartbeat();
         // Conversations in parallel; the messages of one conversation in order.
         let mut groups: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
         for message in received {
             groups.entry(message.group_id.clone()).or_default().push(message);
         }
-        let results =
-            futures::future::join_all(groups.into_values().map(|messages| self.send_group(messages, &waiting))).await;
+        let results = futures::future::join_all(
+            groups.into_values().map(|messages| self.send_group(messages, &leases, shutdown)),
+        )
+        .await;
         heartbeat.abort();
         for result in results {
             for outcome in result? {
@@ -186,37 +266,31 @@ impl Sender {
         Ok(step)
     }
 
-    /// Keeps the batch's unfinished messages invisible until the heartbeat is aborted.
-    fn heartbeat(&self, waiting: Arc<Mutex<HashSet<Receipt>>>) -> tokio::task::JoinHandle<()> {
-        let (queue, timeout) = (Arc::clone(&self.queue), self.config.visibility_timeout);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(timeout / 3).await;
-                let receipts: Vec<Receipt> =
-                    waiting.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
-                for receipt in receipts {
-                    let _ = queue.set_visibility(QueueName::Send, &receipt, timeout).await;
-                }
-            }
-        })
-    }
-
     async fn send_group(
         &self,
         messages: Vec<ReceivedMessage>,
-        waiting: &Mutex<HashSet<Receipt>>,
+        leases: &Leases,
+        shutdown: &CancellationToken,
     ) -> Result<Vec<Outcome>, QueueError> {
         let mut outcomes = Vec::new();
-        let mut messages = messages.into_iter();
-        while let Some(message) = messages.next() {
-            let disposition = self.deliver(&message).await;
-            waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&message.receipt);
+        // One conversation is worked on by one worker at a time (lease.rs, GroupLocks).
+        let group = messages[0].group_id.clone();
+        let _turn = tokio::select! {
+            turn = self.groups.lock(&group) => Some(turn),
+            () = shutdown.cancelled() => None,
+        };
+        let mut messages = messages.into_iter().peekable();
+        while let Some(message) = messages.next_if(|_| !shutdown.is_cancelled()) {
+            let disposition = self.deliver(&message, leases, shutdown).await;
+            let receipt = std::slice::from_ref(&message.receipt);
             match disposition {
                 Disposition::Done(outcome) => {
-                    self.queue.delete(QueueName::Send, std::slice::from_ref(&message.receipt)).await?;
+                    leases.end(&message.receipt);
+                    self.queue.delete(QueueName::Send, receipt).await?;
                     outcomes.push(outcome);
                 }
                 Disposition::DeadLetter => {
+                    leases.end(&message.receipt);
                     self.queue.dead_letter(QueueName::Send, &message).await?;
                     outcomes.push(Outcome::Failed);
                 }
@@ -224,72 +298,115 @@ impl Sender {
                     // Whole seconds, rounded up: SQS counts visibility in seconds, and a retry
                     // must never come before the provider's retry_after.
                     let hidden = Duration::from_secs(delay.as_millis().div_ceil(1000) as u64);
+                    leases.end(&message.receipt);
                     self.queue.set_visibility(QueueName::Send, &message.receipt, hidden).await?;
                     outcomes.push(Outcome::Retried);
-                    self.release(messages.by_ref(), waiting).await;
                     break;
                 }
                 Disposition::Hold => {
-                    self.release(messages.by_ref(), waiting).await;
+                    leases.release(&message.receipt).await;
+                    break;
+                }
+                Disposition::Lost => {
+                    leases.end(&message.receipt);
                     break;
                 }
             }
         }
+        // The rest of the conversation's batch (behind a retry, or at shutdown): the queue keeps
+        // it behind a message that stays in flight, or hands it out again in order.
+        for message in messages {
+            leases.release(&message.receipt).await;
+        }
         Ok(outcomes)
     }
 
-    /// Hands back the rest of a conversation's batch: the queue keeps them behind the message that
-    /// stays in flight.
-    async fn release(&self, rest: impl Iterator<Item = ReceivedMessage>, waiting: &Mutex<HashSet<Receipt>>) {
-        for message in rest {
-            waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&message.receipt);
-            let _ = self.queue.set_visibility(QueueName::Send, &message.receipt, Duration::ZERO).await;
+    /// Runs a store call, retrying it with backoff while the store is unavailable (the message
+    /// stays held meanwhile); gives the error up only at shutdown.
+    async fn store_call<T, F, Fut>(&self, shutdown: &CancellationToken, mut call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            match call().await {
+                Err(StoreError::Unavailable(why)) if !shutdown.is_cancelled() => {
+                    self.stats.store_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%why, ?delay, "sender: store unavailable; holding the message and retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
-    async fn deliver(&self, message: &ReceivedMessage) -> Disposition {
+    async fn deliver(&self, message: &ReceivedMessage, leases: &Leases, shutdown: &CancellationToken) -> Disposition {
         let Ok(envelope) = serde_json::from_str::<SendEnvelope>(&message.body) else {
             tracing::error!(group = %message.group_id, "sender: unparseable send message; moving it to the DLQ");
             return Disposition::DeadLetter;
         };
         let id = envelope.outbox_id;
-        match self.try_deliver(&id).await {
+        match self.try_deliver(&id, message, leases, shutdown).await {
             Ok(disposition) => disposition,
             Err(StoreError::Unavailable(why)) => {
-                tracing::warn!(outbox = %id, %why, "sender: store unavailable; leaving the message for redelivery");
+                tracing::warn!(outbox = %id, %why, "sender: store still unavailable at shutdown; releasing the message");
                 Disposition::Hold
             }
             Err(e) => {
-                tracing::error!(outbox = %id, error = %e, "sender: store error; leaving the message for redelivery");
-                Disposition::Hold
+                // Not an outage: a planned retry, counted by the queue's receive count (after
+                // `max_receive_count` receives the message goes to the DLQ).
+                let delay = retry_delay(message.receive_count, self.config.visibility_timeout);
+                tracing::error!(outbox = %id, error = %e, ?delay, "sender: store error; retrying the message later");
+                Disposition::Later(delay)
             }
         }
     }
 
-    async fn try_deliver(&self, id: &OutboxId) -> Result<Disposition, StoreError> {
-        let Some(item) = self.store.get_outbox(id).await? else {
+    async fn try_deliver(
+        &self,
+        id: &OutboxId,
+        message: &ReceivedMessage,
+        leases: &Leases,
+        shutdown: &CancellationToken,
+    ) -> Result<Disposition, StoreError> {
+        let Some(item) = self.store_call(shutdown, || self.store.get_outbox(id)).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
         match item.on_arrival(crate::domain::now()) {
             Arrival::Skip => return Ok(Disposition::Done(Outcome::Skipped)),
             Arrival::Abandoned => {
-                self.store.transition_outbox(id, &Transition::Abandoned, None).await?;
+                self.store_call(shutdown, || self.store.transition_outbox(id, &Transition::Abandoned, None)).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
             Arrival::Wait(delay) => return Ok(Disposition::Later(delay)),
             Arrival::Claim => {}
         }
-        let conversation = self.store.get_conversation(&item.tenant_id, &item.conversation_id).await?;
-        let channel = self.store.get_channel(&item.tenant_id, &item.channel_id).await?;
+        let (tenant, conversation_id) = (&item.tenant_id, &item.conversation_id);
+        let conversation = self.store_call(shutdown, || self.store.get_conversation(tenant, conversation_id)).await?;
+        let channel = self.store_call(shutdown, || self.store.get_channel(tenant, &item.channel_id)).await?;
         let provider = self.providers.of(channel.kind);
         // Wait for the first part's slot before claiming: a crash while waiting leaves the item
         // unclaimed (redelivered and sent), not SENDING (which would read as an unknown outcome).
-        self.pace(provider, &channel, &conversation).await;
-        let Some(item) = self.store.transition_outbox(id, &Transition::Claim, None).await? else {
+        if !self.pace(provider, &channel, &conversation, shutdown).await {
+            return Ok(Disposition::Hold);
+        }
+        // Claim only while the message is surely ours: a redelivery to another sender would find
+        // the item SENDING and take it for abandoned.
+        if !leases.holds(&message.receipt, self.config.visibility_timeout / 3) {
+            tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
+            return Ok(Disposition::Lost);
+        }
+        let claim = self.store_call(shutdown, || self.store.transition_outbox(id, &Transition::Claim, None)).await?;
+        let Some(item) = claim else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
         let (sent, failure) = self.send_parts(provider, &item, &channel, &conversation).await;
-        self.record(&item, &channel, sent, failure).await
+        self.record(&item, &channel, sent, failure, shutdown).await
     }
 
     /// Sends the parts not sent yet; returns the new provider references and the failure that
@@ -320,7 +437,7 @@ impl Sender {
         let first = item.provider_message_ids.len();
         for (index, text) in split_text(&item.text, provider.max_text_chars()).iter().enumerate().skip(first) {
             if index > first {
-                self.pace(provider, channel, conversation).await;
+                self.pace(provider, channel, conversation, &CancellationToken::new()).await;
             }
             let part = ReplyPart {
                 thread: &conversation.external_thread_id,
@@ -337,12 +454,22 @@ impl Sender {
         (sent, None)
     }
 
-    /// Waits for the next send slot of the channel and chat.
-    async fn pace(&self, provider: &dyn Provider, channel: &Channel, conversation: &Conversation) {
+    /// Waits for the next send slot of the channel and chat; false if shutdown came first.
+    async fn pace(
+        &self,
+        provider: &dyn Provider,
+        channel: &Channel,
+        conversation: &Conversation,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let key = provider.pace_key(&self.config.pacing, &channel.id, &conversation.external_thread_id);
         let wait = self.pacer.reserve(key, std::time::Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        if wait.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = shutdown.cancelled() => false,
         }
     }
 
@@ -353,13 +480,16 @@ impl Sender {
         channel: &Channel,
         sent: Vec<String>,
         failure: Option<SendFailure>,
+        shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
         let decision = after_send(item, sent, failure, &self.policy(), rand::random());
         if decision.needs_reauth {
-            self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth).await?;
+            self.store_call(shutdown, || self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth))
+                .await?;
             tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
         }
-        self.store.transition_outbox(&item.id, &decision.transition, None).await?;
+        let step = &decision.transition;
+        self.store_call(shutdown, || self.store.transition_outbox(&item.id, step, None)).await?;
         let outcome = match decision.transition {
             Transition::Sent { .. } => Outcome::Sent,
             Transition::Retry { .. } => Outcome::Retried,
@@ -372,4 +502,10 @@ impl Sender {
             QueueAction::RetryIn(delay) => Disposition::Later(delay),
         })
     }
+}
+
+/// Delay before a message whose store step failed (not an outage) comes back: 1 s, 2 s, 4 s, …
+/// by receive count, at most the visibility timeout.
+fn retry_delay(receive_count: u32, cap: Duration) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(12)).min(cap)
 }

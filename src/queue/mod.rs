@@ -173,6 +173,21 @@ pub trait Queue: Send + Sync + 'static {
     /// of one group come in order; several groups may be mixed.
     async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>>;
 
+    /// Like [`Queue::receive`], but stops waiting once `stop` is cancelled, returning what it has
+    /// (possibly nothing). It never abandons a call that may already have taken messages from the
+    /// queue (they would lapse). The default waits the receive out: an SQS long poll cannot be
+    /// called back, so a consumer's shutdown takes up to `wait` there.
+    async fn receive_until(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
+        let _ = stop;
+        self.receive(queue, max, wait).await
+    }
+
     /// Deletes delivered messages (acknowledges them). Any number of receipts. A receipt that is
     /// stale (its message was delivered again since, or is already deleted) is skipped, not an
     /// error: SQS also accepts an old receipt without deleting the redelivered message. So an `Ok`

@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// Most messages one embedded receive hands out.
 const EMBEDDED_MAX_RECEIVE: usize = 100;
@@ -467,10 +468,21 @@ impl Queue for SqliteQueue {
     }
 
     async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+        self.receive_until(queue, max, wait, &CancellationToken::new()).await
+    }
+
+    /// Stops at `stop` only between looks, never while a look (which claims messages) runs.
+    async fn receive_until(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        stop: &CancellationToken,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
         check_receive(max, self.max_receive(), wait)?;
         let deadline = Instant::now() + wait;
         let rules = self.rules;
-        loop {
+        while !stop.is_cancelled() {
             // Registered before looking, so a send that lands in between still wakes us.
             let arrival = self.arrivals(queue).notified();
             tokio::pin!(arrival);
@@ -493,8 +505,10 @@ impl Queue for SqliteQueue {
             tokio::select! {
                 () = &mut arrival => {}
                 () = tokio::time::sleep(nap) => {}
+                () = stop.cancelled() => {}
             }
         }
+        Ok(Vec::new())
     }
 
     async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()> {

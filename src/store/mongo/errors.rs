@@ -30,7 +30,8 @@ fn duplicate_key_message(e: &mongodb::error::Error) -> Option<String> {
 }
 
 /// A driver error as a [`StoreError`]: duplicate keys are `Conflict` (with the server's text, which
-/// names the index), lost connections and retryable writes `Unavailable`, the rest `Other`.
+/// names the index); lost connections, retryable writes and transient transaction errors (still
+/// failing after the transaction's own retries) `Unavailable`; the rest `Other`.
 pub(super) fn map_err(e: mongodb::error::Error) -> StoreError {
     if let Some(CorruptRecord(why)) = e.get_custom::<CorruptRecord>() {
         return StoreError::Other(why.clone());
@@ -42,7 +43,12 @@ pub(super) fn map_err(e: mongodb::error::Error) -> StoreError {
         ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
             StoreError::Unavailable(e.to_string())
         }
-        _ if e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) => StoreError::Unavailable(e.to_string()),
+        _ if e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
+            || e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+            || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Other(e.to_string()),
     }
 }

@@ -4,7 +4,9 @@ use super::errors::map_err;
 use crate::store::StoreResult;
 use futures::TryStreamExt;
 use mongodb::bson::Document;
+use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::{Client, ClientSession, Collection, Database};
+use std::time::Duration;
 
 /// A client and the database kamshub uses on it.
 #[derive(Clone)]
@@ -28,28 +30,51 @@ impl Db {
         &self.db
     }
 
-    /// Runs `body` in a transaction, retrying the whole of it on a transient transaction error.
+    /// Runs `body` in a transaction. A transaction that meets a transient error (a write
+    /// conflict with a concurrent transaction, an election) is retried whole after a short
+    /// jittered pause, [`TRANSACTION_ATTEMPTS`] times at most; a commit whose result is unknown
+    /// is retried (commits are idempotent). What still fails transiently after that maps to
+    /// `StoreError::Unavailable` (see `errors::map_err`), so callers hold and retry instead of
+    /// treating it as a bug.
     pub(super) async fn transaction<R, F>(&self, mut body: F) -> mongodb::error::Result<R>
     where
         F: for<'s> FnMut(&'s mut ClientSession) -> futures::future::BoxFuture<'s, mongodb::error::Result<R>>,
     {
         let mut session = self.client.start_session().await?;
-        let mut attempt = 0;
+        let mut attempt = 1;
         loop {
-            attempt += 1;
             session.start_transaction().await?;
             let result = match body(&mut session).await {
-                Ok(value) => session.commit_transaction().await.map(|()| value),
+                Ok(value) => commit(&mut session).await.map(|()| value),
                 Err(e) => {
                     let _ = session.abort_transaction().await;
                     Err(e)
                 }
             };
             match result {
-                Ok(value) => return Ok(value),
-                Err(e) if attempt < 3 && e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => continue,
-                Err(e) => return Err(e),
+                Err(e) if attempt < TRANSACTION_ATTEMPTS && e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
+                    let pause = Duration::from_millis(5 << attempt.min(7)).mul_f64(0.5 + rand::random::<f64>() / 2.0);
+                    tracing::debug!(attempt, ?pause, error = %e, "transient transaction error; retrying the transaction");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                other => return other,
             }
+        }
+    }
+}
+
+/// Attempts of one transaction that keeps meeting transient errors: with pauses growing from
+/// 10 ms to 640 ms, about 2.5 s in all before the store reports itself unavailable.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// Commits, retrying while the server cannot tell whether the commit happened.
+async fn commit(session: &mut ClientSession) -> mongodb::error::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match session.commit_transaction().await {
+            Err(e) if attempt < 3 && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => attempt += 1,
+            other => return other,
         }
     }
 }

@@ -1,0 +1,178 @@
+//! What a consumer holds: the queue messages it received and until when each stays invisible.
+//!
+//! A message whose visibility runs out while its consumer still works on it **lapses**: the queue
+//! may hand it to another consumer, and moto even hands out the next message of its group first.
+//! A fault-free run must lapse nothing (docs/architecture.md, "Queues"), so consumers extend what
+//! they hold ([`Leases::extend_all`], the heartbeat), end each hold explicitly (delete, hide for a
+//! planned retry, release), and count a lapse when a hold ended after its deadline.
+
+use super::LoopStats;
+use crate::queue::{Queue, QueueName, Receipt};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The messages one received batch still holds, with the instant each one's visibility ends.
+pub struct Leases {
+    queue: Arc<dyn Queue>,
+    name: QueueName,
+    timeout: Duration,
+    stats: Arc<LoopStats>,
+    held: Mutex<HashMap<Receipt, Instant>>,
+}
+
+impl Leases {
+    /// Holds `receipts`, received from `name` just now with visibility `timeout`.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        name: QueueName,
+        timeout: Duration,
+        stats: Arc<LoopStats>,
+        receipts: impl IntoIterator<Item = Receipt>,
+    ) -> Self {
+        let deadline = Instant::now() + timeout;
+        let held = receipts.into_iter().map(|r| (r, deadline)).collect();
+        Self { queue, name, timeout, stats, held: Mutex::new(held) }
+    }
+
+    /// Whether `receipt` is still held with at least `margin` of visibility left.
+    pub fn holds(&self, receipt: &Receipt, margin: Duration) -> bool {
+        self.lock().get(receipt).is_some_and(|deadline| *deadline > Instant::now() + margin)
+    }
+
+    /// Extends every held message by the visibility timeout. A failed extension is logged and
+    /// counted; the message keeps its old deadline (and lapses if no later extension succeeds).
+    /// Returns whether every extension succeeded.
+    pub async fn extend_all(&self) -> bool {
+        let receipts: Vec<Receipt> = self.lock().keys().cloned().collect();
+        let mut all = true;
+        for receipt in receipts {
+            let asked = Instant::now();
+            match self.queue.set_visibility(self.name, &receipt, self.timeout).await {
+                Ok(()) => {
+                    if let Some(deadline) = self.lock().get_mut(&receipt) {
+                        *deadline = asked + self.timeout;
+                    }
+                }
+                // Finished meanwhile (its hold ends before it is deleted or hidden): nothing lost.
+                Err(_) if !self.lock().contains_key(&receipt) => {}
+                Err(e) => {
+                    all = false;
+                    self.stats.extend_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(queue = ?self.name, error = %e, "cannot extend a held message's visibility");
+                }
+            }
+        }
+        all
+    }
+
+    /// Ends the hold on `receipt` (the caller deletes, hides or releases it): counts a lapse if
+    /// its visibility had already run out.
+    pub fn end(&self, receipt: &Receipt) {
+        if let Some(deadline) = self.lock().remove(receipt)
+            && Instant::now() >= deadline
+        {
+            self.stats.visibility_lapses.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(queue = ?self.name, "a held message's visibility lapsed before it was finished");
+        }
+    }
+
+    /// Ends the hold on `receipt` and makes it visible again at once (its turn comes again).
+    pub async fn release(&self, receipt: &Receipt) {
+        self.end(receipt);
+        if let Err(e) = self.queue.set_visibility(self.name, receipt, Duration::ZERO).await {
+            tracing::warn!(queue = ?self.name, error = %e, "cannot release a message; it returns after its timeout");
+        }
+    }
+
+    /// Runs the heartbeat until the returned task is aborted: extends every held message at a
+    /// third of the timeout, and sooner (a sixth) after a failure.
+    pub fn heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let leases = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut pause = leases.timeout / 3;
+            loop {
+                tokio::time::sleep(pause).await;
+                pause = if leases.extend_all().await { leases.timeout / 3 } else { leases.timeout / 6 };
+            }
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Receipt, Instant>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One lock per message group, so that the workers of one process never work on two messages of
+/// a group at once, whatever the queue does. SQS FIFO already promises that no other message of a
+/// group is delivered while one is in flight, so on SQS the lock is never contended; a queue that
+/// breaks the promise (moto hands a group's next message to a second concurrent long poll) cannot
+/// reorder a conversation inside one process.
+#[derive(Default)]
+pub struct GroupLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A held group lock; released (and forgotten when nobody waits for it) on drop.
+pub struct GroupGuard<'a> {
+    locks: &'a GroupLocks,
+    group: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl GroupLocks {
+    /// Waits for `group`'s lock.
+    pub async fn lock(&self, group: &str) -> GroupGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(locks.entry(group.to_owned()).or_default())
+        };
+        GroupGuard { locks: self, group: group.to_owned(), guard: Some(lock.lock_owned().await) }
+    }
+
+    /// Groups with a lock held or awaited.
+    pub fn len(&self) -> usize {
+        self.locks.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether no lock is held or awaited.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for GroupGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.locks.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if locks.get(&self.group).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            locks.remove(&self.group);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_group_is_worked_on_by_one_task_at_a_time_and_forgotten_after() {
+        let locks = Arc::new(GroupLocks::default());
+        let first = locks.lock("g").await;
+        let other = locks.lock("h").await;
+        let waiting = {
+            let locks = Arc::clone(&locks);
+            tokio::spawn(async move {
+                let _second = locks.lock("g").await;
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the second task waits for the first");
+        drop(other);
+        drop(first);
+        waiting.await.unwrap();
+        assert!(locks.is_empty(), "no lock is kept once nobody holds or awaits it");
+    }
+}
