@@ -310,6 +310,7 @@ fn inbound(tenant: &TenantId, channel: &ChannelId, chat: i64, at_s: i64) -> Inbo
             thread_id: thread.clone(),
             received_at_ms: at_s * 1000,
             payload: json!({"update_id": chat, "message": {"message_id": 1, "chat": {"id": chat, "type": "private"}}}),
+            unusable: None,
         },
         event: InboundEvent::Message(IncomingMessage {
             external_message_id: format!("{thread}:1"),
@@ -996,6 +997,16 @@ impl Store for TimedStore {
     }
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         self.stats.time("store.get_conversation", self.inner.get_conversation(tenant, id)).await
+    }
+    async fn get_inbound_event(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<kamshub::domain::inbound::InboundEventRecord>> {
+        self.stats
+            .time("store.get_inbound_event", self.inner.get_inbound_event(tenant, channel, provider_event_id))
+            .await
     }
     async fn list_messages(
         &self,

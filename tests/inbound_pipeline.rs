@@ -144,6 +144,8 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {
         "message": {"message_id": 1, "chat": {"id": 666, "type": "private"}, "date": "yesterday", "text": "x"}
     });
     assert_eq!(app.post_telegram(&poison).await, StatusCode::OK);
+    // The same chat goes on after it, and other chats never wait.
+    assert_eq!(app.post_telegram(&telegram_text(31338, 666, 2, 1_700_000_000, "next")).await, StatusCode::OK);
     for i in 0..10 {
         assert_eq!(
             app.post_telegram(&telegram_text(40_000 + i, 700 + i, 1, 1_700_000_000, "fine")).await,
@@ -154,19 +156,28 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {
     let steps = app
         .process_until(move || {
             let queue = Arc::clone(&queue);
-            async move { queue.depth(QueueName::IncomingDlq).await.unwrap().visible == 1 }
+            async move {
+                let (dlq, incoming) = (
+                    queue.depth(QueueName::IncomingDlq).await.unwrap(),
+                    queue.depth(QueueName::Incoming).await.unwrap(),
+                );
+                dlq.visible == 1 && incoming.visible + incoming.in_flight == 0
+            }
         })
         .await;
-    assert_eq!(steps.applied, 10, "the other chats were applied: {steps:?}");
-    assert_eq!(steps.retried as u32, common::app::MAX_RECEIVES, "left for redelivery on each of its receives");
+    assert_eq!(steps.applied, 11, "the other chats, and its own next message, were applied: {steps:?}");
+    assert_eq!((steps.dead_lettered, steps.retried), (1, 0), "straight to the DLQ: retrying cannot help");
     let dead = app.queue.receive(QueueName::IncomingDlq, 10, std::time::Duration::from_secs(1)).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].body.contains("yesterday"), "the poison message itself is in the DLQ");
     assert!(dead[0].group_id.ends_with(":666"), "its group id is kept: {}", dead[0].group_id);
-    assert_eq!(conversations(&app).await.len(), 10);
+    assert_eq!(conversations(&app).await.len(), 11);
+    let chat = conversation_of(&app, "666").await;
+    assert_eq!(messages(&app, &chat).await.len(), 1);
 }
 
-/// Bad input: each refused with the right status and nothing enqueued.
+/// Bad requests: each refused with the right status and nothing enqueued. (Bad content in an
+/// authenticated request is never refused: see tests/hostile_input.rs.)
 mod bad_input {
     use super::*;
 
@@ -198,8 +209,6 @@ mod bad_input {
         assert_eq!(post(secret, &unknown, update.to_string()).await.unwrap().status(), StatusCode::NOT_FOUND);
         let page_channel = app.url(&format!("/webhooks/telegram/{}", app.messenger));
         assert_eq!(post(secret, &page_channel, update.to_string()).await.unwrap().status(), StatusCode::NOT_FOUND);
-        assert_eq!(post(secret, &url, "{not json".into()).await.unwrap().status(), StatusCode::BAD_REQUEST);
-        assert_eq!(post(secret, &url, "{\"message\":{}}".into()).await.unwrap().status(), StatusCode::BAD_REQUEST);
         let huge = format!("{{\"update_id\":1,\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
         assert_eq!(post(secret, &url, huge).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
         nothing_enqueued(&app).await;

@@ -363,6 +363,7 @@ fn record(tenant: &TenantId, channel: &ChannelId, event_id: &str, thread: &str, 
             thread_id: thread.to_owned(),
             received_at_ms: 1_700_000_000_000,
             payload: json!({"update_id": event_id}),
+            unusable: None,
         },
         event,
     }

@@ -27,22 +27,55 @@ pub struct Envelope {
     pub thread_id: String,
     /// When intake acknowledged it (Unix milliseconds).
     pub received_at_ms: i64,
-    /// The provider's event JSON (a Telegram `Update`; one Messenger `messaging[]` item).
+    /// The provider's event JSON (a Telegram `Update`; one Messenger `messaging[]` item), or, for
+    /// an event intake could not read, the raw body as a JSON string.
     pub payload: serde_json::Value,
+    /// Why intake could not read this event (not JSON, no `update_id`, nested too deep): the
+    /// processor records it as ignored with this reason, keeping the raw body for inspection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
 }
 
 impl Envelope {
-    /// `MessageGroupId`: events of one conversation are applied in order.
+    /// `MessageGroupId`: events of one conversation are applied in order. A thread id that would
+    /// break the queue's limits (over-long, or not visible ASCII, as a Chat Plugin `user_ref` may
+    /// be) is replaced by a hash of it: the same thread, the same group.
     pub fn group_id(&self) -> String {
-        format!("{}:{}:{}", self.tenant_id, self.channel_id, self.thread_id)
+        let plain = format!("{}:{}:{}", self.tenant_id, self.channel_id, self.thread_id);
+        if plain.len() <= 128 && plain.bytes().all(|b| b.is_ascii_graphic()) {
+            return plain;
+        }
+        format!("{}:{}:h{}", self.tenant_id, self.channel_id, &sha256_hex(&self.thread_id)[..48])
     }
 
     /// `MessageDeduplicationId`: sha256 of `tenantId:channelId:providerEventId`, hex.
     pub fn dedupe_id(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{}:{}:{}", self.tenant_id, self.channel_id, self.provider_event_id));
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        sha256_hex(&format!("{}:{}:{}", self.tenant_id, self.channel_id, self.provider_event_id))
     }
+
+    /// The envelope as a queue message body: JSON in which every character SQS refuses in a
+    /// message (the noncharacters U+FFFE and U+FFFF; controls are escaped by any JSON encoder)
+    /// is written as a `\u` escape. JSON readers decode the escape to the same character, so
+    /// the body parses back to this envelope unchanged, whatever a provider put in it.
+    pub fn queue_body(&self) -> String {
+        let json = serde_json::to_string(self).expect("an envelope serialises");
+        if !json.contains(['\u{FFFE}', '\u{FFFF}']) {
+            return json;
+        }
+        let mut out = String::with_capacity(json.len() + 16);
+        for c in json.chars() {
+            match c {
+                '\u{FFFE}' | '\u{FFFF}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+fn sha256_hex(input: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(input.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where an inbound event is: RECEIVED → PROCESSING → PROCESSED | FAILED. Both stores record an
@@ -70,6 +103,33 @@ impl InboundEventStatus {
             InboundEventStatus::Failed => "FAILED",
         }
     }
+}
+
+impl std::str::FromStr for InboundEventStatus {
+    type Err = super::ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use InboundEventStatus::*;
+        [Received, Processing, Processed, Failed]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| super::ValidationError::new("inbound event status", format!("`{s}` is not one")))
+    }
+}
+
+/// An inbound event as recorded: what applying it did, and the raw event, kept for inspection
+/// (the provider cannot be asked again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEventRecord {
+    /// The provider's id for the event (see [`Envelope::provider_event_id`]).
+    pub provider_event_id: String,
+    /// Where it is.
+    pub status: InboundEventStatus,
+    /// What applying it did (`message`, `edit`, `ignored: <why>`, ...).
+    pub outcome: String,
+    /// The raw event as JSON text ([`Envelope::payload`]).
+    pub payload: String,
+    /// When intake acknowledged it.
+    pub received_at: OffsetDateTime,
 }
 
 /// A provider event in kamshub's terms.
@@ -277,8 +337,51 @@ mod tests {
             thread_id: "-1001234567890123".into(),
             received_at_ms: 0,
             payload: serde_json::json!({}),
+            unusable: None,
         };
         assert!(e.group_id().len() <= 128);
         assert_eq!(e.dedupe_id().len(), 64);
+    }
+
+    fn envelope(thread: &str, payload: serde_json::Value) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            tenant_id: TenantId::generate(),
+            channel_id: ChannelId::generate(),
+            provider: ChannelKind::Messenger,
+            provider_event_id: "m_1".into(),
+            thread_id: thread.into(),
+            received_at_ms: 0,
+            payload,
+            unusable: None,
+        }
+    }
+
+    #[test]
+    fn a_queue_body_holds_no_character_sqs_refuses_and_reads_back_unchanged() {
+        let text = "a\u{FFFF}b\u{FFFE}c \u{0}\u{7} 🧑‍🚀 \u{10FFFF}";
+        let e = envelope("1", serde_json::json!({ "message": { "text": text }, "\u{FFFF}key": 1 }));
+        let body = e.queue_body();
+        assert!(!body.contains(['\u{FFFE}', '\u{FFFF}']), "{body}");
+        assert!(body.contains("\\uffff") && body.contains("\\ufffe"), "written as escapes: {body}");
+        assert!(body.chars().all(|c| c >= ' '), "controls are escaped too");
+        let back: Envelope = serde_json::from_str(&body).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.payload["message"]["text"], text);
+        let plain = envelope("1", serde_json::json!({ "text": "plain" }));
+        assert_eq!(plain.queue_body(), serde_json::to_string(&plain).unwrap(), "untouched when nothing to escape");
+    }
+
+    #[test]
+    fn any_thread_makes_a_valid_group_id_and_the_same_thread_the_same_group() {
+        for thread in ["6543210987654321", "user_ref:cp_ä ö", &"9".repeat(300), "-1001987654321:topic:77"] {
+            let e = envelope(thread, serde_json::json!({}));
+            let group = e.group_id();
+            assert!(group.len() <= 128 && group.bytes().all(|b| b.is_ascii_graphic()), "{group}");
+            let again = Envelope { provider_event_id: "m_2".into(), ..e.clone() };
+            assert_eq!(again.group_id(), group);
+        }
+        let readable = envelope("6543210987654321", serde_json::json!({}));
+        assert!(readable.group_id().ends_with(":6543210987654321"), "plain when it fits");
     }
 }

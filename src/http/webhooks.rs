@@ -66,7 +66,6 @@ fn intake_error(e: IntakeError) -> ApiError {
         IntakeError::BadCredential => {
             ApiError::new(StatusCode::FORBIDDEN, "bad_credential", "webhook secret or signature does not match")
         }
-        IntakeError::Malformed(why) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_webhook", why),
         IntakeError::Unavailable(why) => {
             tracing::warn!(%why, "webhook not accepted: backend unavailable");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot accept the webhook now; retry")

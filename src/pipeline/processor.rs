@@ -3,9 +3,13 @@
 //!
 //! - Parallel across conversations, sequential within one: the queue never hands out a second
 //!   message of a group while one is in flight, and a batch keeps each group's messages in order.
-//! - An envelope that does not parse goes straight to the DLQ.
-//! - Any other failure leaves the message for redelivery, with a growing delay; the queue moves
-//!   it to the DLQ after `max_receive_count` receives. Later messages of its conversation wait.
+//! - An envelope that does not parse, or whose event its provider cannot read, goes straight to
+//!   the DLQ: the same bytes fail the same way every time, and the rest of its conversation goes
+//!   on. One intake marked unusable (a body it could not read) is recorded as ignored with
+//!   intake's reason, its raw body kept.
+//! - Any other failure (applying it) leaves the message for redelivery, with a growing delay; the
+//!   queue moves it to the DLQ after `max_receive_count` receives. Later messages of its
+//!   conversation wait.
 //! - A store outage is not the messages' fault: the processor holds them and retries with
 //!   backoff instead of letting receive counts run up.
 //! - Nothing held lapses: a heartbeat extends every message of a batch until it is finished
@@ -14,7 +18,7 @@
 use super::lease::Leases;
 use super::worker::{Next, run_loop, run_workers};
 use super::{Backoff, LoopStats};
-use crate::domain::inbound::Envelope;
+use crate::domain::inbound::{Envelope, InboundEvent};
 use crate::providers::Providers;
 use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
 use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
@@ -74,12 +78,6 @@ pub struct Processor {
     providers: Providers,
     config: ProcessorConfig,
     stats: Arc<LoopStats>,
-}
-
-/// A received message and what became of it.
-struct Item {
-    message: ReceivedMessage,
-    record: Option<InboundRecord>,
 }
 
 impl Processor {
@@ -145,23 +143,14 @@ impl Processor {
         shutdown: &CancellationToken,
     ) -> Result<Step, ProcessorError> {
         let mut step = Step { received: received.len(), ..Step::default() };
-        let mut items = Vec::with_capacity(received.len());
+        let mut ready = Vec::with_capacity(received.len());
         for message in received {
-            match serde_json::from_str::<Envelope>(&message.body) {
-                Ok(envelope) => {
-                    let normalized = self.providers.of(envelope.provider).normalize(&envelope.payload);
-                    let record = match normalized.map_err(|e| e.to_string()) {
-                        Ok(event) => Some(InboundRecord { envelope, event }),
-                        Err(why) => {
-                            tracing::warn!(group = %message.group_id, receive_count = message.receive_count, %why,
-                                "processor: cannot normalise event; leaving it for redelivery");
-                            None
-                        }
-                    };
-                    items.push(Item { message, record });
-                }
-                Err(e) => {
-                    tracing::error!(group = %message.group_id, error = %e, "processor: unparseable envelope; moving it to the DLQ");
+            match read(&self.providers, &message.body) {
+                Ok(record) => ready.push((message, record)),
+                Err(why) => {
+                    // The same bytes fail the same way every time: retrying would only hold up
+                    // the rest of the conversation. The DLQ keeps it for inspection and redrive.
+                    tracing::error!(group = %message.group_id, %why, "processor: unreadable event; moving it to the DLQ");
                     leases.end(&message.receipt);
                     self.queue.dead_letter(QueueName::Incoming, &message).await?;
                     step.dead_lettered += 1;
@@ -171,18 +160,7 @@ impl Processor {
 
         // Each group's messages apply in order, and none after a failure of its group.
         let mut failed_groups: HashSet<String> = HashSet::new();
-        let mut ready = Vec::new();
         let mut retry = Vec::new();
-        for item in items {
-            match item.record {
-                Some(record) if !failed_groups.contains(&item.message.group_id) => ready.push((item.message, record)),
-                _ => {
-                    failed_groups.insert(item.message.group_id.clone());
-                    retry.push(item.message);
-                }
-            }
-        }
-
         let mut done = Vec::new();
         match self.apply_holding(&ready, leases, shutdown).await? {
             Ok(outcomes) => {
@@ -263,6 +241,17 @@ impl Processor {
             }
         }
     }
+}
+
+/// A queue message as the event to apply: its envelope, normalised by its provider (or, for an
+/// event intake could not read, ignored with intake's reason, its raw body kept).
+fn read(providers: &Providers, body: &str) -> Result<InboundRecord, String> {
+    let envelope: Envelope = serde_json::from_str(body).map_err(|e| format!("unparseable envelope: {e}"))?;
+    let event = match &envelope.unusable {
+        Some(why) => InboundEvent::Ignored { reason: format!("unusable webhook: {why}") },
+        None => providers.of(envelope.provider).normalize(&envelope.payload).map_err(|e| e.to_string())?,
+    };
+    Ok(InboundRecord { envelope, event })
 }
 
 fn count(step: &mut Step, outcome: ApplyOutcome) {

@@ -1,7 +1,12 @@
 //! Meta Messenger webhooks: `X-Hub-Signature-256` verification, splitting a page webhook into one
 //! item per event (what intake enqueues), and mapping one item to an [`InboundEvent`] (what the
 //! processor applies). Also home of [`WebhookError`], which `telegram_webhook` re-uses.
+//!
+//! One bad item never costs its neighbours: [`split`] keys every item of a routable entry, even
+//! one it cannot read (by a hash of its content), and leaves the verdict to [`normalize`], which
+//! records what it cannot use as ignored, with the reason. Explicit nulls read as absent fields.
 
+use super::json::{array, get, kind_of, scalar_text, storable};
 use crate::domain::inbound::{
     Attachment, EchoedMessage, InboundEvent, IncomingMessage, MessageKind, Receipt, ReceiptStatus, Sender, order_key,
 };
@@ -55,6 +60,14 @@ pub fn verify_signature(app_secret: &SecretString, raw_body: &[u8], header: Opti
     mac.finalize().into_bytes().as_slice().ct_eq(&claimed).into()
 }
 
+/// The thread of items that name no person (a checkbox-plugin opt-in, a malformed item): one
+/// group per channel, recorded as ignored.
+pub const UNTHREADED: &str = "unthreaded";
+
+/// Prefix of a thread keyed by a Chat Plugin visitor's `user_ref` (the plugin's visitors have no
+/// PSID: their postbacks, referrals and messages carry `sender.user_ref`).
+pub const USER_REF_PREFIX: &str = "user_ref:";
+
 /// One event of a page webhook, ready to be enqueued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessengerItem {
@@ -62,134 +75,228 @@ pub struct MessengerItem {
     pub page_id: String,
     /// Dedupe id, at most [`MAX_EVENT_ID_LEN`] characters: `mid` for messages and echoes; a
     /// postback's `mid`, else `postback:<sha256>`; `delivery:<sha256>`, `read:<sha256>`,
-    /// `other:<sha256>` for the rest. Standby items are prefixed `standby:` so they never collide
-    /// with the same event seen later under `messaging[]`.
+    /// `other:<sha256>` for the rest (a hash of the whole item). Standby items are prefixed
+    /// `standby:` so they never collide with the same event seen later under `messaging[]`.
     pub provider_event_id: String,
-    /// The customer's PSID: the FIFO group, so one customer's events are applied in order.
+    /// The person's thread ([`Person::thread`]): the FIFO group, so one person's events are
+    /// applied in order.
     pub thread_id: String,
     /// The `messaging[]` item as received, or `{"standby": item}` for a `standby[]` item.
     pub payload: Value,
 }
 
+/// A page webhook, split: the events to enqueue, and the parts that could not be routed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Split {
+    /// Every item of every entry that names its page, in the order received.
+    pub items: Vec<MessengerItem>,
+    /// Why parts of the body were left out (an entry without a page id, a `messaging` that is not
+    /// an array): intake counts and logs them.
+    pub dropped: Vec<String>,
+}
+
 /// Splits a page webhook body into its events, in the order received: for each `entry[]`, its
-/// `messaging[]` items then its `standby[]` items. An entry with only Graph `changes` (a field we
-/// do not subscribe to) yields nothing rather than failing the whole delivery.
-pub fn split(body: &Value) -> Result<Vec<MessengerItem>, WebhookError> {
-    match body.get("object") {
+/// `messaging[]` items then its `standby[]` items. Only a body that is not a page webhook at all
+/// fails. An entry that cannot be routed is reported in [`Split::dropped`] and the others kept;
+/// every item of a routed entry is kept, whatever it holds. An entry with only Graph `changes`
+/// (a field kamshub does not subscribe to) yields nothing.
+pub fn split(body: &Value) -> Result<Split, WebhookError> {
+    match get(body, "object") {
         Some(Value::String(object)) if object == "page" => {}
         Some(other) => return Err(WebhookError::NotPage(other.to_string())),
         None => return Err(WebhookError::NotPage("missing".into())),
     }
-    let entries = body.get("entry").and_then(Value::as_array);
+    let entries = get(body, "entry").and_then(Value::as_array);
     let entries = entries.ok_or_else(|| WebhookError::malformed("body has no entry array"))?;
-    let mut items = Vec::new();
+    let mut split = Split::default();
     for (i, entry) in entries.iter().enumerate() {
-        let page_id = id_of(entry).ok_or_else(|| WebhookError::malformed(format!("entry[{i}] has no page id")))?;
-        let messaging = optional_array(entry, "messaging", i)?;
-        let standby = optional_array(entry, STANDBY_KEY, i)?;
-        if messaging.is_none() && standby.is_none() && entry.get("changes").is_none() {
-            return Err(WebhookError::malformed(format!("entry[{i}] has no messaging array")));
-        }
-        for (j, raw) in messaging.into_iter().flatten().enumerate() {
-            items.push(item(&page_id, raw, &format!("entry[{i}].messaging[{j}]"), false)?);
-        }
-        for (j, raw) in standby.into_iter().flatten().enumerate() {
-            items.push(item(&page_id, raw, &format!("entry[{i}].standby[{j}]"), true)?);
+        let Some(page_id) = id_of(entry) else {
+            split.dropped.push(format!("entry[{i}] has no page id"));
+            continue;
+        };
+        for key in ["messaging", STANDBY_KEY] {
+            match get(entry, key) {
+                None => {}
+                Some(Value::Array(items)) => {
+                    split.items.extend(items.iter().map(|raw| item(&page_id, raw, key == STANDBY_KEY)));
+                }
+                Some(other) => split.dropped.push(format!("entry[{i}].{key} is {}, not an array", kind_of(other))),
+            }
         }
     }
-    Ok(items)
+    Ok(split)
 }
 
 /// Maps one item ([`MessengerItem::payload`]) to kamshub's terms: customer messages and
 /// postbacks are `Message`s, echoes of the page's own messages `Echo`s, delivery and read
-/// watermarks `Receipt`s; standby items and other event types (reaction, referral, optin, ...)
-/// are `Ignored` with the reason.
+/// watermarks `Receipt`s. Standby items, items that name no person, and other event types
+/// (optin, ...) are `Ignored` with the reason.
 pub fn normalize(item: &Value) -> Result<InboundEvent, WebhookError> {
-    if item.get(STANDBY_KEY).is_some() {
+    if get(item, STANDBY_KEY).is_some() {
         return Ok(InboundEvent::Ignored { reason: "standby (thread handed over)".into() });
     }
-    if let Some(message) = item.get("message") {
-        return if is_echo(item) { echo(item, message) } else { customer_message(item, message) };
+    let person = Person::of(item);
+    let known = ["message", "postback", "delivery", "read"].into_iter().find(|k| get(item, k).is_some());
+    let Some(key) = known else {
+        return Ok(InboundEvent::Ignored { reason: ignored_reason(item) });
+    };
+    if person == Person::Nobody {
+        let side = if is_echo(item) { "recipient" } else { "sender" };
+        return Ok(InboundEvent::Ignored {
+            reason: format!("{key} without {side}.id or {side}.user_ref: no conversation to thread it into"),
+        });
     }
-    if let Some(postback) = item.get("postback") {
-        return postback_message(item, postback);
+    let item = Item { raw: item, person };
+    let body = get(item.raw, key).unwrap_or(&Value::Null);
+    match key {
+        "message" if is_echo(item.raw) => echo(&item, body),
+        "message" => customer_message(&item, body),
+        "postback" => postback_message(&item, body),
+        "delivery" => {
+            let mids = array(body, "mids").filter_map(Value::as_str).map(str::to_owned).collect();
+            let watermark_ms = int_field(body, "watermark", "delivery")?;
+            Ok(InboundEvent::Receipt(Receipt { status: ReceiptStatus::Delivered, watermark_ms, mids }))
+        }
+        _ => {
+            let watermark_ms = int_field(body, "watermark", "read")?;
+            Ok(InboundEvent::Receipt(Receipt { status: ReceiptStatus::Read, watermark_ms, mids: Vec::new() }))
+        }
     }
-    if let Some(delivery) = item.get("delivery") {
-        let mids = delivery.get("mids").and_then(Value::as_array).into_iter().flatten();
-        let mids = mids.filter_map(Value::as_str).map(str::to_owned).collect();
-        let watermark_ms = int_field(delivery, "watermark", "delivery")?;
-        return Ok(InboundEvent::Receipt(Receipt { status: ReceiptStatus::Delivered, watermark_ms, mids }));
-    }
-    if let Some(read) = item.get("read") {
-        let watermark_ms = int_field(read, "watermark", "read")?;
-        return Ok(InboundEvent::Receipt(Receipt { status: ReceiptStatus::Read, watermark_ms, mids: Vec::new() }));
-    }
-    Ok(InboundEvent::Ignored { reason: format!("unsupported messaging event {}", event_type(item)) })
 }
 
-/// Builds one [`MessengerItem`]; `at` names the item's place in the body for error messages.
-fn item(page_id: &str, raw: &Value, at: &str, standby: bool) -> Result<MessengerItem, WebhookError> {
-    let sender = raw.get("sender").and_then(id_of);
-    let sender = sender.ok_or_else(|| WebhookError::malformed(format!("{at} has no sender.id")))?;
-    let thread_id = if is_echo(raw) {
-        let recipient = raw.get("recipient").and_then(id_of);
-        recipient.ok_or_else(|| WebhookError::malformed(format!("{at} is an echo without recipient.id")))?
-    } else {
-        sender.clone()
-    };
-    let event_id = event_id(raw, &sender).map_err(|e| WebhookError::malformed(format!("{at}: {e}")))?;
+/// Why an item of a kind kamshub does not handle is ignored.
+fn ignored_reason(item: &Value) -> String {
+    if let Some(optin) = get(item, "optin") {
+        return match (get(optin, "user_ref").and_then(scalar_text), Person::of(item)) {
+            (Some(user_ref), Person::Nobody) => format!(
+                "checkbox opt-in with user_ref {user_ref}: it names a plugin render, not a person, so there is no \
+                 conversation to thread it into"
+            ),
+            _ => "unsupported messaging event optin".to_owned(),
+        };
+    }
+    match item {
+        Value::Object(_) => format!("unsupported messaging event {}", event_type(item)),
+        other => format!("messaging item is {}, not an object", kind_of(other)),
+    }
+}
+
+/// Who a messaging item is about: the thread it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Person {
+    /// A page-scoped id: the normal case.
+    Psid(String),
+    /// A Chat Plugin visitor, known by `user_ref`: stable for the visitor, so it threads their
+    /// conversation.
+    UserRef(String),
+    /// Nothing identifies a person.
+    Nobody,
+}
+
+impl Person {
+    /// The item's person: for the page's own echoes the recipient, else the sender.
+    fn of(item: &Value) -> Person {
+        let side = if is_echo(item) { "recipient" } else { "sender" };
+        let party = get(item, side).unwrap_or(&Value::Null);
+        if let Some(id) = id_of(party) {
+            return Person::Psid(id);
+        }
+        match get(party, "user_ref").and_then(scalar_text) {
+            Some(user_ref) => Person::UserRef(user_ref),
+            None => Person::Nobody,
+        }
+    }
+
+    /// The conversation thread: the PSID, `user_ref:{ref}`, or [`UNTHREADED`].
+    fn thread(&self) -> String {
+        match self {
+            Person::Psid(psid) => psid.clone(),
+            Person::UserRef(r) => format!("{USER_REF_PREFIX}{r}"),
+            Person::Nobody => UNTHREADED.to_owned(),
+        }
+    }
+
+    /// As the sender of a message: the thread names them.
+    fn sender(&self) -> Sender {
+        let id = (*self != Person::Nobody).then(|| self.thread());
+        Sender { id, name: None, username: None }
+    }
+}
+
+/// A messaging item being normalised, with its person.
+struct Item<'a> {
+    raw: &'a Value,
+    person: Person,
+}
+
+impl Item<'_> {
+    /// `timestamp` in Unix milliseconds. Meta sends milliseconds as a number; some of its
+    /// reference pages show strings of seconds ("All JSON properties ... are strings"), so a
+    /// numeric string is read too, and a value below 10^11 (before 1973 in milliseconds) is
+    /// taken as seconds.
+    fn timestamp_ms(&self) -> Result<i64, WebhookError> {
+        let value = get(self.raw, "timestamp");
+        let number = value.and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
+        let n = number.ok_or_else(|| WebhookError::malformed("messaging item has no integer timestamp"))?;
+        Ok(if (0..100_000_000_000).contains(&n) { n * 1000 } else { n })
+    }
+}
+
+/// Builds one [`MessengerItem`]; never fails: an item that names no person goes to the
+/// [`UNTHREADED`] group, one without a provider id gets a hash of its content.
+fn item(page_id: &str, raw: &Value, standby: bool) -> MessengerItem {
+    let thread_id = Person::of(raw).thread();
+    let event_id = event_id(raw, &thread_id);
     let (provider_event_id, payload) = if standby {
         (bounded(format!("standby:{event_id}")), json!({ STANDBY_KEY: raw }))
     } else {
         (bounded(event_id), raw.clone())
     };
-    Ok(MessengerItem { page_id: page_id.to_owned(), provider_event_id, thread_id, payload })
+    MessengerItem { page_id: page_id.to_owned(), provider_event_id, thread_id, payload }
 }
 
 /// The provider event id of one item, before the length bound.
-fn event_id(item: &Value, sender: &str) -> Result<String, &'static str> {
-    if let Some(message) = item.get("message") {
-        return message.get("mid").and_then(Value::as_str).map(str::to_owned).ok_or("message has no mid");
+fn event_id(item: &Value, thread: &str) -> String {
+    if let Some(mid) = get(item, "message").and_then(|m| get(m, "mid")).and_then(Value::as_str) {
+        return mid.to_owned();
     }
-    if let Some(postback) = item.get("postback") {
-        return Ok(postback_id(item, postback, sender));
+    if let Some(postback) = get(item, "postback") {
+        return postback_id(item, postback, thread);
     }
-    if let Some(delivery) = item.get("delivery") {
-        let mut mids: Vec<&str> =
-            delivery.get("mids").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    if let Some(delivery) = get(item, "delivery") {
+        let mut mids: Vec<&str> = array(delivery, "mids").filter_map(Value::as_str).collect();
         mids.sort_unstable();
-        let watermark = delivery.get("watermark").unwrap_or(&Value::Null);
-        return Ok(format!("delivery:{}", sha256_hex(&json!([sender, watermark, mids]).to_string())));
+        let watermark = get(delivery, "watermark").unwrap_or(&Value::Null);
+        return format!("delivery:{}", sha256_hex(&json!([thread, watermark, mids]).to_string()));
     }
-    if let Some(read) = item.get("read") {
-        let watermark = read.get("watermark").unwrap_or(&Value::Null);
-        return Ok(format!("read:{}", sha256_hex(&json!([sender, watermark]).to_string())));
+    if let Some(read) = get(item, "read") {
+        let watermark = get(read, "watermark").unwrap_or(&Value::Null);
+        return format!("read:{}", sha256_hex(&json!([thread, watermark]).to_string()));
     }
-    Ok(format!("other:{}", sha256_hex(&canonical_json(item))))
+    format!("other:{}", sha256_hex(&canonical_json(item)))
 }
 
 /// A postback's id: its `mid` (sent since Graph v11.0), else a hash of sender, time and payload.
 fn postback_id(item: &Value, postback: &Value, sender: &str) -> String {
-    if let Some(mid) = postback.get("mid").and_then(Value::as_str) {
+    if let Some(mid) = get(postback, "mid").and_then(Value::as_str) {
         return mid.to_owned();
     }
-    let timestamp = item.get("timestamp").unwrap_or(&Value::Null);
-    let payload = postback.get("payload").unwrap_or(&Value::Null);
+    let timestamp = get(item, "timestamp").unwrap_or(&Value::Null);
+    let payload = get(postback, "payload").unwrap_or(&Value::Null);
     format!("postback:{}", sha256_hex(&json!([sender, timestamp, payload]).to_string()))
 }
 
 /// A customer's message.
-fn customer_message(item: &Value, message: &Value) -> Result<InboundEvent, WebhookError> {
-    let psid = item.get("sender").and_then(id_of).ok_or_else(|| WebhookError::malformed("message has no sender.id"))?;
+fn customer_message(item: &Item<'_>, message: &Value) -> Result<InboundEvent, WebhookError> {
     let mid = str_field(message, "mid", "message")?;
-    let sent_at_ms = int_field(item, "timestamp", "messaging item")?;
+    let sent_at_ms = item.timestamp_ms()?;
     let quick_reply = message.pointer("/quick_reply/payload").and_then(Value::as_str);
     Ok(InboundEvent::Message(IncomingMessage {
         external_message_id: mid.to_owned(),
-        sender: Sender { id: Some(psid), name: None, username: None },
+        sender: item.person.sender(),
         sent_at_ms,
         order_key: order_key(sent_at_ms, mid),
-        text: message.get("text").and_then(Value::as_str).map(str::to_owned),
+        text: get(message, "text").and_then(Value::as_str).map(str::to_owned),
         attachments: attachments(message),
         reply_to: message.pointer("/reply_to/mid").and_then(Value::as_str).map(str::to_owned),
         kind: quick_reply.map_or(MessageKind::Regular, |p| MessageKind::QuickReply { payload: p.to_owned() }),
@@ -198,31 +305,30 @@ fn customer_message(item: &Value, message: &Value) -> Result<InboundEvent, Webho
 }
 
 /// One of the page's own messages, seen back; `metadata` carries our sendId when kamshub sent it.
-fn echo(item: &Value, message: &Value) -> Result<InboundEvent, WebhookError> {
+fn echo(item: &Item<'_>, message: &Value) -> Result<InboundEvent, WebhookError> {
     let mid = str_field(message, "mid", "echo")?;
-    let sent_at_ms = int_field(item, "timestamp", "messaging item")?;
+    let sent_at_ms = item.timestamp_ms()?;
     Ok(InboundEvent::Echo(EchoedMessage {
         external_message_id: mid.to_owned(),
-        send_id: message.get("metadata").and_then(Value::as_str).map(str::to_owned),
+        send_id: get(message, "metadata").and_then(Value::as_str).map(str::to_owned),
         sent_at_ms,
         order_key: order_key(sent_at_ms, mid),
-        text: message.get("text").and_then(Value::as_str).map(str::to_owned),
+        text: get(message, "text").and_then(Value::as_str).map(str::to_owned),
         attachments: attachments(message),
     }))
 }
 
-/// A button or menu press: a message whose text is the button title.
-fn postback_message(item: &Value, postback: &Value) -> Result<InboundEvent, WebhookError> {
-    let psid =
-        item.get("sender").and_then(id_of).ok_or_else(|| WebhookError::malformed("postback has no sender.id"))?;
-    let sent_at_ms = int_field(item, "timestamp", "messaging item")?;
-    let id = postback_id(item, postback, &psid);
-    let title = postback.get("title").and_then(Value::as_str).map(str::to_owned);
-    let payload = postback.get("payload").and_then(Value::as_str).map(str::to_owned);
+/// A button or menu press: a message whose text is the button title. Chat Plugin visitors press
+/// them too: their postbacks carry `sender.user_ref` and thread by it.
+fn postback_message(item: &Item<'_>, postback: &Value) -> Result<InboundEvent, WebhookError> {
+    let sent_at_ms = item.timestamp_ms()?;
+    let id = postback_id(item.raw, postback, &item.person.thread());
+    let title = get(postback, "title").and_then(Value::as_str).map(str::to_owned);
+    let payload = get(postback, "payload").and_then(Value::as_str).map(str::to_owned);
     Ok(InboundEvent::Message(IncomingMessage {
         order_key: order_key(sent_at_ms, &id),
         external_message_id: id,
-        sender: Sender { id: Some(psid), name: None, username: None },
+        sender: item.person.sender(),
         sent_at_ms,
         text: title.clone(),
         attachments: Vec::new(),
@@ -233,33 +339,37 @@ fn postback_message(item: &Value, postback: &Value) -> Result<InboundEvent, Webh
 }
 
 /// `message.attachments[]`: the type as kind, `payload.url` (or the attachment's own `url`, as
-/// fallback echoes carry it) as url, and the rest of the payload (sticker_id, reel_video_id,
-/// template elements, ...) plus any `title` as details. Location coordinates become
-/// `latitude`/`longitude`, as for Telegram.
+/// fallback echoes carry it, or `URL`, as legacy fallback attachments do) as url, and the rest of
+/// the payload (sticker_id, reel_video_id, template elements, ...) plus any `title` as details,
+/// kept to a shape every store can hold. Location coordinates become `latitude`/`longitude`, as
+/// for Telegram. An attachment that is not an object is skipped; a missing or null list is none.
 fn attachments(message: &Value) -> Vec<Attachment> {
-    let list = message.get("attachments").and_then(Value::as_array).into_iter().flatten();
-    list.map(|a| {
-        let kind = a.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-        let mut details = a.get("payload").and_then(Value::as_object).cloned().unwrap_or_default();
-        let url = details.remove("url").or_else(|| a.get("url").cloned());
-        if let Some(title) = a.get("title").filter(|t| !t.is_null()) {
-            details.entry("title").or_insert_with(|| title.clone());
-        }
-        if let Some(Value::Object(coordinates)) = details.remove("coordinates") {
-            details.insert("latitude".into(), coordinates.get("lat").cloned().unwrap_or(Value::Null));
-            details.insert("longitude".into(), coordinates.get("long").cloned().unwrap_or(Value::Null));
-        }
-        Attachment {
-            kind,
-            file_id: None,
-            url: url.and_then(|u| u.as_str().map(str::to_owned)),
-            mime_type: None,
-            size: None,
-            file_name: None,
-            details: if details.is_empty() { Value::Null } else { Value::Object(details) },
-        }
-    })
-    .collect()
+    array(message, "attachments")
+        .filter(|a| a.is_object())
+        .map(|a| {
+            let kind = get(a, "type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            let mut details = get(a, "payload").and_then(Value::as_object).cloned().unwrap_or_default();
+            let link = details.remove("url").filter(|u| !u.is_null());
+            let url = link.or_else(|| get(a, "url").or_else(|| get(a, "URL")).cloned());
+            if let Some(title) = get(a, "title") {
+                details.entry("title").or_insert_with(|| title.clone());
+            }
+            if let Some(Value::Object(coordinates)) = details.remove("coordinates") {
+                details.insert("latitude".into(), coordinates.get("lat").cloned().unwrap_or(Value::Null));
+                details.insert("longitude".into(), coordinates.get("long").cloned().unwrap_or(Value::Null));
+            }
+            let details = storable(&Value::Object(details));
+            Attachment {
+                kind,
+                file_id: None,
+                url: url.and_then(|u| u.as_str().map(str::to_owned)),
+                mime_type: None,
+                size: None,
+                file_name: None,
+                details: if details.as_object().is_some_and(Map::is_empty) { Value::Null } else { details },
+            }
+        })
+        .collect()
 }
 
 /// An echo is a message the page sent: `message.is_echo == true`.
@@ -276,28 +386,15 @@ fn event_type(item: &Value) -> String {
 
 /// `value.id` as a string; Meta sends ids as strings, but a number is accepted too.
 fn id_of(value: &Value) -> Option<String> {
-    match value.get("id")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn optional_array<'a>(entry: &'a Value, key: &str, i: usize) -> Result<Option<&'a Vec<Value>>, WebhookError> {
-    match entry.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => Ok(Some(items)),
-        Some(_) => Err(WebhookError::malformed(format!("entry[{i}].{key} is not an array"))),
-    }
+    get(value, "id").and_then(scalar_text)
 }
 
 fn str_field<'a>(value: &'a Value, key: &str, what: &str) -> Result<&'a str, WebhookError> {
-    value.get(key).and_then(Value::as_str).ok_or_else(|| WebhookError::malformed(format!("{what} has no {key}")))
+    get(value, key).and_then(Value::as_str).ok_or_else(|| WebhookError::malformed(format!("{what} has no {key}")))
 }
 
 fn int_field(value: &Value, key: &str, what: &str) -> Result<i64, WebhookError> {
-    value
-        .get(key)
+    get(value, key)
         .and_then(Value::as_i64)
         .ok_or_else(|| WebhookError::malformed(format!("{what} has no integer {key}")))
 }
@@ -352,7 +449,7 @@ mod tests {
     const PSID: &str = "6543210987654321";
 
     fn only_item(body: &Value) -> MessengerItem {
-        let mut items = split(body).expect("body splits");
+        let mut items = split(body).expect("body splits").items;
         assert_eq!(items.len(), 1, "one item expected: {items:?}");
         items.remove(0)
     }
@@ -375,7 +472,7 @@ mod tests {
 
     #[test]
     fn split_walks_every_messaging_item_across_entries_in_order() {
-        let items = split(&fixture!("batch_two_entries.json")).unwrap();
+        let items = split(&fixture!("batch_two_entries.json")).unwrap().items;
         let pages: Vec<&str> = items.iter().map(|i| i.page_id.as_str()).collect();
         assert_eq!(pages, [PAGE, PAGE, PAGE, "109874561230987"]);
         let threads: Vec<&str> = items.iter().map(|i| i.thread_id.as_str()).collect();
@@ -522,7 +619,7 @@ mod tests {
 
     #[test]
     fn standby_items_are_kept_apart_and_ignored() {
-        let items = split(&fixture!("standby.json")).unwrap();
+        let items = split(&fixture!("standby.json")).unwrap().items;
         assert_eq!(items.len(), 2);
         for item in &items {
             assert_eq!(item.thread_id, PSID, "customer message and page echo share the customer's thread");
@@ -557,30 +654,52 @@ mod tests {
     }
 
     #[test]
-    fn malformed_shapes_name_what_is_wrong() {
-        let cases = [
-            (json!({ "object": "page", "entry": {} }), "malformed webhook: body has no entry array"),
-            (
-                json!({ "object": "page", "entry": [{ "id": PAGE, "time": 1 }] }),
-                "malformed webhook: entry[0] has no messaging array",
-            ),
-            (
-                json!({ "object": "page", "entry": [{ "id": PAGE, "messaging": {} }] }),
-                "malformed webhook: entry[0].messaging is not an array",
-            ),
-            (json!({ "object": "page", "entry": [{ "messaging": [] }] }), "malformed webhook: entry[0] has no page id"),
-            (
-                page_body(json!({ "recipient": { "id": PAGE }, "timestamp": 1 })),
-                "malformed webhook: entry[0].messaging[0] has no sender.id",
-            ),
-            (
-                page_body(json!({ "sender": { "id": PSID }, "message": { "text": "x" } })),
-                "malformed webhook: entry[0].messaging[0]: message has no mid",
-            ),
-        ];
-        for (body, expected) in cases {
-            assert_eq!(split(&body).unwrap_err().to_string(), expected);
+    fn only_a_body_that_is_no_page_webhook_fails_whole() {
+        let expected = "malformed webhook: body has no entry array";
+        assert_eq!(split(&json!({ "object": "page", "entry": {} })).unwrap_err().to_string(), expected);
+        assert_eq!(split(&json!({ "object": "page", "entry": null })).unwrap_err().to_string(), expected);
+    }
+
+    #[test]
+    fn entries_that_cannot_be_routed_are_reported_and_the_rest_kept() {
+        let good = json!({ "sender": { "id": PSID }, "timestamp": 1, "message": { "mid": "m_1", "text": "x" } });
+        let body = json!({ "object": "page", "entry": [
+            { "messaging": [good.clone()] },
+            { "id": PAGE, "messaging": {} },
+            { "id": PAGE, "time": 1 },
+            { "id": PAGE, "messaging": [good.clone()] },
+        ]});
+        let split = split(&body).unwrap();
+        assert_eq!(split.dropped, ["entry[0] has no page id", "entry[1].messaging is an object, not an array"]);
+        assert_eq!(split.items.len(), 1);
+        assert_eq!(split.items[0].payload, good);
+    }
+
+    #[test]
+    fn a_first_item_without_sender_keeps_its_neighbour() {
+        let items = split(&fixture!("batch_first_item_without_sender.json")).unwrap().items;
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].thread_id, UNTHREADED, "nobody to thread it to");
+        assert!(items[0].provider_event_id.starts_with("m_No1Se2Nd3Er"), "{}", items[0].provider_event_id);
+        let InboundEvent::Ignored { reason } = normalize(&items[0].payload).unwrap() else { panic!("ignored") };
+        assert_eq!(reason, "message without sender.id or sender.user_ref: no conversation to thread it into");
+        assert_eq!(items[1].thread_id, "7281930465172839");
+        let message = message_of(normalize(&items[1].payload).unwrap());
+        assert_eq!(message.text.as_deref(), Some("Is the Helsinki pickup point open today?"));
+    }
+
+    #[test]
+    fn items_that_cannot_be_read_are_kept_keyed_by_their_content() {
+        for raw in [json!("hello"), json!(null), json!([1, 2]), json!({}), json!({ "recipient": { "id": PAGE } })] {
+            let item = only_item(&page_body(raw.clone()));
+            assert_eq!(item.thread_id, UNTHREADED, "{raw}");
+            assert!(is_hex_id(&item.provider_event_id, "other:"), "{}", item.provider_event_id);
+            assert!(matches!(normalize(&item.payload), Ok(InboundEvent::Ignored { .. })), "{raw}");
         }
+        let no_mid = json!({ "sender": { "id": PSID }, "timestamp": 1, "message": { "text": "x" } });
+        let item = only_item(&page_body(no_mid));
+        assert!(is_hex_id(&item.provider_event_id, "other:"));
+        assert_eq!(normalize(&item.payload).unwrap_err().to_string(), "malformed webhook: message has no mid");
         let no_timestamp = json!({ "sender": { "id": PSID }, "message": { "mid": "m_1", "text": "x" } });
         assert_eq!(
             normalize(&no_timestamp).unwrap_err().to_string(),
@@ -589,10 +708,58 @@ mod tests {
     }
 
     #[test]
+    fn chat_plugin_postbacks_thread_by_user_ref() {
+        let item = only_item(&fixture!("postback_user_ref.json"));
+        let thread = "user_ref:cp_5f1d3a9e-7b42-4c0e-9a61-2b8e4d7c1f30";
+        assert_eq!(item.thread_id, thread);
+        let message = message_of(normalize(&item.payload).unwrap());
+        assert_eq!(message.sender.id.as_deref(), Some(thread));
+        assert_eq!(message.text.as_deref(), Some("Get Started"));
+        assert_eq!(message.sent_at_ms, 1_527_459_824_000, "a string of seconds");
+    }
+
+    #[test]
+    fn a_checkbox_opt_in_names_no_person_and_is_ignored_with_the_reason() {
+        let item = only_item(&fixture!("optin_checkbox.json"));
+        assert_eq!(item.thread_id, UNTHREADED);
+        let InboundEvent::Ignored { reason } = normalize(&item.payload).unwrap() else { panic!("ignored") };
+        assert!(reason.starts_with("checkbox opt-in with user_ref chk_9d2c7e10"), "{reason}");
+        assert!(reason.contains("not a person"), "{reason}");
+    }
+
+    #[test]
+    fn legacy_fallback_attachments_keep_their_url() {
+        let message = message_of(normalize(&only_item(&fixture!("fallback_legacy_url.json")).payload).unwrap());
+        let fallback = &message.attachments[0];
+        assert_eq!(fallback.kind, "fallback");
+        assert!(fallback.url.as_deref().unwrap().starts_with("https://l.facebook.com/l.php?u=https%3A%2F%2Fshop"));
+        assert_eq!(fallback.details, json!({ "title": "Order #5531 | Kams Shop" }));
+    }
+
+    #[test]
+    fn explicit_nulls_are_absent_fields() {
+        let message = message_of(normalize(&only_item(&fixture!("explicit_nulls.json")).payload).unwrap());
+        assert_eq!(message.text.as_deref(), Some("Null everywhere"));
+        assert!(message.attachments.is_empty(), "{:?}", message.attachments);
+        assert_eq!((message.reply_to, message.kind), (None, MessageKind::Regular));
+    }
+
+    #[test]
+    fn timestamps_as_numeric_strings_and_seconds_are_read() {
+        let at = |timestamp: Value| {
+            let item = json!({ "sender": { "id": PSID }, "timestamp": timestamp, "message": { "mid": "m_1" } });
+            message_of(normalize(&item).unwrap()).sent_at_ms
+        };
+        assert_eq!(at(json!(1_718_020_501_107_i64)), 1_718_020_501_107);
+        assert_eq!(at(json!("1718020501107")), 1_718_020_501_107);
+        assert_eq!(at(json!("1527459824")), 1_527_459_824_000, "seconds, as Meta's postback reference shows");
+    }
+
+    #[test]
     fn an_entry_with_only_feed_changes_yields_nothing() {
         let changes = json!([{ "field": "feed", "value": {} }]);
         let body = json!({ "object": "page", "entry": [{ "id": PAGE, "time": 1, "changes": changes }] });
-        assert_eq!(split(&body), Ok(vec![]));
+        assert_eq!(split(&body), Ok(Split::default()));
     }
 
     #[test]
@@ -610,7 +777,7 @@ mod tests {
             fixture!("standby.json"),
         ];
         for body in &bodies {
-            for item in split(body).unwrap() {
+            for item in split(body).unwrap().items {
                 assert!(item.provider_event_id.len() <= MAX_EVENT_ID_LEN, "{}", item.provider_event_id);
             }
         }

@@ -10,11 +10,14 @@
 //! Tokens travel in request paths, bodies or headers and never appear in an error: every transport
 //! error is stripped of its URL before it is kept.
 
+mod json;
 pub mod messenger;
 pub mod messenger_webhook;
 pub mod send;
 pub mod telegram;
 pub mod telegram_webhook;
+
+pub(crate) use json::lone_surrogates_replaced;
 
 use crate::domain::inbound::InboundEvent;
 use crate::domain::{ChannelId, ChannelKind, SendId};

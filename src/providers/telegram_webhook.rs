@@ -1,6 +1,8 @@
 //! Telegram webhooks: the secret-token check, the keys intake needs from an `Update`, and the
 //! mapping of an `Update` to an [`InboundEvent`]. Files are described, never downloaded.
+//! Explicit nulls (`"audio": null`, as some client libraries write every field) read as absent.
 
+use super::json::{array, get, pick, storable};
 pub use super::messenger_webhook::WebhookError;
 use crate::domain::inbound::{Attachment, InboundEvent, IncomingMessage, MessageEdit, MessageKind, Sender, order_key};
 use secrecy::{ExposeSecret, SecretString};
@@ -85,10 +87,11 @@ fn update_id(update: &Value) -> Result<i64, WebhookError> {
 }
 
 /// The update's one optional field (Telegram sends at most one besides `update_id`): its name and
-/// value, or `("(none)", None)`.
+/// value, or `("(none)", None)`. Explicit nulls are skipped.
 fn update_field(update: &Value) -> (&str, Option<&Value>) {
     let fields = update.as_object().into_iter().flat_map(Map::iter);
-    fields.filter(|(k, _)| *k != "update_id").map(|(k, v)| (k.as_str(), Some(v))).next().unwrap_or(("(none)", None))
+    let mut present = fields.filter(|(k, v)| *k != "update_id" && !v.is_null());
+    present.next().map_or(("(none)", None), |(k, v)| (k.as_str(), Some(v)))
 }
 
 /// A `Message` (or channel post) in kamshub's terms; `field` names it in errors.
@@ -97,7 +100,7 @@ fn message(msg: &Value, field: &str) -> Result<IncomingMessage, WebhookError> {
     let chat_id = int_at(msg, "/chat/id").ok_or_else(|| missing("chat.id"))?;
     let message_id = int_at(msg, "/message_id").ok_or_else(|| missing("message_id"))?;
     let sent_at_ms = int_at(msg, "/date").map(seconds_to_ms).ok_or_else(|| missing("date"))?;
-    let reply_to = msg.get("reply_to_message").and_then(|r| {
+    let reply_to = get(msg, "reply_to_message").and_then(|r| {
         let reply_chat = int_at(r, "/chat/id").unwrap_or(chat_id);
         int_at(r, "/message_id").map(|id| format!("{reply_chat}:{id}"))
     });
@@ -125,7 +128,7 @@ fn callback_query(query: &Value) -> Result<IncomingMessage, WebhookError> {
     let sent_at_ms = int_at(query, "/message/date").map_or(0, seconds_to_ms);
     Ok(IncomingMessage {
         external_message_id: format!("callback:{id}"),
-        sender: user(query.get("from").unwrap_or(&Value::Null)),
+        sender: user(get(query, "from").unwrap_or(&Value::Null)),
         sent_at_ms,
         order_key: order_key(sent_at_ms, &format!("{:020}:callback:{id}", message_id.unwrap_or(0))),
         text: data.clone().or_else(|| str_at(query, "/game_short_name")),
@@ -139,13 +142,13 @@ fn callback_query(query: &Value) -> Result<IncomingMessage, WebhookError> {
 /// Who sent a message: `sender_chat` when the message was sent on behalf of a chat (channel
 /// posts, anonymous group admins, whose `from` is a placeholder bot), else `from`.
 fn sender(msg: &Value) -> Sender {
-    match msg.get("sender_chat") {
+    match get(msg, "sender_chat") {
         Some(chat) => Sender {
             id: int_at(chat, "/id").map(|id| id.to_string()),
             name: str_at(chat, "/title"),
             username: str_at(chat, "/username"),
         },
-        None => user(msg.get("from").unwrap_or(&Value::Null)),
+        None => user(get(msg, "from").unwrap_or(&Value::Null)),
     }
 }
 
@@ -163,10 +166,10 @@ fn user(from: &Value) -> Sender {
 /// `document`, `venue` also sets `location`); each is reported once, as the richer kind.
 fn attachments(msg: &Value) -> Vec<Attachment> {
     let mut parts = Vec::new();
-    if let Some(largest) = msg.get("photo").and_then(Value::as_array).and_then(|sizes| largest_photo(sizes)) {
+    if let Some(largest) = get(msg, "photo").and_then(Value::as_array).and_then(|sizes| largest_photo(sizes)) {
         parts.push(file("photo", largest, &["file_unique_id", "width", "height"]));
     }
-    let has = |key: &str| msg.get(key).is_some();
+    let has = |key: &str| get(msg, key).is_some();
     let files: [(&str, &[&str]); 7] = [
         ("animation", &["file_unique_id", "width", "height", "duration"]),
         ("document", &["file_unique_id"]),
@@ -180,37 +183,30 @@ fn attachments(msg: &Value) -> Vec<Attachment> {
         if kind == "document" && has("animation") {
             continue;
         }
-        if let Some(value) = msg.get(kind) {
+        if let Some(value) = get(msg, kind).filter(|v| v.is_object()) {
             parts.push(file(kind, value, keys));
         }
     }
-    if let Some(location) = msg.get("location").filter(|_| !has("venue")) {
+    if let Some(location) = get(msg, "location").filter(|_| !has("venue")) {
         parts.push(described(
             "location",
             pick(location, &["latitude", "longitude", "horizontal_accuracy", "live_period"]),
         ));
     }
-    if let Some(venue) = msg.get("venue") {
-        let mut details = pick(venue.get("location").unwrap_or(&Value::Null), &["latitude", "longitude"]);
+    if let Some(venue) = get(msg, "venue") {
+        let mut details = pick(get(venue, "location").unwrap_or(&Value::Null), &["latitude", "longitude"]);
         details.extend(pick(venue, &["title", "address", "foursquare_id", "google_place_id"]));
         parts.push(described("venue", details));
     }
-    if let Some(contact) = msg.get("contact") {
+    if let Some(contact) = get(msg, "contact") {
         parts.push(described(
             "contact",
             pick(contact, &["phone_number", "first_name", "last_name", "user_id", "vcard"]),
         ));
     }
-    if let Some(poll) = msg.get("poll") {
+    if let Some(poll) = get(msg, "poll") {
         let mut details = pick(poll, &["id", "question", "type", "is_anonymous", "allows_multiple_answers"]);
-        let options: Vec<Value> = poll
-            .get("options")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o.get("text"))
-            .cloned()
-            .collect();
+        let options: Vec<Value> = array(poll, "options").filter_map(|o| get(o, "text")).map(storable).collect();
         details.insert("options".into(), Value::Array(options));
         parts.push(described("poll", details));
     }
@@ -220,7 +216,8 @@ fn attachments(msg: &Value) -> Vec<Attachment> {
 /// The biggest `PhotoSize` by pixels (then bytes); Telegram lists them smallest first.
 fn largest_photo(sizes: &[Value]) -> Option<&Value> {
     let dim = |s: &Value, k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
-    sizes.iter().max_by_key(|s| (dim(s, "width") * dim(s, "height"), dim(s, "file_size")))
+    let pixels = |s: &Value| dim(s, "width").saturating_mul(dim(s, "height"));
+    sizes.iter().filter(|s| s.is_object()).max_by_key(|s| (pixels(s), dim(s, "file_size")))
 }
 
 /// A file-backed part: `file_id`, `mime_type`, `file_size`, `file_name`, and `keys` as details.
@@ -228,7 +225,7 @@ fn file(kind: &str, value: &Value, keys: &[&str]) -> Attachment {
     Attachment {
         file_id: str_at(value, "/file_id"),
         mime_type: str_at(value, "/mime_type"),
-        size: value.get("file_size").and_then(Value::as_u64),
+        size: get(value, "file_size").and_then(Value::as_i64).and_then(|n| u64::try_from(n).ok()),
         file_name: str_at(value, "/file_name"),
         ..described(kind, pick(value, keys))
     }
@@ -245,11 +242,6 @@ fn described(kind: &str, details: Map<String, Value>) -> Attachment {
         file_name: None,
         details: if details.is_empty() { Value::Null } else { Value::Object(details) },
     }
-}
-
-/// The named fields of an object that are present.
-fn pick(value: &Value, keys: &[&str]) -> Map<String, Value> {
-    keys.iter().filter_map(|&k| value.get(k).map(|v| (k.to_owned(), v.clone()))).collect()
 }
 
 fn int_at(value: &Value, pointer: &str) -> Option<i64> {

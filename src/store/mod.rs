@@ -10,7 +10,7 @@ pub(crate) mod inbound;
 pub mod mongo;
 pub mod sqlite;
 
-use crate::domain::inbound::{Envelope, InboundEvent};
+use crate::domain::inbound::{Envelope, InboundEvent, InboundEventRecord};
 use crate::domain::{
     AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId, OutboxItem,
     OutboxStatus, Tenant, TenantId, Transition, User,
@@ -161,6 +161,15 @@ pub trait Store: Send + Sync + 'static {
     /// applied, event marked PROCESSED. A replay changes nothing and reports `Duplicate`. Events
     /// of one conversation must be given in queue order; the batch may share one transaction.
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>>;
+
+    /// One recorded inbound event of a channel, by its provider event id: what applying it did and
+    /// its raw payload.
+    async fn get_inbound_event(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundEventRecord>>;
 
     /// A tenant's conversations, most recent first, optionally of one channel.
     async fn list_conversations(

@@ -225,6 +225,19 @@ impl TestApp {
             .status()
     }
 
+    /// Posts raw bytes as a Telegram update with the channel's secret.
+    pub async fn post_telegram_raw(&self, body: Vec<u8>) -> reqwest::StatusCode {
+        self.http
+            .post(self.url(&format!("/webhooks/telegram/{}", self.telegram)))
+            .header("X-Telegram-Bot-Api-Secret-Token", &self.telegram_secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     /// Posts a Messenger body signed with the app secret.
     pub async fn post_messenger(&self, body: &str) -> reqwest::StatusCode {
         self.http

@@ -1,6 +1,7 @@
 //! Documents to domain values and back. A leaf: the other modules of the adapter use it; it uses
 //! none of them.
 
+use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{
     AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
     Message, MessageId, OutboxId, OutboxItem, SendId, Tenant, TenantId, TenantName, User, UserId,
@@ -141,6 +142,22 @@ pub(super) fn conversation_from(d: &Document) -> StoreResult<Conversation> {
         message_count: d.get_i64("messageCount").map_err(|e| corrupt("messageCount", e))? as u64,
         created_at: time_of(d, "createdAt")?,
         updated_at: time_of(d, "updatedAt")?,
+    })
+}
+
+pub(super) fn inbound_event_from(d: &Document) -> StoreResult<InboundEventRecord> {
+    let payload = match d.get("payload") {
+        Some(Bson::String(text)) => text.clone(),
+        // Written as a document before raw payloads were kept as text.
+        Some(other) => other.clone().into_relaxed_extjson().to_string(),
+        None => String::new(),
+    };
+    Ok(InboundEventRecord {
+        provider_event_id: str_of(d, "providerEventId")?.to_owned(),
+        status: str_of(d, "status")?.parse::<InboundEventStatus>().map_err(|e| corrupt("status", e))?,
+        outcome: str_of(d, "outcome")?.to_owned(),
+        payload,
+        received_at: time_of(d, "receivedAt")?,
     })
 }
 

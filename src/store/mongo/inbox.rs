@@ -1,16 +1,18 @@
 //! The MongoDB store's conversations, messages, inbound events and receipts. What an event
 //! changes is decided by [`plan`] (shared with the SQLite adapter); this module loads and writes.
 
-use super::codec::{CorruptRecord, conversation_doc, conversation_from, dt, message_doc, message_from};
+use super::codec::{
+    CorruptRecord, conversation_doc, conversation_from, dt, inbound_event_from, message_doc, message_from,
+};
 use super::errors::map_err;
 use super::outbox;
 use super::session::{Db, collect};
-use crate::domain::inbound::InboundEventStatus;
+use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, TenantId};
 use crate::store::inbound::{Current, Lookups, Plan, greeting_send_id, lookups, plan, receipt_targets};
 use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
 use mongodb::ClientSession;
-use mongodb::bson::{self, Bson, DateTime, Document, doc};
+use mongodb::bson::{DateTime, Document, doc};
 use time::OffsetDateTime;
 
 /// Applies a batch in one transaction, each event as its own unit of effects.
@@ -55,7 +57,9 @@ async fn apply_one(
     let mut event = key;
     event.extend(doc! {
         "status": InboundEventStatus::Processed.as_str(), "outcome": &plan.outcome,
-        "payload": bson::to_bson(&e.payload).unwrap_or(Bson::Null),
+        // The raw event as JSON text, as the SQLite adapter keeps it: exactly what arrived, with
+        // nothing BSON cannot hold lost (integers beyond 64 bits, `$` keys, deep nesting).
+        "payload": e.payload.to_string(),
         "receivedAt": DateTime::from_millis(e.received_at_ms), "processedAt": dt(now),
     });
     events.insert_one(event).session(&mut *s).await?;
@@ -193,4 +197,16 @@ pub(super) async fn list_messages(
     let mut messages = collect(cursor, message_from).await?;
     messages.reverse();
     Ok(messages)
+}
+
+pub(super) async fn get_inbound_event(
+    db: &Db,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    provider_event_id: &str,
+) -> StoreResult<Option<InboundEventRecord>> {
+    let filter =
+        doc! {"tenantId": tenant.as_str(), "channelId": channel.as_str(), "providerEventId": provider_event_id};
+    let found = db.coll("inbound_events").find_one(filter).await.map_err(map_err)?;
+    found.as_ref().map(inbound_event_from).transpose()
 }

@@ -20,6 +20,7 @@ mod session;
 mod tenants;
 
 use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
     AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
     OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
@@ -136,6 +137,15 @@ impl Store for MongoStore {
 
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         inbox::get_conversation(&self.db, tenant, id).await
+    }
+
+    async fn get_inbound_event(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundEventRecord>> {
+        inbox::get_inbound_event(&self.db, tenant, channel, provider_event_id).await
     }
 
     async fn list_messages(

@@ -1,6 +1,7 @@
 //! Rows to domain values, and SQLite errors to the port's [`StoreError`]. A leaf: the other
 //! modules of the adapter use it; it uses none of them.
 
+use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{
     AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
     Message, MessageId, OutboxId, OutboxItem, Role, SendId, Tenant, TenantId, TenantName, User, UserId,
@@ -92,6 +93,16 @@ pub(super) fn conversation_row(r: &Row<'_>) -> rusqlite::Result<Conversation> {
         message_count: r.get::<_, i64>("message_count")? as u64,
         created_at: from_millis(r.get("created_at")?)?,
         updated_at: from_millis(r.get("updated_at")?)?,
+    })
+}
+
+pub(super) fn inbound_event_row(r: &Row<'_>) -> rusqlite::Result<InboundEventRecord> {
+    Ok(InboundEventRecord {
+        provider_event_id: r.get("provider_event_id")?,
+        status: parsed(r.get::<_, String>("status")?.parse::<InboundEventStatus>())?,
+        outcome: r.get("outcome")?,
+        payload: r.get("payload")?,
+        received_at: from_millis(r.get("received_at")?)?,
     })
 }
 

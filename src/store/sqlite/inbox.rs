@@ -1,9 +1,9 @@
 //! The SQLite store's conversations, inbound events and receipts. What an event changes is
 //! decided by [`plan`] (shared with the MongoDB adapter); this module loads and writes.
 
-use super::codec::{all, conversation_row, other};
+use super::codec::{all, conversation_row, inbound_event_row, other};
 use super::{messages, outbox};
-use crate::domain::inbound::InboundEventStatus;
+use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
 use crate::embedded::millis;
 use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, greeting_send_id, lookups, plan, receipt_targets};
@@ -175,4 +175,19 @@ pub(super) fn get_conversation(c: &Connection, tenant: &TenantId, id: &Conversat
     .optional()
     .map_err(other)?
     .ok_or_else(|| StoreError::NotFound(format!("conversation `{id}` in tenant `{tenant}`")))
+}
+
+pub(super) fn get_inbound_event(
+    c: &Connection,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    provider_event_id: &str,
+) -> StoreResult<Option<InboundEventRecord>> {
+    c.query_row(
+        "SELECT * FROM inbound_events WHERE tenant_id = ?1 AND channel_id = ?2 AND provider_event_id = ?3",
+        [tenant.as_str(), channel.as_str(), provider_event_id],
+        inbound_event_row,
+    )
+    .optional()
+    .map_err(other)
 }

@@ -17,6 +17,7 @@ mod outbox;
 mod tenants;
 
 use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
     AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
     OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
@@ -179,6 +180,16 @@ impl Store for SqliteStore {
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.read(move |c| inbox::get_conversation(c, &tenant, &id)).await
+    }
+
+    async fn get_inbound_event(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundEventRecord>> {
+        let (tenant, channel, id) = (tenant.clone(), channel.clone(), provider_event_id.to_owned());
+        self.read(move |c| inbox::get_inbound_event(c, &tenant, &channel, &id)).await
     }
 
     async fn list_messages(
