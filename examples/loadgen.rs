@@ -22,7 +22,7 @@ use clap::{Parser, ValueEnum};
 use hmac::{Hmac, Mac};
 use kamshub::app::App;
 use kamshub::config::{FlagOverrides, Settings};
-use kamshub::domain::{Actor, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, TenantId, TenantName};
+use kamshub::domain::{Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, TenantId, TenantName};
 use kamshub::sealing::MasterKey;
 use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
@@ -207,7 +207,9 @@ async fn setup(args: &Args) -> anyhow::Result<()> {
     let stamp = unix_ms();
     let name = TenantName::parse(&format!("Loadgen {stamp}"))?;
     let email = Email::parse(&format!("loadgen-{stamp}@example.com"))?;
-    let created = kamshub::service::onboarding::create_tenant(&app, &Actor::cli_operator(), name, email).await?;
+    let created =
+        kamshub::service::onboarding::create_tenant(&app, &kamshub::service::access::Caller::operator(), name, email)
+            .await?;
     let tenant = TenantId::parse(&created.tenant_id)?;
     let store = app.store().await?;
     let key = app.master_key()?;

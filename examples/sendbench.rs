@@ -351,7 +351,16 @@ async fn create_replies(
     let rounds = args.replies.div_ceil(n);
     let reply = |c: usize, round: usize| async move {
         let text = reply_text(c, round);
-        kamshub::service::outbox::send_reply(app, tenant, &conversations[c], &text, None).await.map(|_| ())
+        kamshub::service::outbox::send_reply(
+            app,
+            &kamshub::service::access::Caller::operator(),
+            tenant,
+            &conversations[c],
+            &text,
+            None,
+        )
+        .await
+        .map(|_| ())
     };
     match args.order {
         // Round by round, so a conversation's replies keep their order whatever the concurrency.

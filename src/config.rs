@@ -56,11 +56,35 @@ pub struct HttpSettings {
     /// Public base URL that providers reach us at; used in `setWebhook`. Defaults to `http://<listen>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Seconds a request may take before it is answered 503 (webhooks, API alike).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u32,
+    /// Requests served at once; more wait (and time out if the wait is long).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u32,
+    /// Sign-in attempts (login, new password, refresh) allowed per email per minute.
+    #[serde(default = "default_sign_ins_per_email")]
+    pub sign_ins_per_email_per_minute: u32,
+    /// Sign-in attempts allowed per client address per minute.
+    #[serde(default = "default_sign_ins_per_address")]
+    pub sign_ins_per_address_per_minute: u32,
+    /// Proxies in front of kamshub that append to `X-Forwarded-For` (0: the TCP peer is the
+    /// client). The client address is the entry this many hops from the right.
+    #[serde(default)]
+    pub trusted_proxies: u8,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { listen: default_listen(), public_url: None }
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            request_timeout_secs: default_request_timeout(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            sign_ins_per_email_per_minute: default_sign_ins_per_email(),
+            sign_ins_per_address_per_minute: default_sign_ins_per_address(),
+            trusted_proxies: 0,
+        }
     }
 }
 
@@ -227,6 +251,18 @@ fn default_data_dir() -> PathBuf {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_request_timeout() -> u32 {
+    30
+}
+fn default_max_concurrent_requests() -> u32 {
+    1024
+}
+fn default_sign_ins_per_email() -> u32 {
+    10
+}
+fn default_sign_ins_per_address() -> u32 {
+    60
+}
 fn default_database() -> String {
     "kamsg".to_owned()
 }
@@ -318,6 +354,16 @@ impl Settings {
             return Err(ConfigError(
                 "invalid setting `[queue] max_receive_count`: must be 1 to 1000 (SQS's range)".to_owned(),
             ));
+        }
+        for (key, value) in [
+            ("[http] request_timeout_secs", self.http.request_timeout_secs),
+            ("[http] max_concurrent_requests", self.http.max_concurrent_requests),
+            ("[http] sign_ins_per_email_per_minute", self.http.sign_ins_per_email_per_minute),
+            ("[http] sign_ins_per_address_per_minute", self.http.sign_ins_per_address_per_minute),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("invalid setting `{key}`: must be at least 1")));
+            }
         }
         if self.queue.visibility_timeout_secs > 43_200 {
             return Err(ConfigError(

@@ -126,8 +126,10 @@ pub async fn serve(
                 providers.meta_verify_token.clone(),
             ));
             tracing::info!(store = store.kind(), queue = queue.kind(), address = %listener.local_addr()?, "listening");
-            let state = Arc::new(ServerState { app: Arc::clone(&app), intake });
-            axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(shutdown).await?;
+            warn_about_identity(&app).await;
+            let state = Arc::new(ServerState::new(Arc::clone(&app), intake));
+            let service = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
         }
         None => shutdown.await,
     }
@@ -140,6 +142,27 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs a warning for each way the identity provider's setup lets a user rewrite their own tenant
+/// (see `identity::cognito::CognitoIdentity::tenant_attribute_risks`). The API refuses such
+/// tokens anyway; the warning tells the operator to close the hole at its source.
+async fn warn_about_identity(app: &App) {
+    let identity = match app.identity().await {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the identity provider's setup");
+            return;
+        }
+    };
+    match identity.tenant_attribute_risks().await {
+        Ok(risks) => {
+            for risk in risks {
+                tracing::warn!("identity provider: {risk}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot check the identity provider's setup"),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

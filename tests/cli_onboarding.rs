@@ -141,7 +141,7 @@ async fn onboarding_flow_by_cli(s: Setup) {
     ]);
     assert_eq!(
         keys(&bot),
-        ["channelId", "displayName", "externalId", "health", "isActive", "tenantId", "type", "webhookUrl"]
+        ["autoReply", "channelId", "displayName", "externalId", "health", "isActive", "tenantId", "type", "webhookUrl"]
     );
     assert_eq!(bot["externalId"], "acme_support_bot");
     assert_eq!(bot["type"], "telegram");

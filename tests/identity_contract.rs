@@ -171,7 +171,7 @@ async fn refresh_gives_fresh_tokens(identity: Arc<dyn Identity>) {
     let (who, tenant) = (email("refresh"), TenantId::generate());
     let user = create(&identity, &who, &tenant, Role::TenantManager, InitialPassword::Permanent(secret(GOOD))).await;
     let first = tokens(identity.login(&who, &secret(GOOD)).await.unwrap());
-    let refreshed = identity.refresh(&who, first.refresh_token.as_ref().unwrap()).await.unwrap();
+    let refreshed = identity.refresh(Some(&who), first.refresh_token.as_ref().unwrap()).await.unwrap();
     assert_tokens_name(&identity, &refreshed, &user, &tenant, Role::TenantManager).await;
 }
 
@@ -222,8 +222,11 @@ mod local_only {
         let t = tokens(identity.login(&who, &secret(GOOD)).await.unwrap());
         let refresh = t.refresh_token.unwrap();
         assert!(identity.verifier().verify(refresh.expose_secret(), TokenUse::Id).await.is_err());
-        assert!(matches!(identity.refresh(&who, &t.id_token).await, Err(IdentityError::NotAuthorized)));
-        assert!(matches!(identity.refresh(&who, &secret("not-a-token")).await, Err(IdentityError::NotAuthorized)));
+        assert!(matches!(identity.refresh(Some(&who), &t.id_token).await, Err(IdentityError::NotAuthorized)));
+        assert!(matches!(
+            identity.refresh(Some(&who), &secret("not-a-token")).await,
+            Err(IdentityError::NotAuthorized)
+        ));
     }
 
     #[tokio::test]

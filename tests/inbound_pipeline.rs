@@ -349,7 +349,7 @@ async fn conversation_cli_shows_what_the_pipeline_stored() {
     let first = &list[0];
     assert_eq!(
         common::cli::keys(first),
-        ["channelId", "conversationId", "externalThreadId", "lastMessageAt", "messageCount"]
+        ["channelId", "conversationId", "createdAt", "externalThreadId", "lastMessageAt", "messageCount", "preview"]
     );
     assert_eq!(first["externalThreadId"], "4242");
     assert_eq!(first["messageCount"], 2);
@@ -359,7 +359,21 @@ async fn conversation_cli_shows_what_the_pipeline_stored() {
     let messages = shown["messages"].as_array().unwrap();
     assert_eq!(
         common::cli::keys(&messages[0]),
-        ["createdAt", "direction", "externalMessageId", "messageId", "status", "text"]
+        [
+            "attachments",
+            "conversationId",
+            "createdAt",
+            "direction",
+            "externalMessageId",
+            "kind",
+            "messageId",
+            "replyTo",
+            "sender",
+            "sentAt",
+            "status",
+            "text",
+            "versions"
+        ]
     );
     let texts: Vec<&str> = messages.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["first", "second"]);

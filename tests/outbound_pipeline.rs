@@ -57,8 +57,12 @@ async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {
 }
 
 async fn reply(app: &TestApp, conversation: &ConversationId, text: &str) -> kamshub::domain::OutboxId {
-    let view = outbox::send_reply(&app.app, &app.tenant, conversation, text, None).await.unwrap();
-    kamshub::domain::OutboxId::parse(&view.outbox_id).unwrap()
+    let sent = outbox::send_reply(&app.app, &operator(), &app.tenant, conversation, text, None).await.unwrap();
+    kamshub::domain::OutboxId::parse(&sent.view.outbox_id).unwrap()
+}
+
+fn operator() -> kamshub::service::access::Caller {
+    kamshub::service::access::Caller::operator()
 }
 
 async fn status(app: &TestApp, id: &kamshub::domain::OutboxId) -> kamshub::domain::OutboxItem {
@@ -293,14 +297,14 @@ async fn a_timeout_after_sending_is_unknown_until_an_operator_retries(app: TestA
     }
     assert_eq!(fake.sent().len(), 1);
     // The operator decides to resend (audited).
-    let actor = kamshub::domain::Actor::Cli("sre".into());
-    let retried = outbox::retry(&app.app, &actor, &id).await.unwrap();
+    let actor = kamshub::service::access::Caller::Operator("sre".into());
+    let retried = outbox::retry(&app.app, &actor, &app.tenant, &id).await.unwrap();
     assert_eq!(retried.item.status, OutboxStatus::Pending);
     until_status(&app, &id, OutboxStatus::Sent).await;
     assert_eq!(fake.delivered_to("7004"), ["did it arrive?", "did it arrive?"], "the accepted duplicate");
     let audit = app.store().await.list_audit(&app.tenant, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "outbox.retry" && a.actor == "cli:sre"));
-    let again = outbox::retry(&app.app, &actor, &id).await.unwrap_err();
+    let again = outbox::retry(&app.app, &actor, &app.tenant, &id).await.unwrap_err();
     assert!(again.to_string().contains("only FAILED or UNKNOWN"), "{again}");
 }
 
@@ -310,11 +314,17 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
     app.drain().await;
     let conversation = conversation_of(&app, psid).await;
     let key = SendId::parse("client-key-1").unwrap();
-    let view =
-        outbox::send_reply(&app.app, &app.tenant, &conversation, "hello from us", Some(key.clone())).await.unwrap();
+    let sent =
+        outbox::send_reply(&app.app, &operator(), &app.tenant, &conversation, "hello from us", Some(key.clone()))
+            .await
+            .unwrap();
+    let view = sent.view;
     // A client retry with the same key sends nothing more.
-    let again = outbox::send_reply(&app.app, &app.tenant, &conversation, "hello from us", Some(key)).await.unwrap();
-    assert_eq!(again.outbox_id, view.outbox_id);
+    let again = outbox::send_reply(&app.app, &operator(), &app.tenant, &conversation, "hello from us", Some(key))
+        .await
+        .unwrap();
+    assert!(again.replayed && !sent.replayed);
+    assert_eq!(again.view.outbox_id, view.outbox_id);
     let id = kamshub::domain::OutboxId::parse(&view.outbox_id).unwrap();
     let item = until_status(&app, &id, OutboxStatus::Sent).await;
     let sent = fake.sent();
@@ -451,11 +461,11 @@ mod cli {
         let outbox_id = sent["outboxId"].as_str().unwrap();
         let id = kamshub::domain::OutboxId::parse(outbox_id).unwrap();
         until_status(&app, &id, OutboxStatus::Sent).await;
-        let shown = cli.json(&["outbox", "show", outbox_id]);
+        let shown = cli.json(&["outbox", "show", outbox_id, "--tenant", &tenant]);
         assert_eq!((shown["status"].as_str(), shown["text"].as_str()), (Some("SENT"), Some("first reply")));
         assert_eq!(shown["providerMessageIds"].as_array().unwrap().len(), 1);
         assert_eq!(cli.json(&["outbox", "inspect", "--status", "SENT"]).as_array().unwrap().len(), 1);
-        let (code, _, stderr) = cli.run(&["outbox", "retry", outbox_id]);
+        let (code, _, stderr) = cli.run(&["outbox", "retry", outbox_id, "--tenant", &tenant]);
         assert_eq!(code, 1);
         assert!(stderr.contains("only FAILED or UNKNOWN"), "{stderr}");
         let (code, _, stderr) = cli.run(&["outbox", "inspect", "--status", "LOST"]);

@@ -1,9 +1,10 @@
 //! `kamshub channel …`
 
 use super::output::{Format, print};
-use super::{CliError, parse_with, secret_arg};
+use super::{CliError, collect, parse_with, secret_arg};
 use crate::app::App;
-use crate::domain::{Actor, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
+use crate::domain::{ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
+use crate::service::access::Caller;
 use crate::service::channels::{self, ChannelChange, NewChannel};
 use clap::Subcommand;
 
@@ -112,7 +113,7 @@ pub enum ChannelCommand {
 }
 
 pub(crate) async fn run(app: &App, format: Format, command: ChannelCommand) -> Result<(), CliError> {
-    let actor = Actor::cli_operator();
+    let caller = &Caller::operator();
     let view = match command {
         ChannelCommand::Add { tenant, kind, display_name, token, no_webhook, page_id, page_token } => {
             let new = match kind {
@@ -128,26 +129,33 @@ pub(crate) async fn run(app: &App, format: Format, command: ChannelCommand) -> R
                     )?,
                 },
             };
-            channels::add(app, &actor, &tenant, display_name, new).await?
+            channels::add(app, caller, &tenant, display_name, new).await?
         }
-        ChannelCommand::List { tenant } => return print(format, &channels::list(app, &tenant).await?),
+        ChannelCommand::List { tenant } => {
+            let all = collect(u32::MAX, |page| {
+                let tenant = &tenant;
+                async move { channels::list(app, caller, tenant, &page).await }
+            })
+            .await?;
+            return print(format, &all);
+        }
         ChannelCommand::Rename { channel, tenant, name } => {
-            channels::change(app, &actor, &tenant, &channel, ChannelChange::Rename(name)).await?
+            channels::change(app, caller, &tenant, &channel, &[ChannelChange::Rename(name)]).await?
         }
         ChannelCommand::Activate { channel, tenant } => {
-            channels::change(app, &actor, &tenant, &channel, ChannelChange::SetActive(true)).await?
+            channels::change(app, caller, &tenant, &channel, &[ChannelChange::SetActive(true)]).await?
         }
         ChannelCommand::Deactivate { channel, tenant } => {
-            channels::change(app, &actor, &tenant, &channel, ChannelChange::SetActive(false)).await?
+            channels::change(app, caller, &tenant, &channel, &[ChannelChange::SetActive(false)]).await?
         }
-        ChannelCommand::SetWebhook { channel, tenant } => channels::set_webhook(app, &actor, &tenant, &channel).await?,
+        ChannelCommand::SetWebhook { channel, tenant } => channels::set_webhook(app, caller, &tenant, &channel).await?,
         ChannelCommand::AutoReply { channel, tenant, text, off: _ } => {
-            channels::change(app, &actor, &tenant, &channel, ChannelChange::AutoReply(text)).await?
+            channels::change(app, caller, &tenant, &channel, &[ChannelChange::AutoReply(text)]).await?
         }
         ChannelCommand::RotateCredentials { channel, tenant, token, page_token } => {
             let token = token.or(page_token).expect("clap requires --token or --page-token");
             let token = secret_arg(&token, "token")?;
-            channels::rotate_credentials(app, &actor, &tenant, &channel, token).await?
+            channels::rotate_credentials(app, caller, &tenant, &channel, token).await?
         }
     };
     print(format, &view)

@@ -1,10 +1,11 @@
 //! `kamshub conversation …`
 
 use super::output::{Format, print};
-use super::{CliError, parse_with};
+use super::{CliError, collect, parse_with};
 use crate::app::App;
 use crate::domain::{ChannelId, ConversationId, TenantId};
-use crate::service::inbox;
+use crate::service::access::Caller;
+use crate::service::inbox::{self, ConversationFilter};
 use clap::Subcommand;
 
 /// `kamshub conversation …`
@@ -18,6 +19,9 @@ pub enum ConversationCommand {
         /// Only this channel's conversations.
         #[arg(long, value_parser = parse_with(ChannelId::parse))]
         channel: Option<ChannelId>,
+        /// Also the conversations of inactive channels.
+        #[arg(long)]
+        include_inactive: bool,
         /// At most this many.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
@@ -37,12 +41,19 @@ pub enum ConversationCommand {
 }
 
 pub(crate) async fn run(app: &App, format: Format, command: ConversationCommand) -> Result<(), CliError> {
+    let caller = Caller::operator();
     match command {
-        ConversationCommand::List { tenant, channel, limit } => {
-            print(format, &inbox::list_conversations(app, &tenant, channel.as_ref(), limit).await?)
+        ConversationCommand::List { tenant, channel, include_inactive, limit } => {
+            let filter = ConversationFilter { channel, include_inactive };
+            let all = collect(limit, |page| {
+                let (caller, tenant, filter) = (&caller, &tenant, &filter);
+                async move { inbox::list_conversations(app, caller, tenant, filter, &page).await }
+            })
+            .await?;
+            print(format, &all)
         }
         ConversationCommand::Show { conversation, tenant, limit } => {
-            let view = inbox::show_conversation(app, &tenant, &conversation, limit).await?;
+            let view = inbox::show_conversation(app, &caller, &tenant, &conversation, limit).await?;
             match format {
                 Format::Json => print(format, &view),
                 Format::Table => {

@@ -213,6 +213,27 @@ pub(crate) fn secret_arg(value: &str, what: &str) -> Result<secrecy::SecretStrin
     Ok(secrecy::SecretString::from(line.to_owned()))
 }
 
+/// Every item of a paged listing, up to `limit`: commands print whole lists, a page at a time.
+pub(crate) async fn collect<T, F, Fut>(limit: u32, mut fetch: F) -> Result<Vec<T>, ServiceError>
+where
+    F: FnMut(crate::service::page::PageRequest) -> Fut,
+    Fut: std::future::Future<Output = crate::service::ServiceResult<crate::service::page::Page<T>>>,
+{
+    use crate::service::page::{Cursor, MAX_LIMIT, PageRequest};
+    let mut items = Vec::new();
+    let mut after = None;
+    while items.len() < limit as usize {
+        let want = (limit as usize - items.len()).min(MAX_LIMIT as usize) as u32;
+        let page = fetch(PageRequest { limit: want, after: after.take() }).await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(next) => after = Some(Cursor::parse(&next).expect("a cursor the service issued parses")),
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
 /// clap value parser for domain newtypes with a `parse(&str)`.
 pub(crate) fn parse_with<T>(
     f: fn(&str) -> Result<T, crate::domain::ValidationError>,

@@ -1,9 +1,10 @@
 //! `kamshub bootstrap`, `kamshub tenant …`, `kamshub user …`.
 
 use super::output::{Format, print};
-use super::{CliError, parse_with, secret_arg};
+use super::{CliError, collect, parse_with, secret_arg};
 use crate::app::App;
 use crate::domain::{Actor, Email, Role, TenantId, TenantName};
+use crate::service::access::Caller;
 use crate::service::onboarding;
 use clap::{Args, Subcommand};
 
@@ -72,25 +73,37 @@ pub(crate) async fn bootstrap(app: &App, format: Format, args: BootstrapArgs) ->
 }
 
 pub(crate) async fn tenant(app: &App, format: Format, command: TenantCommand) -> Result<(), CliError> {
+    let caller = &Caller::operator();
     match command {
         TenantCommand::Create { name, admin_email } => {
-            let view = onboarding::create_tenant(app, &Actor::cli_operator(), name, admin_email).await?;
+            let view = onboarding::create_tenant(app, caller, name, admin_email).await?;
             note_temporary_password(format, view.admin.temporary_password.is_some());
             print(format, &view)
         }
-        TenantCommand::List => print(format, &onboarding::list_tenants(app).await?),
-        TenantCommand::Show { tenant } => print(format, &onboarding::show_tenant(app, &tenant).await?),
+        TenantCommand::List => print(
+            format,
+            &collect(u32::MAX, |page| async move { onboarding::list_tenants(app, caller, &page).await }).await?,
+        ),
+        TenantCommand::Show { tenant } => print(format, &onboarding::show_tenant(app, caller, &tenant).await?),
     }
 }
 
 pub(crate) async fn user(app: &App, format: Format, command: UserCommand) -> Result<(), CliError> {
+    let caller = &Caller::operator();
     match command {
         UserCommand::Invite { tenant, email, role } => {
-            let view = onboarding::invite_user(app, &Actor::cli_operator(), &tenant, email, role).await?;
+            let view = onboarding::invite_user(app, caller, &tenant, email, role).await?;
             note_temporary_password(format, view.temporary_password.is_some());
             print(format, &view)
         }
-        UserCommand::List { tenant } => print(format, &onboarding::list_users(app, &tenant).await?),
+        UserCommand::List { tenant } => {
+            let all = collect(u32::MAX, |page| {
+                let tenant = &tenant;
+                async move { onboarding::list_users(app, caller, tenant, &page).await }
+            })
+            .await?;
+            print(format, &all)
+        }
     }
 }
 

@@ -11,6 +11,8 @@ pub enum Actor {
     Cli(String),
     /// A user of the HTTP API, by email.
     User(String),
+    /// Whoever presented the configured bootstrap token to `POST /platform/bootstrap`.
+    BootstrapToken,
 }
 
 impl Actor {
@@ -25,6 +27,7 @@ impl fmt::Display for Actor {
         match self {
             Actor::Cli(who) => write!(f, "cli:{who}"),
             Actor::User(who) => write!(f, "user:{who}"),
+            Actor::BootstrapToken => f.write_str("http:bootstrap-token"),
         }
     }
 }

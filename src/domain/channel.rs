@@ -8,7 +8,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 
 /// Which provider a channel talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     /// A Telegram bot (Bot API token).
@@ -106,7 +106,7 @@ impl ExternalId {
 }
 
 /// Whether a channel's credentials still work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelHealth {
     /// No credential problem seen.

@@ -209,7 +209,7 @@ pub enum MessageKind {
 }
 
 /// Who sent a message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sender {
     /// Provider id of the sender (Telegram user id, Messenger PSID); absent for channel posts.
@@ -221,7 +221,7 @@ pub struct Sender {
 }
 
 /// Typed metadata of a non-text part. Files are not downloaded; the provider's ids are kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attachment {
     /// `photo`, `document`, `voice`, `audio`, `video`, `sticker`, `location`, `contact` (Telegram);

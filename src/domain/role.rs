@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What a user may do. Carried as the Cognito group of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Runs the platform: tenants, bootstrap, everything.

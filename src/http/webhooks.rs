@@ -16,6 +16,14 @@ const TELEGRAM_SECRET: &str = "x-telegram-bot-api-secret-token";
 /// Meta's signature header.
 const META_SIGNATURE: &str = "x-hub-signature-256";
 
+/// A Telegram update for one channel; needs the channel's `X-Telegram-Bot-Api-Secret-Token`.
+#[utoipa::path(post, path = "/webhooks/telegram/{channelId}", tag = "system",
+    params(
+        ("channelId" = String, Path, description = "Channel id"),
+        ("X-Telegram-Bot-Api-Secret-Token" = Option<String>, Header, description = "The channel's webhook secret"),
+    ),
+    request_body(content = Object, description = "A Telegram Update"),
+    responses((status = 200, description = "Durably queued", body = Object), super::api::ApiErrors))]
 pub(super) async fn telegram(
     State(state): State<Arc<ServerState>>,
     Path(channel_id): Path<String>,
@@ -27,7 +35,9 @@ pub(super) async fn telegram(
     Ok((StatusCode::OK, axum::Json(json!({"ok": true}))).into_response())
 }
 
-#[derive(Deserialize)]
+/// Meta's subscription check.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Verification {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -37,6 +47,10 @@ pub(super) struct Verification {
     challenge: Option<String>,
 }
 
+/// Meta's subscription check: answers `hub.challenge` when `hub.verify_token` matches.
+#[utoipa::path(get, path = "/webhooks/messenger", tag = "system", params(Verification),
+    responses((status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
+        super::api::ApiErrors))]
 pub(super) async fn messenger_verify(
     State(state): State<Arc<ServerState>>,
     Query(q): Query<Verification>,
@@ -47,6 +61,11 @@ pub(super) async fn messenger_verify(
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "verification_failed", "verify token does not match"))
 }
 
+/// Messenger events for any page; needs `X-Hub-Signature-256` over the raw body.
+#[utoipa::path(post, path = "/webhooks/messenger", tag = "system",
+    params(("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=HMAC of the body under the app secret")),
+    request_body(content = Object, description = "A Messenger webhook batch"),
+    responses((status = 200, description = "Durably queued", body = Object), super::api::ApiErrors))]
 pub(super) async fn messenger(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,

@@ -118,7 +118,7 @@ impl Identity for CognitoIdentity {
             .message_action(MessageActionType::Suppress)
             .user_attributes(attribute("email", user.email.as_str()))
             .user_attributes(attribute("email_verified", "true"))
-            .user_attributes(attribute("custom:tenantID", user.tenant_id.as_str()))
+            .user_attributes(attribute(TENANT_ATTRIBUTE, user.tenant_id.as_str()))
             .send()
             .await
             .map_err(|e| match e.code() {
@@ -205,7 +205,7 @@ impl Identity for CognitoIdentity {
         tokens(answer.authentication_result())
     }
 
-    async fn refresh(&self, email: &Email, refresh_token: &SecretString) -> IdentityResult<Tokens> {
+    async fn refresh(&self, username: Option<&Email>, refresh_token: &SecretString) -> IdentityResult<Tokens> {
         let mut request = self
             .client
             .admin_initiate_auth()
@@ -213,8 +213,12 @@ impl Identity for CognitoIdentity {
             .client_id(&self.client_id)
             .auth_flow(AuthFlowType::RefreshTokenAuth)
             .auth_parameters("REFRESH_TOKEN", refresh_token.expose_secret());
-        if let Some(hash) = self.secret_hash(email.as_str()) {
-            request = request.auth_parameters("SECRET_HASH", hash);
+        if self.client_secret.is_some() {
+            let email = username.ok_or(IdentityError::UsernameRequired(
+                "this deployment's Cognito app client has a secret: send the user's email with the refresh token",
+            ))?;
+            request =
+                request.auth_parameters("SECRET_HASH", self.secret_hash(email.as_str()).expect("a secret is set"));
         }
         let answer = request.send().await.map_err(auth_error)?;
         tokens(answer.authentication_result())
@@ -223,7 +227,58 @@ impl Identity for CognitoIdentity {
     fn verifier(&self) -> Arc<JwtVerifier> {
         Arc::clone(&self.verifier)
     }
+
+    /// `custom:tenantID` is safe when the pool declares it immutable, or when the app client's
+    /// write attributes leave it out (an app client without a `WriteAttributes` list may write
+    /// every mutable attribute).
+    async fn tenant_attribute_risks(&self) -> IdentityResult<Vec<String>> {
+        let pool = self.client.describe_user_pool().user_pool_id(&self.pool_id).send().await.map_err(sdk_error)?;
+        let mutable = pool
+            .user_pool()
+            .map(|p| p.schema_attributes())
+            .unwrap_or_default()
+            .iter()
+            .find(|a| a.name() == Some(TENANT_ATTRIBUTE) || a.name() == Some("tenantID"))
+            .map(|a| a.mutable().unwrap_or(true));
+        let Some(true) = mutable else {
+            return Ok(match mutable {
+                None => vec![format!("user pool {} declares no {TENANT_ATTRIBUTE} attribute", self.pool_id)],
+                Some(_) => Vec::new(),
+            });
+        };
+        let client = self
+            .client
+            .describe_user_pool_client()
+            .user_pool_id(&self.pool_id)
+            .client_id(&self.client_id)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let writable = client.user_pool_client().map(|c| c.write_attributes()).unwrap_or_default();
+        let risk = if writable.is_empty() {
+            Some("has no WriteAttributes list, so users may write every mutable attribute")
+        } else if writable.iter().any(|a| a == TENANT_ATTRIBUTE) {
+            Some("lists it in its WriteAttributes")
+        } else {
+            None
+        };
+        Ok(risk
+            .map(|why| {
+                format!(
+                    "{TENANT_ATTRIBUTE} is mutable in user pool {} and app client {} {why}: a user can rewrite \
+                     their own tenant with their access token (kamshub refuses such tokens, as their tenant \
+                     no longer matches the stored user). Remove {TENANT_ATTRIBUTE} from the app client's \
+                     WriteAttributes; new pools should declare it immutable",
+                    self.pool_id, self.client_id
+                )
+            })
+            .into_iter()
+            .collect())
+    }
 }
+
+/// The user attribute that carries a user's tenant.
+pub const TENANT_ATTRIBUTE: &str = "custom:tenantID";
 
 /// `SECRET_HASH` = Base64(HMAC-SHA256(key = client secret, message = username ‖ client id)).
 pub fn secret_hash(client_secret: &SecretString, username: &str, client_id: &str) -> String {

@@ -69,6 +69,8 @@ pub struct Principal {
     pub tenant_id: Option<TenantId>,
     /// The most powerful role among the token's groups.
     pub role: Option<Role>,
+    /// Every kamshub role among the token's groups (`cognito:groups`), most powerful first.
+    pub roles: Vec<Role>,
 }
 
 /// Why a token was refused. Callers answer 401 without telling which.
@@ -199,10 +201,12 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
 
 fn principal(claims: Claims) -> Result<Principal, VerifyError> {
     let invalid = |what: &str| VerifyError::Invalid(format!("malformed {what} claim"));
+    let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| claims.groups.iter().any(|g| g == r.as_str())).collect();
     Ok(Principal {
         user_id: UserId::parse(&claims.sub).map_err(|_| invalid("sub"))?,
         email: claims.email.as_deref().map(Email::parse).transpose().map_err(|_| invalid("email"))?,
         tenant_id: claims.tenant_id.as_deref().map(TenantId::parse).transpose().map_err(|_| invalid("tenant"))?,
-        role: Role::ALL.into_iter().find(|r| claims.groups.iter().any(|g| g == r.as_str())),
+        role: roles.first().copied(),
+        roles,
     })
 }

@@ -110,23 +110,31 @@ impl LocalIdentity {
     }
 
     async fn find(&self, email: &Email) -> IdentityResult<Option<StoredIdentity>> {
-        let email = email.as_str().to_owned();
+        self.find_where("email", email.as_str()).await
+    }
+
+    async fn find_by_sub(&self, sub: &str) -> IdentityResult<Option<StoredIdentity>> {
+        self.find_where("sub", sub).await
+    }
+
+    /// The identity whose `column` (`email` or `sub`, both unique) is `value`.
+    async fn find_where(&self, column: &'static str, value: &str) -> IdentityResult<Option<StoredIdentity>> {
+        let value = value.to_owned();
+        let sql = format!(
+            "SELECT sub, email, tenant_id, role, password_hash, must_change FROM identities WHERE {column} = ?1"
+        );
         self.db
             .run(move |c| {
-                c.query_row(
-                    "SELECT sub, email, tenant_id, role, password_hash, must_change FROM identities WHERE email = ?1",
-                    [email],
-                    |r| {
-                        Ok(StoredIdentity {
-                            sub: r.get(0)?,
-                            email: r.get(1)?,
-                            tenant_id: r.get(2)?,
-                            role: r.get(3)?,
-                            password_hash: r.get(4)?,
-                            must_change: r.get(5)?,
-                        })
-                    },
-                )
+                c.query_row(&sql, [value], |r| {
+                    Ok(StoredIdentity {
+                        sub: r.get(0)?,
+                        email: r.get(1)?,
+                        tenant_id: r.get(2)?,
+                        role: r.get(3)?,
+                        password_hash: r.get(4)?,
+                        must_change: r.get(5)?,
+                    })
+                })
                 .optional()
             })
             .await
@@ -296,14 +304,17 @@ impl Identity for LocalIdentity {
         self.issue(&user, true)
     }
 
-    async fn refresh(&self, email: &Email, refresh_token: &SecretString) -> IdentityResult<Tokens> {
+    async fn refresh(&self, username: Option<&Email>, refresh_token: &SecretString) -> IdentityResult<Tokens> {
         let claims = self
             .verifier
             .verify_claims(refresh_token.expose_secret(), TokenUse::Refresh)
             .await
             .map_err(|_| IdentityError::NotAuthorized)?;
-        let user = self.find(email).await?.ok_or(IdentityError::NotAuthorized)?;
-        if user.sub != claims.sub || claims.client_id.as_deref() != Some(LOCAL_CLIENT_ID) {
+        if claims.client_id.as_deref() != Some(LOCAL_CLIENT_ID) {
+            return Err(IdentityError::NotAuthorized);
+        }
+        let user = self.find_by_sub(&claims.sub).await?.ok_or(IdentityError::NotAuthorized)?;
+        if username.is_some_and(|email| email.as_str() != user.email) {
             return Err(IdentityError::NotAuthorized);
         }
         self.issue(&user, false)

@@ -24,6 +24,9 @@ pub enum IdentityError {
     /// Wrong credentials, unknown user, or an expired refresh token: deliberately not told apart.
     #[error("incorrect email or password")]
     NotAuthorized,
+    /// The request lacks the user's sign-in name, which this provider needs for it.
+    #[error("{0}")]
+    UsernameRequired(&'static str),
     /// The challenge session is unknown or expired.
     #[error("the sign-in session is invalid or expired; sign in again")]
     InvalidSession,
@@ -106,11 +109,18 @@ pub trait Identity: Send + Sync + 'static {
         new_password: &SecretString,
     ) -> IdentityResult<Tokens>;
 
-    /// New ID and access tokens from a refresh token.
-    async fn refresh(&self, email: &Email, refresh_token: &SecretString) -> IdentityResult<Tokens>;
+    /// New ID and access tokens from a refresh token. `username` is the user's email when the
+    /// client knows it: a Cognito app client with a secret needs it for `SECRET_HASH`.
+    async fn refresh(&self, username: Option<&Email>, refresh_token: &SecretString) -> IdentityResult<Tokens>;
 
     /// The verifier for this provider's tokens.
     fn verifier(&self) -> Arc<jwt::JwtVerifier>;
+
+    /// Ways the provider's setup lets users rewrite their own tenant claim, in words an operator
+    /// acts on; empty when there are none (always, for the local identity).
+    async fn tenant_attribute_risks(&self) -> IdentityResult<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Checks a password against the policy both adapters share (Cognito's default): at least 8

@@ -2,9 +2,11 @@
 //! (re-)register Telegram webhooks. Tokens are checked with the provider before anything is
 //! kept, sealed before they are stored, and never returned.
 
+use super::access::{Action, Caller};
+use super::page::{Page, PageRequest, time_key};
 use super::{ServiceError, ServiceResult};
 use crate::app::App;
-use crate::domain::{Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
+use crate::domain::{AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
 use crate::sealing::MasterKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -14,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// A channel as `channel add` and `channel list` print it. Never holds a credential.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     /// Channel id.
@@ -34,6 +36,8 @@ pub struct ChannelView {
     pub webhook_url: String,
     /// `ok`, or `needs_reauth` after the provider refused the token (`channel rotate-credentials`).
     pub health: crate::domain::ChannelHealth,
+    /// The greeting sent on a new conversation's first message, if one is set.
+    pub auto_reply: Option<String>,
 }
 
 /// Credentials of a channel being added.
@@ -55,6 +59,7 @@ pub enum NewChannel {
 }
 
 /// A state change requested for an existing channel.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChannelChange {
     /// New display name.
     Rename(DisplayName),
@@ -72,11 +77,17 @@ pub const MAX_AUTO_REPLY_CHARS: usize = 2000;
 /// then our app is subscribed to the page. If the provider step fails the channel is removed again.
 pub async fn add(
     app: &App,
-    actor: &Actor,
+    caller: &Caller,
     tenant_id: &TenantId,
     display_name: DisplayName,
     new: NewChannel,
 ) -> ServiceResult<ChannelView> {
+    caller.authorize(Action::ManageCredentials, tenant_id)?;
+    if tenant_id.is_platform() {
+        return Err(ServiceError::Invalid(
+            "the platform tenant holds only platform admins: connect channels to a tenant".into(),
+        ));
+    }
     let store = app.store().await?;
     store.get_tenant(tenant_id).await?;
     let key = app.master_key()?;
@@ -123,7 +134,7 @@ pub async fn add(
     let webhook_registered = !matches!(new, NewChannel::Telegram { register_webhook: false, .. });
     store
         .append_audit(&AuditEntry::new(
-            actor,
+            &caller.actor(),
             tenant_id,
             "channel.add",
             id.as_str(),
@@ -138,25 +149,74 @@ pub async fn add(
     Ok(view(app, &channel))
 }
 
-/// The channels of a tenant.
-pub async fn list(app: &App, tenant_id: &TenantId) -> ServiceResult<Vec<ChannelView>> {
+/// The channels of a tenant, oldest first.
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    tenant_id: &TenantId,
+    page: &PageRequest,
+) -> ServiceResult<Page<ChannelView>> {
+    caller.authorize(Action::ReadChannels, tenant_id)?;
     let store = app.store().await?;
     store.get_tenant(tenant_id).await?;
-    Ok(store.list_channels(tenant_id).await?.iter().map(|c| view(app, c)).collect())
+    let channels = store.list_channels(tenant_id).await?;
+    Ok(Page::of_sorted(channels, page, |c| time_key(c.created_at, c.id.as_str())).map(|c| view(app, &c)))
 }
 
-/// Renames, activates or deactivates a channel. Activating fails if another active channel
-/// holds the same bot or page.
+/// One channel of a tenant.
+pub async fn get(app: &App, caller: &Caller, tenant_id: &TenantId, id: &ChannelId) -> ServiceResult<ChannelView> {
+    caller.authorize(Action::ReadChannels, tenant_id)?;
+    let channel = app.store().await?.get_channel(tenant_id, id).await?;
+    Ok(view(app, &channel))
+}
+
+/// Renames, activates or deactivates a channel, or sets its greeting: every change given, in one
+/// write with one audit entry. Activating fails if another active channel holds the same bot or
+/// page. Renaming and (de)activating need [`Action::UpdateChannels`]; the greeting needs
+/// [`Action::ConfigureAutoReply`].
 pub async fn change(
     app: &App,
-    actor: &Actor,
+    caller: &Caller,
     tenant_id: &TenantId,
     id: &ChannelId,
-    change: ChannelChange,
+    changes: &[ChannelChange],
 ) -> ServiceResult<ChannelView> {
+    for change in changes {
+        let action = match change {
+            ChannelChange::Rename(_) | ChannelChange::SetActive(_) => Action::UpdateChannels,
+            ChannelChange::AutoReply(_) => Action::ConfigureAutoReply,
+        };
+        caller.authorize(action, tenant_id)?;
+    }
     let store = app.store().await?;
     let mut channel = store.get_channel(tenant_id, id).await?;
-    let (action, details) = match change {
+    if changes.is_empty() {
+        return Ok(view(app, &channel));
+    }
+    let mut applied = Vec::new();
+    for change in changes {
+        applied.push(apply(&mut channel, change.clone())?);
+    }
+    let (action, details) = match applied.len() {
+        1 => applied.remove(0),
+        _ => (
+            "channel.update",
+            json!(
+                applied
+                    .into_iter()
+                    .map(|(action, details)| json!({"action": action, "details": details}))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+    };
+    channel.updated_at = crate::domain::now();
+    store.update_channel(&channel, &AuditEntry::new(&caller.actor(), tenant_id, action, id.as_str(), details)).await?;
+    Ok(view(app, &channel))
+}
+
+/// Applies one change to a channel in memory; returns its audit action and details.
+fn apply(channel: &mut Channel, change: ChannelChange) -> ServiceResult<(&'static str, serde_json::Value)> {
+    Ok(match change {
         ChannelChange::Rename(name) => {
             let details = json!({"from": channel.display_name.as_str(), "to": name.as_str()});
             channel.display_name = name;
@@ -181,15 +241,18 @@ pub async fn change(
             channel.auto_reply = text;
             ("channel.auto_reply", details)
         }
-    };
-    channel.updated_at = crate::domain::now();
-    store.update_channel(&channel, &AuditEntry::new(actor, tenant_id, action, id.as_str(), details)).await?;
-    Ok(view(app, &channel))
+    })
 }
 
 /// Registers (again) a Telegram channel's webhook with its stored token and secret: for a channel
 /// added with `--no-webhook`, or after the public URL changed.
-pub async fn set_webhook(app: &App, actor: &Actor, tenant_id: &TenantId, id: &ChannelId) -> ServiceResult<ChannelView> {
+pub async fn set_webhook(
+    app: &App,
+    caller: &Caller,
+    tenant_id: &TenantId,
+    id: &ChannelId,
+) -> ServiceResult<ChannelView> {
+    caller.authorize(Action::ManageCredentials, tenant_id)?;
     let store = app.store().await?;
     let channel = store.get_channel(tenant_id, id).await?;
     if channel.kind != ChannelKind::Telegram {
@@ -208,7 +271,13 @@ pub async fn set_webhook(app: &App, actor: &Actor, tenant_id: &TenantId, id: &Ch
     let url = webhook_url(app, &channel);
     app.telegram().set_webhook(&token, &url, &secret).await?;
     store
-        .append_audit(&AuditEntry::new(actor, tenant_id, "channel.set_webhook", id.as_str(), json!({"url": url})))
+        .append_audit(&AuditEntry::new(
+            &caller.actor(),
+            tenant_id,
+            "channel.set_webhook",
+            id.as_str(),
+            json!({"url": url}),
+        ))
         .await?;
     Ok(view(app, &channel))
 }
@@ -218,11 +287,12 @@ pub async fn set_webhook(app: &App, actor: &Actor, tenant_id: &TenantId, id: &Ch
 /// subscribed again with the new page token. Clears a needs-reauth flag; audited.
 pub async fn rotate_credentials(
     app: &App,
-    actor: &Actor,
+    caller: &Caller,
     tenant_id: &TenantId,
     id: &ChannelId,
     token: SecretString,
 ) -> ServiceResult<ChannelView> {
+    caller.authorize(Action::ManageCredentials, tenant_id)?;
     let store = app.store().await?;
     let mut channel = store.get_channel(tenant_id, id).await?;
     let key = app.master_key()?;
@@ -248,7 +318,7 @@ pub async fn rotate_credentials(
     channel.credentials = key.seal(&token, channel.id.as_str());
     channel.health = crate::domain::ChannelHealth::Ok;
     channel.updated_at = crate::domain::now();
-    let audit = AuditEntry::new(actor, tenant_id, "channel.rotate_credentials", id.as_str(), json!({}));
+    let audit = AuditEntry::new(&caller.actor(), tenant_id, "channel.rotate_credentials", id.as_str(), json!({}));
     store.update_channel(&channel, &audit).await?;
     Ok(view(app, &channel))
 }
@@ -283,5 +353,6 @@ fn view(app: &App, c: &Channel) -> ChannelView {
         is_active: c.is_active,
         webhook_url: webhook_url(app, c),
         health: c.health,
+        auto_reply: c.auto_reply.clone(),
     }
 }

@@ -1,42 +1,25 @@
-//! The inbox: a tenant's conversations and their messages.
+//! The inbox: a tenant's conversations and their messages. Conversations of inactive channels are
+//! hidden unless asked for (their webhooks still ingest).
 
-use super::{ServiceResult, rfc3339};
+use super::ServiceResult;
+use super::access::{Action, Caller};
+use super::page::{Page, PageRequest};
+use super::views::{self, ConversationView, MessageView};
 use crate::app::App;
-use crate::domain::{ChannelId, Conversation, ConversationId, Direction, MessageStatus, TenantId};
+use crate::domain::{ChannelId, ConversationId, TenantId};
 use serde::Serialize;
+use std::collections::HashSet;
 
-/// A conversation as `conversation list` prints it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConversationView {
-    /// Conversation id.
-    pub conversation_id: String,
-    /// Its channel.
-    pub channel_id: String,
-    /// Telegram chat id or Messenger PSID.
-    pub external_thread_id: String,
-    /// Provider time of its newest message.
-    pub last_message_at: Option<String>,
-    /// Messages stored in it.
-    pub message_count: u64,
-}
+/// The most messages or conversations read from the store for one listing.
+const SCAN_LIMIT: u32 = 100_000;
 
-/// A message inside [`ConversationDetail`].
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    /// Message id.
-    pub message_id: String,
-    /// inbound or outbound.
-    pub direction: Direction,
-    /// Latest text.
-    pub text: Option<String>,
-    /// Provider id (Telegram `chatId:messageId`, Messenger `mid`).
-    pub external_message_id: Option<String>,
-    /// received, pending, sent, delivered, read, failed.
-    pub status: MessageStatus,
-    /// Provider time of the message.
-    pub created_at: String,
+/// Which conversations a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this channel's (shown even if the channel is inactive: it was named).
+    pub channel: Option<ChannelId>,
+    /// Also those of inactive channels.
+    pub include_inactive: bool,
 }
 
 /// What `conversation show` prints: the conversation's fields and its messages.
@@ -53,50 +36,84 @@ pub struct ConversationDetail {
 /// A tenant's conversations, most recent first.
 pub async fn list_conversations(
     app: &App,
+    caller: &Caller,
     tenant: &TenantId,
-    channel: Option<&ChannelId>,
-    limit: u32,
-) -> ServiceResult<Vec<ConversationView>> {
+    filter: &ConversationFilter,
+    page: &PageRequest,
+) -> ServiceResult<Page<ConversationView>> {
+    caller.authorize(Action::ReadInbox, tenant)?;
     let store = app.store().await?;
     store.get_tenant(tenant).await?;
-    if let Some(channel) = channel {
-        store.get_channel(tenant, channel).await?;
-    }
-    Ok(store.list_conversations(tenant, channel, limit).await?.into_iter().map(conversation_view).collect())
+    let hidden: HashSet<ChannelId> = match (&filter.channel, filter.include_inactive) {
+        (Some(channel), _) => {
+            store.get_channel(tenant, channel).await?;
+            HashSet::new()
+        }
+        (None, true) => HashSet::new(),
+        (None, false) => {
+            store.list_channels(tenant).await?.into_iter().filter(|c| !c.is_active).map(|c| c.id).collect()
+        }
+    };
+    let mut conversations = store.list_conversations(tenant, filter.channel.as_ref(), SCAN_LIMIT).await?;
+    conversations.retain(|c| !hidden.contains(&c.channel_id));
+    // Newest first: the page order is the reverse of the key order.
+    conversations.sort_by_key(|c| std::cmp::Reverse(views::conversation_key(c)));
+    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
+    let rest = conversations
+        .into_iter()
+        .filter(|c| after.as_deref().is_none_or(|after| views::conversation_key(c).as_str() < after))
+        .take(page.limit as usize + 1)
+        .collect();
+    Ok(Page::from_fetched(rest, page, views::conversation_key).map(views::conversation))
 }
 
-/// A conversation with its newest `limit` messages in provider order.
+/// One conversation.
+pub async fn get_conversation(
+    app: &App,
+    caller: &Caller,
+    tenant: &TenantId,
+    id: &ConversationId,
+) -> ServiceResult<ConversationView> {
+    caller.authorize(Action::ReadInbox, tenant)?;
+    Ok(views::conversation(app.store().await?.get_conversation(tenant, id).await?))
+}
+
+/// A conversation's messages, newest first, for paging back through its history.
+pub async fn list_messages(
+    app: &App,
+    caller: &Caller,
+    tenant: &TenantId,
+    id: &ConversationId,
+    page: &PageRequest,
+) -> ServiceResult<Page<MessageView>> {
+    caller.authorize(Action::ReadInbox, tenant)?;
+    let store = app.store().await?;
+    store.get_conversation(tenant, id).await?;
+    let mut messages = store.list_messages(tenant, id, SCAN_LIMIT).await?;
+    messages.reverse();
+    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
+    let rest = messages
+        .into_iter()
+        .filter(|m| after.as_deref().is_none_or(|after| views::message_key(m).as_str() < after))
+        .take(page.limit as usize + 1)
+        .collect();
+    Ok(Page::from_fetched(rest, page, views::message_key).map(views::message))
+}
+
+/// A conversation with its newest `limit` messages in provider order (oldest first).
 pub async fn show_conversation(
     app: &App,
+    caller: &Caller,
     tenant: &TenantId,
     id: &ConversationId,
     limit: u32,
 ) -> ServiceResult<ConversationDetail> {
+    caller.authorize(Action::ReadInbox, tenant)?;
     let store = app.store().await?;
     let conversation = store.get_conversation(tenant, id).await?;
     let messages = store.list_messages(tenant, id, limit).await?;
     Ok(ConversationDetail {
-        conversation: conversation_view(conversation),
-        messages: messages
-            .into_iter()
-            .map(|m| MessageView {
-                message_id: m.id.to_string(),
-                direction: m.direction,
-                text: m.text,
-                external_message_id: m.external_message_id,
-                status: m.status,
-                created_at: rfc3339(m.sent_at),
-            })
-            .collect(),
+        conversation: views::conversation(conversation),
+        messages: messages.into_iter().map(views::message).collect(),
     })
-}
-
-fn conversation_view(c: Conversation) -> ConversationView {
-    ConversationView {
-        conversation_id: c.id.to_string(),
-        channel_id: c.channel_id.to_string(),
-        external_thread_id: c.external_thread_id,
-        last_message_at: c.last_message_at.map(rfc3339),
-        message_count: c.message_count,
-    }
 }

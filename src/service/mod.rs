@@ -1,10 +1,14 @@
 //! Use cases, written once and called by both the CLI and the HTTP API. Inputs are already
 //! parsed domain values; outputs are the serialisable views both faces print.
 
+pub mod access;
 pub mod channels;
 pub mod inbox;
 pub mod onboarding;
 pub mod outbox;
+pub mod page;
+pub mod session;
+pub mod views;
 
 use crate::app::AppError;
 use crate::identity::IdentityError;
@@ -17,9 +21,18 @@ pub enum ServiceError {
     /// The request is well-formed but not allowed by the rules (wrong role for a tenant, ...).
     #[error("{0}")]
     Invalid(String),
+    /// No valid credentials: wrong password, an unknown or expired token or session.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known, but the role matrix does not let their role do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// Something named does not exist (or is another tenant's).
     #[error("{0}")]
     NotFound(String),
+    /// An idempotency key was used before for a different request.
+    #[error("{0}")]
+    KeyReused(String),
     /// A unique thing is taken, or the operation was already done.
     #[error("{0}")]
     Conflict(String),
@@ -52,8 +65,12 @@ impl From<IdentityError> for ServiceError {
     fn from(e: IdentityError) -> Self {
         match e {
             IdentityError::AlreadyExists(_) => ServiceError::Conflict(e.to_string()),
-            IdentityError::InvalidPassword(_) => ServiceError::Invalid(e.to_string()),
-            IdentityError::NotAuthorized | IdentityError::InvalidSession => ServiceError::Invalid(e.to_string()),
+            IdentityError::InvalidPassword(_) | IdentityError::UsernameRequired(_) => {
+                ServiceError::Invalid(e.to_string())
+            }
+            IdentityError::NotAuthorized | IdentityError::InvalidSession => {
+                ServiceError::Unauthenticated(e.to_string())
+            }
             IdentityError::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
             IdentityError::Other(_) => ServiceError::Internal(e.to_string()),
         }

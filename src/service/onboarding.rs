@@ -2,6 +2,8 @@
 //! users. The identity user is created first; if the store write then fails it is deleted again,
 //! so a failed command leaves nothing behind.
 
+use super::access::{Action, Caller};
+use super::page::{Page, PageRequest, time_key};
 use super::{ServiceError, ServiceResult, rfc3339};
 use crate::app::App;
 use crate::domain::{Actor, AuditEntry, Email, Role, Tenant, TenantId, TenantName, User};
@@ -11,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// A user as `bootstrap`, `user invite` and `user list` print it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     /// Identity subject.
@@ -28,7 +30,7 @@ pub struct UserView {
 }
 
 /// A user in listings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserListItem {
     /// Identity subject.
@@ -44,7 +46,7 @@ pub struct UserListItem {
 }
 
 /// What `tenant create` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedTenantView {
     /// New tenant id.
@@ -56,7 +58,7 @@ pub struct CreatedTenantView {
 }
 
 /// The first admin inside [`CreatedTenantView`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantAdminView {
     /// Identity subject.
@@ -71,7 +73,7 @@ pub struct TenantAdminView {
 }
 
 /// A tenant in listings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantView {
     /// Tenant id.
@@ -83,7 +85,7 @@ pub struct TenantView {
 }
 
 /// What `tenant show` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantDetailView {
     /// Tenant id.
@@ -141,13 +143,38 @@ pub async fn bootstrap(
     Ok(user_view(created))
 }
 
+/// [`bootstrap`] over HTTP: only with the configured bootstrap token (`KAMSHUB_BOOTSTRAP_TOKEN`),
+/// compared in constant time. Without a configured token HTTP bootstrap does not exist.
+pub async fn bootstrap_with_token(
+    app: &App,
+    presented: Option<&str>,
+    email: Email,
+    password: Option<SecretString>,
+) -> ServiceResult<UserView> {
+    let Some(expected) = &app.settings.bootstrap_token else {
+        return Err(ServiceError::NotFound(
+            "HTTP bootstrap is disabled: set KAMSHUB_BOOTSTRAP_TOKEN, or run `kamshub bootstrap`".into(),
+        ));
+    };
+    let matches = presented.is_some_and(|p| {
+        use subtle::ConstantTimeEq;
+        bool::from(p.as_bytes().ct_eq(expected.expose_secret().as_bytes()))
+    });
+    if !matches {
+        return Err(ServiceError::Unauthenticated("a valid X-Bootstrap-Token header is required".into()));
+    }
+    bootstrap(app, &Actor::BootstrapToken, email, password).await
+}
+
 /// Creates a tenant and its first tenant admin (temporary password).
 pub async fn create_tenant(
     app: &App,
-    actor: &Actor,
+    caller: &Caller,
     name: TenantName,
     admin_email: Email,
 ) -> ServiceResult<CreatedTenantView> {
+    caller.authorize_platform(Action::ManageTenants)?;
+    let actor = &caller.actor();
     let store = app.store().await?;
     let tenant = Tenant { id: TenantId::generate(), name, created_at: crate::domain::now() };
     let new = NewUser {
@@ -182,14 +209,16 @@ pub async fn create_tenant(
     })
 }
 
-/// Every tenant (platform-admin listing).
-pub async fn list_tenants(app: &App) -> ServiceResult<Vec<TenantView>> {
+/// Every tenant, oldest first (platform-admin listing).
+pub async fn list_tenants(app: &App, caller: &Caller, page: &PageRequest) -> ServiceResult<Page<TenantView>> {
+    caller.authorize_platform(Action::ManageTenants)?;
     let tenants = app.store().await?.list_tenants().await?;
-    Ok(tenants.into_iter().map(tenant_view).collect())
+    Ok(Page::of_sorted(tenants, page, |t| time_key(t.created_at, t.id.as_str())).map(tenant_view))
 }
 
 /// One tenant with its user and channel counts.
-pub async fn show_tenant(app: &App, id: &TenantId) -> ServiceResult<TenantDetailView> {
+pub async fn show_tenant(app: &App, caller: &Caller, id: &TenantId) -> ServiceResult<TenantDetailView> {
+    caller.authorize_platform(Action::ManageTenants)?;
     let store = app.store().await?;
     let tenant = store.get_tenant(id).await?;
     let user_count = store.list_users(id).await?.len();
@@ -207,11 +236,14 @@ pub async fn show_tenant(app: &App, id: &TenantId) -> ServiceResult<TenantDetail
 /// `platform` tenant, and the `platform` tenant holds only platform admins.
 pub async fn invite_user(
     app: &App,
-    actor: &Actor,
+    caller: &Caller,
     tenant_id: &TenantId,
     email: Email,
     role: Role,
 ) -> ServiceResult<UserView> {
+    caller.authorize(Action::ManageUsers, tenant_id)?;
+    caller.may_grant(role)?;
+    let actor = &caller.actor();
     if tenant_id.is_platform() != (role == Role::PlatformAdmin) {
         return Err(ServiceError::Invalid(format!(
             "role {role} cannot be given in tenant `{tenant_id}`: platform_admin exists only in tenant `platform`, which holds nothing else"
@@ -225,21 +257,24 @@ pub async fn invite_user(
     Ok(user_view(created))
 }
 
-/// The users of a tenant.
-pub async fn list_users(app: &App, tenant_id: &TenantId) -> ServiceResult<Vec<UserListItem>> {
+/// The users of a tenant, oldest first.
+pub async fn list_users(
+    app: &App,
+    caller: &Caller,
+    tenant_id: &TenantId,
+    page: &PageRequest,
+) -> ServiceResult<Page<UserListItem>> {
+    caller.authorize(Action::ManageUsers, tenant_id)?;
     let store = app.store().await?;
     store.get_tenant(tenant_id).await?;
     let users = store.list_users(tenant_id).await?;
-    Ok(users
-        .into_iter()
-        .map(|u| UserListItem {
-            user_id: u.id.to_string(),
-            email: u.email.to_string(),
-            tenant_id: u.tenant_id.to_string(),
-            role: u.role,
-            created_at: rfc3339(u.created_at),
-        })
-        .collect())
+    Ok(Page::of_sorted(users, page, |u| time_key(u.created_at, u.id.as_str())).map(|u| UserListItem {
+        user_id: u.id.to_string(),
+        email: u.email.to_string(),
+        tenant_id: u.tenant_id.to_string(),
+        role: u.role,
+        created_at: rfc3339(u.created_at),
+    }))
 }
 
 /// A user to create: where, who, with which first password, audited as `action`.

@@ -1,11 +1,13 @@
 //! Replies and the outbox: send a reply (idempotent by sendId), inspect, show, and retry items.
 
+use super::access::{Action, Caller};
+use super::page::{Page, PageRequest, time_key};
 use super::{ServiceError, ServiceResult, rfc3339};
 use crate::app::App;
 use crate::domain::{
-    Actor, AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId, Transition,
+    AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId, Transition,
 };
-use crate::store::CreateOutcome;
+use crate::store::{CreateOutcome, StoreError};
 use serde::Serialize;
 use serde_json::json;
 
@@ -13,7 +15,7 @@ use serde_json::json;
 pub const MAX_REPLY_CHARS: usize = 20_000;
 
 /// What `message send` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendView {
     /// The outbox item.
@@ -25,7 +27,7 @@ pub struct SendView {
 }
 
 /// An outbox item as `outbox inspect` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxView {
     /// Item id.
@@ -47,7 +49,7 @@ pub struct OutboxView {
 }
 
 /// What `outbox show` prints: the listing fields and the details an SRE needs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxDetail {
     /// The listing fields.
@@ -67,15 +69,27 @@ pub struct OutboxDetail {
     pub provider_message_ids: Vec<String>,
 }
 
+/// What queueing a reply did.
+#[derive(Debug)]
+pub struct SendOutcome {
+    /// The reply as created: for a replay, the same answer the first request got.
+    pub view: SendView,
+    /// The idempotency key was seen before with the same reply: nothing new was queued.
+    pub replayed: bool,
+}
+
 /// Queues a reply in a conversation. With an idempotency key, a retry with the same text returns
-/// the first item and sends nothing twice; the same key with another text is refused.
+/// the first answer and sends nothing twice; the same key for another text or conversation is
+/// refused ([`ServiceError::KeyReused`]). Keys are scoped to the tenant.
 pub async fn send_reply(
     app: &App,
+    caller: &Caller,
     tenant: &TenantId,
     conversation_id: &ConversationId,
     text: &str,
     idempotency_key: Option<SendId>,
-) -> ServiceResult<SendView> {
+) -> ServiceResult<SendOutcome> {
+    caller.authorize(Action::Reply, tenant)?;
     let text = text.trim();
     if text.is_empty() {
         return Err(ServiceError::Invalid("the reply text is empty".into()));
@@ -103,36 +117,60 @@ pub async fn send_reply(
         sent_at: now,
     };
     let (item, message) = OutboxItem::new_reply(reply, now);
-    let stored = match store.create_outbound(&item, &message).await? {
-        CreateOutcome::Created => item,
-        CreateOutcome::Existing(existing) => *existing,
+    let (stored, replayed) = match store.create_outbound(&item, &message).await {
+        Ok(CreateOutcome::Created) => (item, false),
+        Ok(CreateOutcome::Existing(existing)) => (*existing, true),
+        Err(StoreError::Conflict(why)) => return Err(ServiceError::KeyReused(why)),
+        Err(e) => return Err(e.into()),
     };
-    Ok(SendView { outbox_id: stored.id.to_string(), send_id: stored.send_id.to_string(), status: stored.status })
+    // The answer is the item as it was created (PENDING), for a replay too: where it is now is
+    // what `outbox show` tells.
+    let view = SendView {
+        outbox_id: stored.id.to_string(),
+        send_id: stored.send_id.to_string(),
+        status: OutboxStatus::Pending,
+    };
+    Ok(SendOutcome { view, replayed })
 }
 
-/// Outbox items, newest first, filtered by tenant and status.
+/// Outbox items, newest first, of one tenant (or, for the operator and platform admins, of all),
+/// optionally in one status.
 pub async fn inspect(
     app: &App,
+    caller: &Caller,
     tenant: Option<&TenantId>,
     status: Option<OutboxStatus>,
-    limit: u32,
-) -> ServiceResult<Vec<OutboxView>> {
-    let items = app.store().await?.list_outbox(tenant, status, limit).await?;
-    Ok(items.iter().map(view).collect())
+    page: &PageRequest,
+) -> ServiceResult<Page<OutboxView>> {
+    match tenant {
+        Some(tenant) => caller.authorize(Action::ReadInbox, tenant)?,
+        None => caller.authorize_platform(Action::ReadInbox)?,
+    }
+    let mut items = app.store().await?.list_outbox(tenant, status, SCAN_LIMIT).await?;
+    items.sort_by_key(|item| std::cmp::Reverse(key(item)));
+    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
+    let rest = items
+        .into_iter()
+        .filter(|i| after.as_deref().is_none_or(|after| key(i).as_str() < after))
+        .take(page.limit as usize + 1)
+        .collect();
+    Ok(Page::from_fetched(rest, page, key).map(|item| view(&item)))
 }
 
-/// One item in full.
-pub async fn show(app: &App, id: &OutboxId) -> ServiceResult<OutboxDetail> {
-    let item = find(app, id).await?;
+/// One item of a tenant in full.
+pub async fn show(app: &App, caller: &Caller, tenant: &TenantId, id: &OutboxId) -> ServiceResult<OutboxDetail> {
+    caller.authorize(Action::ReadInbox, tenant)?;
+    let item = find(app, tenant, id).await?;
     Ok(detail(&item))
 }
 
 /// Puts a FAILED or UNKNOWN item back to PENDING so it is sent again (audited). For UNKNOWN this
-/// is the operator accepting a possible duplicate at the customer.
-pub async fn retry(app: &App, actor: &Actor, id: &OutboxId) -> ServiceResult<OutboxDetail> {
-    let item = find(app, id).await?;
+/// is the caller accepting a possible duplicate at the customer.
+pub async fn retry(app: &App, caller: &Caller, tenant: &TenantId, id: &OutboxId) -> ServiceResult<OutboxDetail> {
+    caller.authorize(Action::Reply, tenant)?;
+    let item = find(app, tenant, id).await?;
     let audit = AuditEntry::new(
-        actor,
+        &caller.actor(),
         &item.tenant_id,
         "outbox.retry",
         item.id.as_str(),
@@ -148,12 +186,20 @@ pub async fn retry(app: &App, actor: &Actor, id: &OutboxId) -> ServiceResult<Out
     }
 }
 
-async fn find(app: &App, id: &OutboxId) -> ServiceResult<OutboxItem> {
-    app.store()
-        .await?
-        .get_outbox(id)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("outbox item `{id}` not found")))
+/// The most outbox items read for one listing.
+const SCAN_LIMIT: u32 = 100_000;
+
+fn key(item: &OutboxItem) -> String {
+    time_key(item.created_at, item.id.as_str())
+}
+
+async fn find(app: &App, tenant: &TenantId, id: &OutboxId) -> ServiceResult<OutboxItem> {
+    let not_found = || ServiceError::NotFound(format!("outbox item `{id}` not found"));
+    let item = app.store().await?.get_outbox(id).await?.ok_or_else(not_found)?;
+    if item.tenant_id != *tenant {
+        return Err(not_found());
+    }
+    Ok(item)
 }
 
 fn view(item: &OutboxItem) -> OutboxView {

@@ -1,0 +1,184 @@
+//! `/tenant/channels`: connect (tenant admins), list, get, `PATCH {displayName?, isActive?}`,
+//! rotate credentials, the auto-reply greeting, and Messenger page discovery. Credentials go in,
+//! never out.
+
+use super::extract::{Body, Params, PathParam, Scope, path_id};
+use super::{ApiErrors, PageParams, TenantParam};
+use crate::domain::{ChannelId, DisplayName, ExternalId};
+use crate::http::{ApiError, ServerState};
+use crate::service::channels::{self, ChannelChange, ChannelView, NewChannel};
+use crate::service::page::Page;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// `POST /tenant/channels`: a Telegram bot or a Messenger page.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum CreateChannelRequest {
+    /// A Telegram bot, by its Bot API token.
+    Telegram(NewTelegramChannel),
+    /// A Messenger page: its page token, or a Facebook user token that manages it (kamshub takes
+    /// the page's token from `/me/accounts`).
+    Messenger(NewMessengerChannel),
+}
+
+/// A Telegram bot to connect.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct NewTelegramChannel {
+    /// Name shown to staff.
+    display_name: String,
+    /// The bot's token from @BotFather.
+    #[schema(value_type = String, format = Password)]
+    bot_token: SecretString,
+    /// Register the webhook now (default true).
+    register_webhook: Option<bool>,
+}
+
+/// A Messenger page to connect: give exactly one of `pageToken` and `userToken`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct NewMessengerChannel {
+    /// Name shown to staff.
+    display_name: String,
+    /// The page id.
+    page_id: String,
+    /// The page's access token.
+    #[schema(value_type = String, format = Password)]
+    page_token: SecretString,
+}
+
+/// `PATCH /tenant/channels/{channelId}`: only these fields can change.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UpdateChannelRequest {
+    /// New name shown to staff.
+    display_name: Option<String>,
+    /// Show (true) or hide (false) the channel's conversations in the inbox.
+    is_active: Option<bool>,
+}
+
+/// `POST /tenant/channels/{channelId}/rotate-credentials`
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RotateCredentialsRequest {
+    /// The new bot token (Telegram) or page token (Messenger).
+    #[schema(value_type = String, format = Password)]
+    token: SecretString,
+}
+
+/// `PUT /tenant/channels/{channelId}/auto-reply`
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AutoReplyRequest {
+    /// The greeting sent on a new conversation's first message; `null` turns it off.
+    text: Option<String>,
+}
+
+/// Connects a Telegram bot or a Messenger page (tenant admins).
+#[utoipa::path(post, path = "/tenant/channels", tag = "channels", params(TenantParam),
+    request_body = CreateChannelRequest, security(("idToken" = [])),
+    responses((status = 201, description = "The connected channel", body = ChannelView), ApiErrors))]
+pub(super) async fn create(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    Body(body): Body<CreateChannelRequest>,
+) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+    let (name, new) = match body {
+        CreateChannelRequest::Telegram(t) => (
+            t.display_name,
+            NewChannel::Telegram { token: t.bot_token, register_webhook: t.register_webhook.unwrap_or(true) },
+        ),
+        CreateChannelRequest::Messenger(m) => {
+            let page_id = ExternalId::page_id(&m.page_id)?;
+            (m.display_name, NewChannel::Messenger { page_id, page_token: m.page_token })
+        }
+    };
+    let name = DisplayName::parse(&name)?;
+    let view = channels::add(&state.app, &scope.caller, &scope.tenant, name, new).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The tenant's channels, oldest first.
+#[utoipa::path(get, path = "/tenant/channels", tag = "channels", params(TenantParam, PageParams),
+    security(("idToken" = [])),
+    responses((status = 200, description = "A page of channels", body = Page<ChannelView>), ApiErrors))]
+pub(super) async fn list(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    Params(page): Params<PageParams>,
+) -> Result<Json<Page<ChannelView>>, ApiError> {
+    Ok(Json(channels::list(&state.app, &scope.caller, &scope.tenant, &page.request()?).await?))
+}
+
+/// One channel.
+#[utoipa::path(get, path = "/tenant/channels/{channelId}", tag = "channels",
+    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    security(("idToken" = [])),
+    responses((status = 200, description = "The channel", body = ChannelView), ApiErrors))]
+pub(super) async fn get(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let id = path_id(&id, ChannelId::parse)?;
+    Ok(Json(channels::get(&state.app, &scope.caller, &scope.tenant, &id).await?))
+}
+
+/// Renames, activates or deactivates a channel (tenant admins and managers).
+#[utoipa::path(patch, path = "/tenant/channels/{channelId}", tag = "channels",
+    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    request_body = UpdateChannelRequest, security(("idToken" = [])),
+    responses((status = 200, description = "The changed channel", body = ChannelView), ApiErrors))]
+pub(super) async fn update(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    PathParam(id): PathParam<String>,
+    Body(body): Body<UpdateChannelRequest>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let id = path_id(&id, ChannelId::parse)?;
+    let mut changes = Vec::new();
+    if let Some(name) = body.display_name {
+        changes.push(ChannelChange::Rename(DisplayName::parse(&name)?));
+    }
+    if let Some(active) = body.is_active {
+        changes.push(ChannelChange::SetActive(active));
+    }
+    Ok(Json(channels::change(&state.app, &scope.caller, &scope.tenant, &id, &changes).await?))
+}
+
+/// Replaces a channel's token, keeping its history (tenant admins).
+#[utoipa::path(post, path = "/tenant/channels/{channelId}/rotate-credentials", tag = "channels",
+    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    request_body = RotateCredentialsRequest, security(("idToken" = [])),
+    responses((status = 200, description = "The channel, credentials replaced", body = ChannelView), ApiErrors))]
+pub(super) async fn rotate_credentials(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    PathParam(id): PathParam<String>,
+    Body(body): Body<RotateCredentialsRequest>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let id = path_id(&id, ChannelId::parse)?;
+    Ok(Json(channels::rotate_credentials(&state.app, &scope.caller, &scope.tenant, &id, body.token).await?))
+}
+
+/// Sets or turns off the greeting of new conversations (tenant admins).
+#[utoipa::path(put, path = "/tenant/channels/{channelId}/auto-reply", tag = "channels",
+    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    request_body = AutoReplyRequest, security(("idToken" = [])),
+    responses((status = 200, description = "The channel with its greeting", body = ChannelView), ApiErrors))]
+pub(super) async fn set_auto_reply(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope,
+    PathParam(id): PathParam<String>,
+    Body(body): Body<AutoReplyRequest>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let id = path_id(&id, ChannelId::parse)?;
+    let change = [ChannelChange::AutoReply(body.text)];
+    Ok(Json(channels::change(&state.app, &scope.caller, &scope.tenant, &id, &change).await?))
+}
