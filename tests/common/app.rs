@@ -20,6 +20,8 @@ pub const APP_SECRET: &str = "test-app-secret-5f2c";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 /// The Messenger page of the test channel.
 pub const PAGE_ID: &str = "104857600012345";
+/// The bootstrap token of the test daemon (`POST /platform/bootstrap`).
+pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-token-0f3e";
 /// Receives before a message moves to the DLQ, in tests.
 pub const MAX_RECEIVES: u32 = 3;
 
@@ -65,7 +67,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
-        "data_dir = \"{}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
+        "data_dir = \"{}\"\nbootstrap_token = \"{BOOTSTRAP_TOKEN}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
          telegram_api_base = \"{telegram}\"\ngraph_api_base = \"{graph}\"\n\
          [queue]\nmax_receive_count = {MAX_RECEIVES}\nvisibility_timeout_secs = 2\n",
         dir.path().join("data").display()
@@ -157,6 +159,11 @@ pub struct Seeded {
 
 /// Creates a tenant with a Telegram channel (known webhook secret) and the test Messenger page.
 pub async fn seed(app: &App) -> Seeded {
+    seed_tenant(app, PAGE_ID).await
+}
+
+/// Creates a tenant with a Telegram channel (known webhook secret) and the Messenger page `page_id`.
+pub async fn seed_tenant(app: &App, page_id: &str) -> Seeded {
     let store = app.store().await.unwrap();
     let key = app.master_key().unwrap();
     let tenant = kamshub::domain::Tenant {
@@ -174,7 +181,7 @@ pub async fn seed(app: &App) -> Seeded {
     store.insert_tenant(&tenant, None, &audit).await.unwrap();
     let telegram_secret = format!("secret-{}", super::unique_name("s").replace('_', "-"));
     let telegram = channel(&tenant.id, ChannelKind::Telegram, &super::unique_name("bot"), &key, Some(&telegram_secret));
-    let messenger = channel(&tenant.id, ChannelKind::Messenger, PAGE_ID, &key, None);
+    let messenger = channel(&tenant.id, ChannelKind::Messenger, page_id, &key, None);
     store.insert_channel(&telegram).await.unwrap();
     store.insert_channel(&messenger).await.unwrap();
     Seeded { tenant: tenant.id, telegram: telegram.id, telegram_secret, messenger: messenger.id }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of these helpers")]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod daemon;

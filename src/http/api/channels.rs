@@ -2,7 +2,7 @@
 //! rotate credentials, the auto-reply greeting, and Messenger page discovery. Credentials go in,
 //! never out.
 
-use super::extract::{Body, Params, PathParam, Scope, path_id};
+use super::extract::{Body, Params, PathParam, Scope, needs, path_id};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{ChannelId, DisplayName, ExternalId};
 use crate::http::{ApiError, ServerState};
@@ -86,7 +86,7 @@ pub(crate) struct AutoReplyRequest {
     responses((status = 201, description = "The connected channel", body = ChannelView), ApiErrors))]
 pub(super) async fn create(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ManageCredentials>,
     Body(body): Body<CreateChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let (name, new) = match body {
@@ -110,7 +110,7 @@ pub(super) async fn create(
     responses((status = 200, description = "A page of channels", body = Page<ChannelView>), ApiErrors))]
 pub(super) async fn list(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadChannels>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<ChannelView>>, ApiError> {
     Ok(Json(channels::list(&state.app, &scope.caller, &scope.tenant, &page.request()?).await?))
@@ -123,7 +123,7 @@ pub(super) async fn list(
     responses((status = 200, description = "The channel", body = ChannelView), ApiErrors))]
 pub(super) async fn get(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadChannels>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let id = path_id(&id, ChannelId::parse)?;
@@ -137,7 +137,7 @@ pub(super) async fn get(
     responses((status = 200, description = "The changed channel", body = ChannelView), ApiErrors))]
 pub(super) async fn update(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::UpdateChannels>,
     PathParam(id): PathParam<String>,
     Body(body): Body<UpdateChannelRequest>,
 ) -> Result<Json<ChannelView>, ApiError> {
@@ -159,7 +159,7 @@ pub(super) async fn update(
     responses((status = 200, description = "The channel, credentials replaced", body = ChannelView), ApiErrors))]
 pub(super) async fn rotate_credentials(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ManageCredentials>,
     PathParam(id): PathParam<String>,
     Body(body): Body<RotateCredentialsRequest>,
 ) -> Result<Json<ChannelView>, ApiError> {
@@ -174,7 +174,7 @@ pub(super) async fn rotate_credentials(
     responses((status = 200, description = "The channel with its greeting", body = ChannelView), ApiErrors))]
 pub(super) async fn set_auto_reply(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ConfigureAutoReply>,
     PathParam(id): PathParam<String>,
     Body(body): Body<AutoReplyRequest>,
 ) -> Result<Json<ChannelView>, ApiError> {

@@ -6,11 +6,12 @@
 
 use super::super::{ApiError, ServerState};
 use crate::domain::{TenantId, ValidationError};
-use crate::service::access::Caller;
+use crate::service::access::{Action, Caller};
 use crate::service::session;
 use axum::extract::{FromRequest, FromRequestParts, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -36,16 +37,43 @@ impl FromRequestParts<Arc<ServerState>> for Auth {
     }
 }
 
+/// What a route needs the caller to be allowed: an [`Action`] named by a marker type, so the
+/// handler's signature says it (`Scope<needs::Reply>`).
+pub trait Needs: Send + Sync + 'static {
+    /// The action of the role matrix this route performs.
+    const ACTION: Action;
+}
+
+/// Marker types for [`Scope`], one per [`Action`].
+pub mod needs {
+    use super::{Action, Needs};
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Routes that need [`Action::", stringify!($name), "`].")]
+            pub struct $name;
+            impl Needs for $name {
+                const ACTION: Action = Action::$name;
+            }
+        )*};
+    }
+    markers!(ManageUsers, ManageCredentials, ConfigureAutoReply, ReadChannels, UpdateChannels, ReadInbox, Reply);
+}
+
 /// The caller and the tenant a `/tenant/…` request acts on: the caller's own, or the one a
-/// platform admin names with `?tenantId=` (anyone else naming another tenant gets 404).
-pub struct Scope {
+/// platform admin names with `?tenantId=` (anyone else naming another tenant gets 404); the caller
+/// must be allowed `A::ACTION` there (else 403). Checked before the body is read, so a caller who
+/// may not do something learns nothing about what the route accepts. The service function checks
+/// again: the CLI goes through the same check.
+pub struct Scope<A: Needs> {
     /// Who is asking.
     pub caller: Caller,
     /// Whose data the request reads or changes.
     pub tenant: TenantId,
+    action: PhantomData<A>,
 }
 
-impl FromRequestParts<Arc<ServerState>> for Scope {
+impl<A: Needs> FromRequestParts<Arc<ServerState>> for Scope<A> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ServerState>) -> Result<Self, ApiError> {
@@ -53,7 +81,21 @@ impl FromRequestParts<Arc<ServerState>> for Scope {
         let Query(query) = Query::<super::TenantParam>::from_request_parts(parts, state).await?;
         let named = query.tenant_id.as_deref().map(TenantId::parse).transpose().map_err(bad_request)?;
         let tenant = caller.tenant(named)?;
-        Ok(Scope { caller, tenant })
+        caller.authorize(A::ACTION, &tenant)?;
+        Ok(Scope { caller, tenant, action: PhantomData })
+    }
+}
+
+/// A caller allowed to act on the whole platform (`/platform/…` routes).
+pub struct PlatformCaller(pub Caller);
+
+impl FromRequestParts<Arc<ServerState>> for PlatformCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ServerState>) -> Result<Self, ApiError> {
+        let Auth(caller) = Auth::from_request_parts(parts, state).await?;
+        caller.authorize_platform(Action::ManageTenants)?;
+        Ok(PlatformCaller(caller))
     }
 }
 

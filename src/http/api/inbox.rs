@@ -1,7 +1,7 @@
 //! `/tenant/conversations`: list (inactive channels' hidden unless asked), get, messages newest
 //! first, and replies with an `Idempotency-Key`.
 
-use super::extract::{Body, Params, PathParam, Scope, path_id};
+use super::extract::{Body, Params, PathParam, Scope, needs, path_id};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{ChannelId, ConversationId, SendId};
 use crate::http::{ApiError, ServerState};
@@ -46,7 +46,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     responses((status = 200, description = "A page of conversations", body = Page<ConversationView>), ApiErrors))]
 pub(super) async fn list_conversations(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadInbox>,
     Params(filter): Params<ConversationParams>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<ConversationView>>, ApiError> {
@@ -67,7 +67,7 @@ pub(super) async fn list_conversations(
     responses((status = 200, description = "The conversation", body = ConversationView), ApiErrors))]
 pub(super) async fn get_conversation(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadInbox>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
     let id = path_id(&id, ConversationId::parse)?;
@@ -81,7 +81,7 @@ pub(super) async fn get_conversation(
     responses((status = 200, description = "A page of messages", body = Page<MessageView>), ApiErrors))]
 pub(super) async fn list_messages(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadInbox>,
     PathParam(id): PathParam<String>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<MessageView>>, ApiError> {
@@ -106,7 +106,7 @@ pub(super) async fn list_messages(
     ))]
 pub(super) async fn reply(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::Reply>,
     PathParam(id): PathParam<String>,
     headers: HeaderMap,
     Body(body): Body<ReplyRequest>,

@@ -1,6 +1,6 @@
 //! `/tenant/outbox`: list (filter by status), get, retry a FAILED or UNKNOWN reply.
 
-use super::extract::{Params, PathParam, Scope, path_id};
+use super::extract::{Params, PathParam, Scope, needs, path_id};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{OutboxId, OutboxStatus};
 use crate::http::{ApiError, ServerState};
@@ -27,7 +27,7 @@ pub(crate) struct OutboxParams {
     responses((status = 200, description = "A page of outbox items", body = Page<OutboxView>), ApiErrors))]
 pub(super) async fn list(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadInbox>,
     Params(filter): Params<OutboxParams>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<OutboxView>>, ApiError> {
@@ -41,7 +41,7 @@ pub(super) async fn list(
     responses((status = 200, description = "The item", body = OutboxDetail), ApiErrors))]
 pub(super) async fn get(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ReadInbox>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<OutboxDetail>, ApiError> {
     let id = path_id(&id, OutboxId::parse)?;
@@ -54,7 +54,7 @@ pub(super) async fn get(
     responses((status = 200, description = "The item, back to PENDING", body = OutboxDetail), ApiErrors))]
 pub(super) async fn retry(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::Reply>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<OutboxDetail>, ApiError> {
     let id = path_id(&id, OutboxId::parse)?;

@@ -1,7 +1,7 @@
 //! `POST /platform/bootstrap` (bootstrap token), `POST|GET /platform/tenants`,
 //! `GET /platform/tenants/{id}` (platform admins).
 
-use super::extract::{Auth, Body, Params, PathParam, path_id};
+use super::extract::{Body, Params, PathParam, PlatformCaller, path_id};
 use super::{ApiErrors, PageParams};
 use crate::domain::{Email, TenantId, TenantName};
 use crate::http::{ApiError, ServerState};
@@ -58,7 +58,7 @@ pub(super) async fn bootstrap(
     responses((status = 201, description = "The tenant and its admin", body = CreatedTenantView), ApiErrors))]
 pub(super) async fn create_tenant(
     State(state): State<Arc<ServerState>>,
-    Auth(caller): Auth,
+    PlatformCaller(caller): PlatformCaller,
     Body(body): Body<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<CreatedTenantView>), ApiError> {
     let (name, admin) = (TenantName::parse(&body.name)?, Email::parse(&body.admin_email)?);
@@ -72,7 +72,7 @@ pub(super) async fn create_tenant(
     responses((status = 200, description = "A page of tenants", body = Page<TenantView>), ApiErrors))]
 pub(super) async fn list_tenants(
     State(state): State<Arc<ServerState>>,
-    Auth(caller): Auth,
+    PlatformCaller(caller): PlatformCaller,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<TenantView>>, ApiError> {
     Ok(Json(onboarding::list_tenants(&state.app, &caller, &page.request()?).await?))
@@ -85,7 +85,7 @@ pub(super) async fn list_tenants(
     responses((status = 200, description = "The tenant", body = TenantDetailView), ApiErrors))]
 pub(super) async fn get_tenant(
     State(state): State<Arc<ServerState>>,
-    Auth(caller): Auth,
+    PlatformCaller(caller): PlatformCaller,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<TenantDetailView>, ApiError> {
     let id = path_id(&id, TenantId::parse)?;

@@ -1,6 +1,6 @@
 //! `POST|GET /tenant/users`: invite with a role, list (tenant admins).
 
-use super::extract::{Body, Params, Scope};
+use super::extract::{Body, Params, Scope, needs};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{Email, Role};
 use crate::http::{ApiError, ServerState};
@@ -30,7 +30,7 @@ pub(crate) struct InviteRequest {
     responses((status = 201, description = "The invited user", body = UserView), ApiErrors))]
 pub(super) async fn invite(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ManageUsers>,
     Body(body): Body<InviteRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let email = Email::parse(&body.email)?;
@@ -44,7 +44,7 @@ pub(super) async fn invite(
     responses((status = 200, description = "A page of users", body = Page<UserListItem>), ApiErrors))]
 pub(super) async fn list(
     State(state): State<Arc<ServerState>>,
-    scope: Scope,
+    scope: Scope<needs::ManageUsers>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<UserListItem>>, ApiError> {
     Ok(Json(onboarding::list_users(&state.app, &scope.caller, &scope.tenant, &page.request()?).await?))
