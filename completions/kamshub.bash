@@ -70,6 +70,9 @@ _kamshub() {
             kamshub__subcmd__channel,list)
                 cmd="kamshub__subcmd__channel__subcmd__list"
                 ;;
+            kamshub__subcmd__channel,pages)
+                cmd="kamshub__subcmd__channel__subcmd__pages"
+                ;;
             kamshub__subcmd__channel,rename)
                 cmd="kamshub__subcmd__channel__subcmd__rename"
                 ;;
@@ -96,6 +99,9 @@ _kamshub() {
                 ;;
             kamshub__subcmd__channel__subcmd__help,list)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__list"
+                ;;
+            kamshub__subcmd__channel__subcmd__help,pages)
+                cmd="kamshub__subcmd__channel__subcmd__help__subcmd__pages"
                 ;;
             kamshub__subcmd__channel__subcmd__help,rename)
                 cmd="kamshub__subcmd__channel__subcmd__help__subcmd__rename"
@@ -174,6 +180,9 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help__subcmd__channel,list)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__list"
+                ;;
+            kamshub__subcmd__help__subcmd__channel,pages)
+                cmd="kamshub__subcmd__help__subcmd__channel__subcmd__pages"
                 ;;
             kamshub__subcmd__help__subcmd__channel,rename)
                 cmd="kamshub__subcmd__help__subcmd__channel__subcmd__rename"
@@ -385,7 +394,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version add list rename activate deactivate auto-reply rotate-credentials set-webhook help"
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -449,7 +458,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel__subcmd__add)
-            opts="-o -v -h -V --tenant --type --display-name --token --no-webhook --page-id --page-token --config --output --verbose --data-dir --help --version"
+            opts="-o -v -h -V --tenant --type --display-name --token --no-webhook --page-id --page-token --user-token --config --output --verbose --data-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +485,10 @@ _kamshub() {
                     return 0
                     ;;
                 --page-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -575,7 +588,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__channel__subcmd__help)
-            opts="add list rename activate deactivate auto-reply rotate-credentials set-webhook help"
+            opts="add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -672,6 +685,20 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__channel__subcmd__help__subcmd__pages)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__channel__subcmd__help__subcmd__rename)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -722,6 +749,44 @@ _kamshub() {
             fi
             case "${prev}" in
                 --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__channel__subcmd__pages)
+            opts="-o -v -h -V --tenant --user-token --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -979,7 +1044,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__conversation__subcmd__list)
-            opts="-o -v -h -V --tenant --channel --limit --config --output --verbose --data-dir --help --version"
+            opts="-o -v -h -V --tenant --channel --include-inactive --limit --config --output --verbose --data-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1087,7 +1152,7 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help__subcmd__channel)
-            opts="add list rename activate deactivate auto-reply rotate-credentials set-webhook"
+            opts="add pages list rename activate deactivate auto-reply rotate-credentials set-webhook"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1157,6 +1222,20 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__help__subcmd__channel__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__channel__subcmd__pages)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1815,12 +1894,16 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__outbox__subcmd__retry)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            opts="-o -v -h -V --tenant --config --output --verbose --data-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1845,12 +1928,16 @@ _kamshub() {
             return 0
             ;;
         kamshub__subcmd__outbox__subcmd__show)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            opts="-o -v -h -V --tenant --config --output --verbose --data-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -132,28 +132,30 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the users of a tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "list" -d 'List a tenant\'s channels'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rename" -d 'Rename a channel'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "auto-reply" -d 'Set (--text) or turn off (--off) the greeting sent on a new conversation\'s first message'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rotate-credentials" -d 'Replace a channel\'s token, keeping its history (`-` reads the token from stdin)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id with --page-token or --user-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "pages" -d 'List the Messenger pages a Facebook user token manages (to connect one with --user-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "list" -d 'List a tenant\'s channels'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rename" -d 'Rename a channel'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "deactivate" -d 'Deactivate a channel (it keeps ingesting, hidden from the inbox)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "auto-reply" -d 'Set (--text) or turn off (--off) the greeting sent on a new conversation\'s first message'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "rotate-credentials" -d 'Replace a channel\'s token, keeping its history (`-` reads the token from stdin)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "set-webhook" -d 'Register a Telegram channel\'s webhook (after --no-webhook, or a new public URL)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and not __fish_seen_subcommand_from add pages list rename activate deactivate auto-reply rotate-credentials set-webhook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l type -d 'telegram or messenger' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l display-name -d 'Name shown to staff' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l token -d 'Telegram bot token (`-` reads it from stdin)' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l page-id -d 'Messenger page id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l page-token -d 'Messenger page access token (`-` reads it from stdin)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l user-token -d 'A Facebook user access token that manages the page: its page token is taken from `/me/accounts` (`-` reads it from stdin; see `channel pages`)' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -162,6 +164,15 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -l user-token -d 'A Facebook user access token (`-` reads it from stdin)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from pages" -s V -l version -d 'Print version'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
@@ -223,7 +234,8 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from set-webhook" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id with --page-token or --user-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "pages" -d 'List the Messenger pages a Facebook user token manages (to connect one with --user-token)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a tenant\'s channels'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "rename" -d 'Rename a channel'
 complete -c kamshub -n "__fish_kamshub_using_subcommand channel; and __fish_seen_subcommand_from help" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'
@@ -249,6 +261,7 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -l include-inactive -d 'Also the conversations of inactive channels'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand conversation; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -307,6 +320,7 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -314,6 +328,7 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -l tenant -d 'Tenant id' -r
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from retry" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -375,7 +390,8 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "invite" -d 'Invite a user into a tenant (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List the users of a tenant'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "add" -d 'Connect a Telegram bot (--token) or a Messenger page (--page-id with --page-token or --user-token)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "pages" -d 'List the Messenger pages a Facebook user token manages (to connect one with --user-token)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "list" -d 'List a tenant\'s channels'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "rename" -d 'Rename a channel'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from channel" -f -a "activate" -d 'Activate a channel (show it in the inbox again)'

@@ -33,13 +33,13 @@ use kamshub::config::{FlagOverrides, Settings};
 use kamshub::domain::inbound::{ENVELOPE_VERSION, Envelope, InboundEvent, IncomingMessage, order_key};
 use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, Transition, User,
+    Message, MessageId, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, Transition, User, UserId,
 };
 use kamshub::pipeline::pacing::{Limit, PacingLimits};
 use kamshub::pipeline::relay::{Relay, RelayConfig};
 use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueName, QueueResult, Receipt, ReceivedMessage};
-use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreResult};
+use kamshub::store::{ApplyOutcome, ConversationQuery, CreateOutcome, InboundRecord, OutboxQuery, Store, StoreResult};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -283,7 +283,16 @@ async fn seed_conversations(
             (0..per_bot).map(|chat| inbound(tenant, channel, chat_id(bot, chat), at_s)).collect();
         let outcomes = store.apply_inbound(&records).await?;
         ensure!(outcomes.iter().all(|o| *o == ApplyOutcome::Applied), "inbound events not applied: {outcomes:?}");
-        for conversation in store.list_conversations(tenant, Some(channel), (per_bot + 10) as u32).await? {
+        for conversation in store
+            .list_conversations(
+                tenant,
+                &ConversationQuery {
+                    channel: Some(channel.clone()),
+                    ..ConversationQuery::first((per_bot + 10) as u32)
+                },
+            )
+            .await?
+        {
             by_thread.insert((bot, conversation.external_thread_id.clone()), conversation.id);
         }
     }
@@ -433,7 +442,10 @@ async fn wait_until_sent(
             last_report = (Instant::now(), accepted);
         }
         if accepted >= expected {
-            let sent = store.list_outbox(Some(tenant), Some(OutboxStatus::Sent), (expected + 1) as u32).await?.len();
+            let sent = store
+                .list_outbox(&OutboxQuery::new(Some(tenant), Some(OutboxStatus::Sent), (expected + 1) as u32))
+                .await?
+                .len();
             if sent == expected {
                 return Ok(());
             }
@@ -969,6 +981,9 @@ impl Store for TimedStore {
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         self.stats.time("store.find_user_by_email", self.inner.find_user_by_email(email)).await
     }
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        self.stats.time("store.get_user", self.inner.get_user(id)).await
+    }
     async fn has_platform_admin(&self) -> StoreResult<bool> {
         self.stats.time("store.has_platform_admin", self.inner.has_platform_admin()).await
     }
@@ -996,13 +1011,8 @@ impl Store for TimedStore {
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
         self.stats.time("store.apply_inbound", self.inner.apply_inbound(records)).await
     }
-    async fn list_conversations(
-        &self,
-        tenant: &TenantId,
-        channel: Option<&ChannelId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Conversation>> {
-        self.stats.time("store.list_conversations", self.inner.list_conversations(tenant, channel, limit)).await
+    async fn list_conversations(&self, tenant: &TenantId, query: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
+        self.stats.time("store.list_conversations", self.inner.list_conversations(tenant, query)).await
     }
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         self.stats.time("store.get_conversation", self.inner.get_conversation(tenant, id)).await
@@ -1021,23 +1031,22 @@ impl Store for TimedStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
+        before: Option<&(String, MessageId)>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        self.stats.time("store.list_messages", self.inner.list_messages(tenant, conversation, limit)).await
+        self.stats.time("store.list_messages", self.inner.list_messages(tenant, conversation, before, limit)).await
     }
     async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
         self.stats.time("store.create_outbound", self.inner.create_outbound(item, message)).await
     }
-    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
-        self.stats.time("store.get_outbox", self.inner.get_outbox(id)).await
+    async fn get_outbox(&self, tenant: &TenantId, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        self.stats.time("store.get_outbox", self.inner.get_outbox(tenant, id)).await
     }
-    async fn list_outbox(
-        &self,
-        tenant: Option<&TenantId>,
-        status: Option<OutboxStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxItem>> {
-        self.stats.time("store.list_outbox (bench poll)", self.inner.list_outbox(tenant, status, limit)).await
+    async fn get_outbox_for_send(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        self.stats.time("store.get_outbox", self.inner.get_outbox_for_send(id)).await
+    }
+    async fn list_outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>> {
+        self.stats.time("store.list_outbox (bench poll)", self.inner.list_outbox(query)).await
     }
     async fn outbox_due(
         &self,
@@ -1049,17 +1058,15 @@ impl Store for TimedStore {
     }
     async fn transition_outbox(
         &self,
+        tenant: &TenantId,
         id: &OutboxId,
         step: &Transition,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>> {
-        let name = match step.target() {
-            OutboxStatus::Enqueued => "store.transition→ENQUEUED",
-            OutboxStatus::Sending => "store.transition→SENDING",
-            OutboxStatus::Sent => "store.transition→SENT",
-            _ => "store.transition→other",
-        };
-        self.stats.time(name, self.inner.transition_outbox(id, step, audit)).await
+        self.stats.time(transition_name(step), self.inner.transition_outbox(tenant, id, step, audit)).await
+    }
+    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
+        self.stats.time(transition_name(step), self.inner.transition_outbox_for_send(id, step)).await
     }
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
         self.stats.time("store.mark_enqueued", self.inner.mark_enqueued(ids)).await
@@ -1072,6 +1079,16 @@ impl Store for TimedStore {
     }
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         self.stats.time("store.list_audit", self.inner.list_audit(tenant, limit)).await
+    }
+}
+
+/// The stats name of an outbox step.
+fn transition_name(step: &Transition) -> &'static str {
+    match step.target() {
+        OutboxStatus::Enqueued => "store.transition→ENQUEUED",
+        OutboxStatus::Sending => "store.transition→SENDING",
+        OutboxStatus::Sent => "store.transition→SENT",
+        _ => "store.transition→other",
     }
 }
 

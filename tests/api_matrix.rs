@@ -12,9 +12,8 @@ mod common;
 
 use common::api::{Answer, Api, NEW_PASSWORD, now_secs, resign_local};
 use common::app::{BOOTSTRAP_TOKEN, Backend, Seeded, TestApp, seed_tenant, spawn_app_with, telegram_text};
-use kamshub::domain::{ChannelId, ConversationId, OutboxId, OutboxStatus, Role, TenantId};
+use kamshub::domain::{ChannelId, ConversationId, OutboxId, Role, TenantId, Transition};
 use kamshub::service::access::{Action, Caller};
-use kamshub::store::OutboxTransition;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -67,6 +66,7 @@ fn rows() -> BTreeMap<&'static str, Row> {
             "PUT /tenant/channels/{channelId}/auto-reply",
             row(Tenant(Action::ConfigureAutoReply), &[200], Some(bodies::greeting)),
         ),
+        ("GET /tenant/channels/messenger/pages", row(Tenant(Action::ManageCredentials), &[200], None)),
         ("POST /tenant/users", row(Tenant(Action::ManageUsers), &[201], Some(bodies::invite))),
         ("GET /tenant/users", row(Tenant(Action::ManageUsers), &[200], None)),
         ("GET /tenant/conversations", row(Tenant(Action::ReadInbox), &[200], None)),
@@ -199,12 +199,18 @@ impl World {
     }
 }
 
-/// Telegram's getMe for tokens shaped `N:username` (the username is the bot's), and setWebhook.
+/// Telegram's getMe for tokens shaped `N:username` (the username is the bot's), and setWebhook;
+/// Graph's `/me/accounts` with one page.
 struct FakeBots;
 
 impl Respond for FakeBots {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let path = request.url.path();
+        if path.ends_with("/me/accounts") {
+            return ResponseTemplate::new(200).set_body_json(
+                json!({"data": [{"id": "104857600055555", "name": "Matrix page", "access_token": "EAAP"}]}),
+            );
+        }
         let token = path.trim_start_matches("/bot").split('/').next().unwrap_or_default();
         if path.ends_with("/getMe") {
             let username = token.split_once(':').map(|(_, u)| u).unwrap_or("nobody");
@@ -220,7 +226,7 @@ impl Respond for FakeBots {
 async fn world() -> World {
     let telegram = MockServer::start().await;
     Mock::given(wiremock::matchers::any()).respond_with(FakeBots).mount(&telegram).await;
-    let app = spawn_app_with(Backend::Embedded, &telegram.uri(), "http://127.0.0.1:9").await.unwrap();
+    let app = spawn_app_with(Backend::Embedded, &telegram.uri(), &telegram.uri()).await.unwrap();
     std::mem::forget(telegram);
     let api = Api::new(app.url(""));
     let operator = Caller::operator();
@@ -310,7 +316,12 @@ async fn target(app: &TestApp, operator: &Caller, seeded: Seeded, chat: i64) -> 
     assert_eq!(status, 200);
     app.drain().await;
     let store = app.store().await;
-    let conversation = store.list_conversations(&seeded.tenant, None, 10).await.unwrap().remove(0).id;
+    let conversation = store
+        .list_conversations(&seeded.tenant, &kamshub::store::ConversationQuery::first(10))
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
     let sent = kamshub::service::outbox::send_reply(&app.app, operator, &seeded.tenant, &conversation, "first", None)
         .await
         .unwrap();
@@ -408,9 +419,9 @@ async fn snapshot(w: &World) -> Value {
         .map(|c| format!("{} {} {:?}", c.display_name.as_str(), c.is_active, c.auto_reply))
         .collect();
     let users: Vec<String> = store.list_users(t).await.unwrap().iter().map(|u| u.email.to_string()).collect();
-    let messages = store.list_messages(t, &w.b.conversation, 1000).await.unwrap().len();
+    let messages = store.list_messages(t, &w.b.conversation, None, 1000).await.unwrap().len();
     let outbox: Vec<String> = store
-        .list_outbox(Some(t), None, 1000)
+        .list_outbox(&kamshub::store::OutboxQuery::new(Some(t), None, 1000))
         .await
         .unwrap()
         .iter()
@@ -420,12 +431,12 @@ async fn snapshot(w: &World) -> Value {
     json!({"channels": channels, "users": users, "messages": messages, "outbox": outbox, "audit": audit})
 }
 
-/// Puts an outbox item into FAILED, so a retry has something to do.
+/// Puts an outbox item into FAILED (as a sender would), so a retry has something to do.
 async fn fail(w: &World, target: &Target) {
-    let all = &OutboxStatus::ALL;
-    let transition =
-        OutboxTransition { last_error: Some("refused".into()), ..OutboxTransition::new(all, OutboxStatus::Failed) };
-    w.app.store().await.transition_outbox(&target.outbox, &transition).await.unwrap();
+    let store = w.app.store().await;
+    store.transition_outbox(&target.tenant, &target.outbox, &Transition::Claim, None).await.unwrap();
+    let failed = Transition::Fail { error: "refused".into(), provider_ids: Vec::new() };
+    store.transition_outbox(&target.tenant, &target.outbox, &failed, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,6 +561,13 @@ async fn call(
         let response =
             w.api.http.request(method, w.app.url(&url)).header("X-Bootstrap-Token", BOOTSTRAP_TOKEN).json(&body).send();
         return common::api::answer(response.await.unwrap()).await;
+    }
+    if path.ends_with("/messenger/pages") {
+        let mut request = w.api.http.request(method, w.app.url(&url)).header("X-Facebook-User-Token", "EAAU-matrix");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        return common::api::answer(request.send().await.unwrap()).await;
     }
     w.api.call(method, &url, token, body.as_ref()).await
 }

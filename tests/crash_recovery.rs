@@ -4,6 +4,7 @@
 mod common;
 
 use common::app::{seed, telegram_text};
+use kamshub::store::ConversationQuery;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -116,10 +117,17 @@ async fn a_daemon_killed_mid_stream_loses_no_acknowledged_webhook_and_duplicates
     let store = app.store().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let stored = loop {
-        let conversations = store.list_conversations(&seeded.tenant, None, 1000).await.unwrap();
+        let conversations = store.list_conversations(&seeded.tenant, &ConversationQuery::first(1000)).await.unwrap();
         let mut texts = Vec::new();
         for c in &conversations {
-            for m in store.list_messages(&seeded.tenant, &c.id, 10_000).await.unwrap() {
+            for m in store
+                .list_messages(&seeded.tenant, &c.id, None, 10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+            {
                 texts.push(m.text.unwrap_or_default());
             }
         }

@@ -116,9 +116,11 @@ async fn event(app: &TestApp, channel: &kamshub::domain::ChannelId, id: &str) ->
 
 async fn texts_of(app: &TestApp, thread: &str) -> Vec<String> {
     let store = app.store().await;
-    let conversations = store.list_conversations(&app.tenant, None, 10_000).await.unwrap();
+    let conversations =
+        store.list_conversations(&app.tenant, &kamshub::store::ConversationQuery::first(10_000)).await.unwrap();
     let Some(c) = conversations.into_iter().find(|c| c.external_thread_id == thread) else { return Vec::new() };
-    let messages = store.list_messages(&app.tenant, &c.id, 10_000).await.unwrap();
+    let messages =
+        store.list_messages(&app.tenant, &c.id, None, 10_000).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     messages.into_iter().filter_map(|m| m.text).collect()
 }
 

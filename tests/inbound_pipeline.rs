@@ -6,6 +6,7 @@ mod common;
 use common::app::{Backend, PAGE_ID, TestApp, messenger_text, spawn_app, telegram_text};
 use kamshub::domain::{ConversationId, Direction};
 use kamshub::queue::QueueName;
+use kamshub::store::ConversationQuery;
 use reqwest::StatusCode;
 use std::sync::Arc;
 
@@ -33,11 +34,18 @@ on_both_backends!(
 );
 
 async fn conversations(app: &TestApp) -> Vec<kamshub::domain::Conversation> {
-    app.store().await.list_conversations(&app.tenant, None, 1000).await.unwrap()
+    app.store().await.list_conversations(&app.tenant, &ConversationQuery::first(1000)).await.unwrap()
 }
 
 async fn messages(app: &TestApp, conversation: &ConversationId) -> Vec<kamshub::domain::Message> {
-    app.store().await.list_messages(&app.tenant, conversation, 10_000).await.unwrap()
+    app.store()
+        .await
+        .list_messages(&app.tenant, conversation, None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
 }
 
 async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {

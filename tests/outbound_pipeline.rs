@@ -9,6 +9,7 @@ use common::fake_providers::{Answer, FakeSends};
 use kamshub::domain::{ChannelHealth, ConversationId, MessageStatus, OutboxStatus, SendId};
 use kamshub::queue::QueueName;
 use kamshub::service::outbox;
+use kamshub::store::{ConversationQuery, OutboxQuery};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,7 @@ async fn telegram_conversation(app: &TestApp, chat: i64) -> ConversationId {
 }
 
 async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {
-    let all = app.store().await.list_conversations(&app.tenant, None, 1000).await.unwrap();
+    let all = app.store().await.list_conversations(&app.tenant, &ConversationQuery::first(1000)).await.unwrap();
     all.into_iter().find(|c| c.external_thread_id == thread).expect("conversation exists").id
 }
 
@@ -66,7 +67,7 @@ fn operator() -> kamshub::service::access::Caller {
 }
 
 async fn status(app: &TestApp, id: &kamshub::domain::OutboxId) -> kamshub::domain::OutboxItem {
-    app.store().await.get_outbox(id).await.unwrap().unwrap()
+    app.store().await.get_outbox_for_send(id).await.unwrap().unwrap()
 }
 
 /// Steps relay and sender until `done`, or panics after 60 s.
@@ -105,7 +106,7 @@ async fn until_status(
     let store = app.store().await;
     pump_until(app, || {
         let (store, id) = (Arc::clone(&store), id.clone());
-        async move { store.get_outbox(&id).await.unwrap().unwrap().status == wanted }
+        async move { store.get_outbox_for_send(&id).await.unwrap().unwrap().status == wanted }
     })
     .await;
     status(app, id).await
@@ -159,7 +160,8 @@ async fn a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender
     relay_until(&app, || {
         let (store, tenant) = (Arc::clone(&store), tenant.clone());
         async move {
-            let sent = store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 2000).await.unwrap();
+            let sent =
+                store.list_outbox(&OutboxQuery::new(Some(&tenant), Some(OutboxStatus::Sent), 2000)).await.unwrap();
             sent.len() == total
         }
     })
@@ -176,7 +178,13 @@ async fn a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender
     // The stop was graceful: the stopped sender released what it held instead of letting it
     // lapse (the dead consumer above is not the sender's).
     assert_eq!(app.sender.stats().read().visibility_lapses, 0, "{:?}", app.sender.stats().read());
-    let messages = store.list_messages(&app.tenant, &conversations[0], 100).await.unwrap();
+    let messages = store
+        .list_messages(&app.tenant, &conversations[0], None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == kamshub::domain::Direction::Outbound).collect();
     assert_eq!(outbound.len(), per_chat);
     assert!(outbound.iter().all(|m| m.status == MessageStatus::Sent && m.external_message_id.is_some()));
@@ -274,7 +282,15 @@ async fn a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_fla
     let item = until_status(&app, &id, OutboxStatus::Failed).await;
     assert_eq!(item.attempts, 1, "a permanent error is not retried");
     assert!(item.last_error.as_deref().unwrap().contains("bot was blocked by the user"), "{:?}", item.last_error);
-    let messages = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+    let messages = app
+        .store()
+        .await
+        .list_messages(&app.tenant, &conversation, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     assert_eq!(messages.last().unwrap().status, MessageStatus::Failed);
 
     fake.script(&[Answer::BadToken]);
@@ -343,7 +359,15 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
     .to_string();
     assert_eq!(app.post_messenger(&echo).await, 200);
     app.drain().await;
-    let messages = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+    let messages = app
+        .store()
+        .await
+        .list_messages(&app.tenant, &conversation, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     let texts: Vec<_> = messages.iter().map(|m| (m.direction, m.text.clone().unwrap(), m.status)).collect();
     use kamshub::domain::Direction::*;
     assert_eq!(
@@ -487,7 +511,13 @@ mod cli {
         let tenant_id = app.tenant.clone();
         pump_until(&app, || {
             let (store, tenant) = (Arc::clone(&store), tenant_id.clone());
-            async move { !store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 10).await.unwrap().is_empty() }
+            async move {
+                !store
+                    .list_outbox(&OutboxQuery::new(Some(&tenant), Some(OutboxStatus::Sent), 10))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            }
         })
         .await;
         assert_eq!(fake.delivered_to("9001"), ["Thanks, we reply soon."], "greeted once");
@@ -495,7 +525,11 @@ mod cli {
         cli.json(&["channel", "auto-reply", &channel, "--tenant", &tenant, "--off"]);
         assert_eq!(app.post_telegram(&telegram_text(3, 9002, 1, 1_700_000_002, "hi")).await, 200);
         app.drain().await;
-        assert_eq!(store.list_outbox(Some(&app.tenant), None, 10).await.unwrap().len(), 1, "no greeting once off");
+        assert_eq!(
+            store.list_outbox(&OutboxQuery::new(Some(&app.tenant), None, 10)).await.unwrap().len(),
+            1,
+            "no greeting once off"
+        );
     }
 
     /// A client key shaped like a greeting's old derived key (`auto-reply:{channel}:{thread}`)
@@ -529,7 +563,8 @@ mod cli {
         assert_eq!(app.post_telegram(&telegram_text(7, 6500, 1, 1_700_000_100, "first message")).await, 200);
         app.drain().await;
         let conversation = conversation_of(&app, "6500").await;
-        let stored = app.store().await.list_messages(&app.tenant, &conversation, 10).await.unwrap();
+        let mut stored = app.store().await.list_messages(&app.tenant, &conversation, None, 10).await.unwrap();
+        stored.reverse();
         let texts: Vec<_> = stored.iter().map(|m| m.text.clone().unwrap_or_default()).collect();
         assert_eq!(texts, ["first message", "Thanks, we reply soon."], "applied, and greeted");
         pump_until(&app, || {
@@ -539,7 +574,7 @@ mod cli {
         .await;
 
         // The greeting's own key is out of any client's reach.
-        let greeting = app.store().await.list_outbox(Some(&app.tenant), None, 10).await.unwrap();
+        let greeting = app.store().await.list_outbox(&OutboxQuery::new(Some(&app.tenant), None, 10)).await.unwrap();
         let greeting = greeting.iter().find(|i| i.conversation_id == conversation).expect("the greeting");
         let (code, _, stderr) = send(greeting.send_id.as_str());
         assert_eq!(code, 2, "{stderr}");
@@ -601,7 +636,17 @@ mod cli {
         let paths: Vec<String> =
             fake.server.received_requests().await.unwrap().into_iter().map(|r| r.url.path().to_owned()).collect();
         assert!(paths.contains(&"/bot2:NEW/sendMessage".to_owned()), "{paths:?}");
-        assert_eq!(store.list_messages(&app.tenant, &conversation, 10).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .list_messages(&app.tenant, &conversation, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .len(),
+            2
+        );
         let audit = store.list_audit(&app.tenant, 10).await.unwrap();
         assert!(audit.iter().any(|a| a.action == "channel.rotate_credentials"));
     }

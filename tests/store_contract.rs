@@ -17,6 +17,7 @@ use kamshub::domain::{
 };
 use kamshub::sealing::MasterKey;
 use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError};
+use kamshub::store::{ConversationQuery, OutboxQuery};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
@@ -84,6 +85,10 @@ contract!(
     a_greeting_is_queued_once_for_a_new_conversation,
     an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one,
     channel_health_is_kept,
+    users_are_found_by_their_subject,
+    a_reply_counts_in_its_conversation_once,
+    an_outbox_item_is_nobody_elses,
+    listings_page_newest_first_without_repeats_or_gaps,
 );
 
 fn actor() -> Actor {
@@ -384,13 +389,14 @@ fn text(thread: &str, message_id: u64, at_s: i64, text: &str) -> IncomingMessage
 }
 
 async fn only_conversation(store: &Arc<dyn Store>, tenant: &TenantId) -> ConversationId {
-    let conversations = store.list_conversations(tenant, None, 10).await.unwrap();
+    let conversations = store.list_conversations(tenant, &ConversationQuery::first(10)).await.unwrap();
     assert_eq!(conversations.len(), 1, "{conversations:?}");
     conversations[0].id.clone()
 }
 
 async fn texts(store: &Arc<dyn Store>, tenant: &TenantId, conversation: &ConversationId) -> Vec<String> {
-    let messages = store.list_messages(tenant, conversation, 1000).await.unwrap();
+    let messages =
+        store.list_messages(tenant, conversation, None, 1000).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     messages.into_iter().map(|m| m.text.unwrap_or_default()).collect()
 }
 
@@ -415,7 +421,8 @@ async fn a_message_creates_its_conversation_and_a_replay_changes_nothing(store: 
     assert_eq!(conversation.external_thread_id, "777");
     assert_eq!(conversation.message_count, 1);
     assert_eq!(conversation.preview.as_deref(), Some("hello"));
-    let messages = store.list_messages(&tenant, &conversation.id, 10).await.unwrap();
+    let messages =
+        store.list_messages(&tenant, &conversation.id, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     assert_eq!(messages.len(), 1);
     let m = &messages[0];
     assert_eq!(m.external_message_id.as_deref(), Some("777:5"));
@@ -435,7 +442,8 @@ async fn messages_list_in_provider_order_whatever_the_arrival_order(store: Arc<d
     let c = store.get_conversation(&tenant, &conversation).await.unwrap();
     assert_eq!(c.message_count, 3);
     assert_eq!(c.last_message_at.unwrap().unix_timestamp(), 200);
-    let newest_two = store.list_messages(&tenant, &conversation, 2).await.unwrap();
+    let newest_two =
+        store.list_messages(&tenant, &conversation, None, 2).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     assert_eq!(newest_two.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), ["second", "third"]);
 }
 
@@ -459,7 +467,8 @@ async fn edits_keep_history_in_either_arrival_order(store: Arc<dyn Store>) {
         .unwrap();
 
     let conversation = only_conversation(&store, &tenant).await;
-    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    let messages =
+        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     assert_eq!(messages.len(), 2, "an edit never creates a second message");
     assert_eq!(messages[0].text.as_deref(), Some("hello"));
     assert_eq!(messages[0].body.versions.iter().map(|v| v.text.clone().unwrap()).collect::<Vec<_>>(), ["helo"]);
@@ -474,7 +483,7 @@ async fn duplicates_inside_one_batch_apply_once(store: Arc<dyn Store>) {
     let b = record(&tenant, &channel, "11", "2", InboundEvent::Message(text("2", 1, 11, "b")));
     let outcomes = store.apply_inbound(&[a.clone(), a, b]).await.unwrap();
     assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Duplicate, ApplyOutcome::Applied]);
-    assert_eq!(store.list_conversations(&tenant, None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap().len(), 2);
 }
 
 async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc<dyn Store>) {
@@ -520,7 +529,8 @@ async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc
     let statuses = |messages: Vec<kamshub::domain::Message>| -> Vec<(Direction, MessageStatus)> {
         messages.into_iter().map(|m| (m.direction, m.status)).collect()
     };
-    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    let messages =
+        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     assert_eq!(
         statuses(messages),
         [
@@ -533,7 +543,8 @@ async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc
         .apply_inbound(&[receipt("r1", ReceiptStatus::Read, 200), receipt("d2", ReceiptStatus::Delivered, 200)])
         .await
         .unwrap();
-    let messages = store.list_messages(&tenant, &conversation, 10).await.unwrap();
+    let messages =
+        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
     assert_eq!(
         statuses(messages),
         [
@@ -555,7 +566,7 @@ async fn ignored_events_store_no_message(store: Arc<dyn Store>) {
         [ApplyOutcome::Duplicate],
         "recorded, so a replay is a duplicate"
     );
-    assert!(store.list_conversations(&tenant, None, 10).await.unwrap().is_empty());
+    assert!(store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap().is_empty());
 }
 
 async fn conversations_are_scoped_by_tenant_and_channel(store: Arc<dyn Store>) {
@@ -569,14 +580,29 @@ async fn conversations_are_scoped_by_tenant_and_channel(store: Arc<dyn Store>) {
         .apply_inbound(&[record(&tenant, &second, "1", "1", InboundEvent::Message(text("1", 1, 20, "b")))])
         .await
         .unwrap();
-    let all = store.list_conversations(&tenant, None, 10).await.unwrap();
+    let all = store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap();
     assert_eq!(all.len(), 2, "the same thread id on two channels is two conversations");
     assert_eq!(all[0].channel_id, second, "most recent first");
-    let only = store.list_conversations(&tenant, Some(&channel), 10).await.unwrap();
+    let only = store
+        .list_conversations(
+            &tenant,
+            &ConversationQuery { channel: Some(channel.clone()), ..ConversationQuery::first(10) },
+        )
+        .await
+        .unwrap();
     assert_eq!(only.len(), 1);
     let (other, _) = inbox(&store).await;
     assert!(matches!(store.get_conversation(&other, &only[0].id).await, Err(StoreError::NotFound(_))));
-    assert!(store.list_messages(&other, &only[0].id, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_messages(&other, &only[0].id, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
 }
 
 async fn channel_in(store: &Arc<dyn Store>, tenant: &TenantId) -> ChannelId {
@@ -632,59 +658,100 @@ async fn a_reply_is_stored_once_per_send_id(store: Arc<dyn Store>) {
     let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "different", "key-1");
     let err = store.create_outbound(&other, &other_message).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict(m) if m.contains("key-1")), "{err:?}");
-    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    let messages = store
+        .list_messages(&tenant, &item.conversation_id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1);
     assert_eq!((outbound[0].status, outbound[0].send_id.as_deref()), (MessageStatus::Pending, Some("key-1")));
-    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap().status, OutboxStatus::Pending);
-    let listed = store.list_outbox(Some(&tenant), Some(OutboxStatus::Pending), 10).await.unwrap();
+    assert_eq!(store.get_outbox(&tenant, &item.id).await.unwrap().unwrap().status, OutboxStatus::Pending);
+    let listed = store.list_outbox(&OutboxQuery::new(Some(&tenant), Some(OutboxStatus::Pending), 10)).await.unwrap();
     assert_eq!(listed.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![item.id.clone()]);
-    assert!(store.list_outbox(Some(&tenant), Some(OutboxStatus::Sent), 10).await.unwrap().is_empty());
+    assert!(
+        store.list_outbox(&OutboxQuery::new(Some(&tenant), Some(OutboxStatus::Sent), 10)).await.unwrap().is_empty()
+    );
 }
 
 async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
     let (tenant, item, message) = reply_setup(&store, "hello", "key-2").await;
     store.create_outbound(&item, &message).await.unwrap();
     use OutboxStatus::*;
-    let enqueued = store.transition_outbox(&item.id, &Transition::Enqueue, None).await.unwrap();
+    let enqueued = store.transition_outbox(&tenant, &item.id, &Transition::Enqueue, None).await.unwrap();
     assert_eq!(enqueued.unwrap().status, Enqueued);
-    let claimed = store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap().unwrap();
+    let claimed = store.transition_outbox(&tenant, &item.id, &Transition::Claim, None).await.unwrap().unwrap();
     assert_eq!((claimed.status, claimed.attempts), (Sending, 1));
     assert_eq!(
-        store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap(),
+        store.transition_outbox(&tenant, &item.id, &Transition::Claim, None).await.unwrap(),
         None,
         "a second claim loses"
     );
-    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap(), claimed, "a refused step changes nothing");
+    assert_eq!(store.get_outbox(&tenant, &item.id).await.unwrap().unwrap(), claimed, "a refused step changes nothing");
     let sent = Transition::Sent { provider_ids: vec!["777:5001".into(), "777:5002".into()] };
-    let done = store.transition_outbox(&item.id, &sent, None).await.unwrap().unwrap();
+    let done = store.transition_outbox(&tenant, &item.id, &sent, None).await.unwrap().unwrap();
     assert_eq!(done.status, Sent);
     assert_eq!(done.provider_message_ids, ["777:5001", "777:5002"]);
-    assert_eq!(store.get_outbox(&item.id).await.unwrap().unwrap(), done, "the stored item is the one returned");
-    assert_eq!(store.transition_outbox(&item.id, &sent, None).await.unwrap(), None, "SENT is final");
-    assert_eq!(store.transition_outbox(&item.id, &Transition::Resend, None).await.unwrap(), None, "even for operators");
-    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    assert_eq!(
+        store.get_outbox(&tenant, &item.id).await.unwrap().unwrap(),
+        done,
+        "the stored item is the one returned"
+    );
+    assert_eq!(store.transition_outbox(&tenant, &item.id, &sent, None).await.unwrap(), None, "SENT is final");
+    assert_eq!(
+        store.transition_outbox(&tenant, &item.id, &Transition::Resend, None).await.unwrap(),
+        None,
+        "even for operators"
+    );
+    let messages = store
+        .list_messages(&tenant, &item.conversation_id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
     assert_eq!((ours.status, ours.external_message_id.as_deref()), (MessageStatus::Sent, Some("777:5001")));
-    let missing = store.transition_outbox(&OutboxId::generate(), &Transition::Claim, None).await.unwrap();
+    let missing = store.transition_outbox(&tenant, &OutboxId::generate(), &Transition::Claim, None).await.unwrap();
     assert_eq!(missing, None);
 }
 
 async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
     let (tenant, item, message) = reply_setup(&store, "hello", "key-3").await;
     store.create_outbound(&item, &message).await.unwrap();
-    store.transition_outbox(&item.id, &Transition::Claim, None).await.unwrap().unwrap();
+    store.transition_outbox(&tenant, &item.id, &Transition::Claim, None).await.unwrap().unwrap();
     let failed = Transition::Fail { error: "code 403: blocked".into(), provider_ids: vec![] };
-    let item = store.transition_outbox(&item.id, &failed, None).await.unwrap().unwrap();
+    let item = store.transition_outbox(&tenant, &item.id, &failed, None).await.unwrap().unwrap();
     assert_eq!((item.status, item.last_error.as_deref()), (OutboxStatus::Failed, Some("code 403: blocked")));
     let outbound = |messages: Vec<Message>| messages.into_iter().find(|m| m.id == item.message_id).unwrap().status;
-    assert_eq!(outbound(store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap()), MessageStatus::Failed);
+    assert_eq!(
+        outbound(
+            store
+                .list_messages(&tenant, &item.conversation_id, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        ),
+        MessageStatus::Failed
+    );
 
     let audit = AuditEntry::new(&Actor::Cli("sre".into()), &tenant, "outbox.retry", item.id.as_str(), json!({}));
-    let again = store.transition_outbox(&item.id, &Transition::Resend, Some(&audit)).await.unwrap().unwrap();
+    let again = store.transition_outbox(&tenant, &item.id, &Transition::Resend, Some(&audit)).await.unwrap().unwrap();
     assert_eq!((again.status, again.last_error), (OutboxStatus::Pending, None));
     assert_eq!(
-        outbound(store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap()),
+        outbound(
+            store
+                .list_messages(&tenant, &item.conversation_id, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        ),
         MessageStatus::Pending
     );
     let logged = store.list_audit(&tenant, 10).await.unwrap();
@@ -702,11 +769,11 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
         delay: std::time::Duration::from_secs(3600),
         provider_ids: vec![],
     };
-    store.transition_outbox(&later.id, &Transition::Claim, None).await.unwrap().unwrap();
-    store.transition_outbox(&later.id, &wait, None).await.unwrap().unwrap();
+    store.transition_outbox(&tenant, &later.id, &Transition::Claim, None).await.unwrap().unwrap();
+    store.transition_outbox(&tenant, &later.id, &wait, None).await.unwrap().unwrap();
     let (queued, queued_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "queued", "queued");
     store.create_outbound(&queued, &queued_message).await.unwrap();
-    store.transition_outbox(&queued.id, &Transition::Enqueue, None).await.unwrap().unwrap();
+    store.transition_outbox(&tenant, &queued.id, &Transition::Enqueue, None).await.unwrap().unwrap();
 
     let now = kamshub::domain::now();
     let ids = |items: Vec<OutboxItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
@@ -715,7 +782,7 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     let stuck = ids(store.outbox_due(now, now + std::time::Duration::from_secs(1), 10).await.unwrap());
     assert_eq!(stuck, vec![due.id.clone(), queued.id], "ENQUEUED untouched since the cutoff is published again");
     store.mark_enqueued(std::slice::from_ref(&due.id)).await.unwrap();
-    assert_eq!(store.get_outbox(&due.id).await.unwrap().unwrap().status, Enqueued);
+    assert_eq!(store.get_outbox(&tenant, &due.id).await.unwrap().unwrap().status, Enqueued);
     let fresh =
         ids(store.outbox_due(kamshub::domain::now(), now - std::time::Duration::from_secs(60), 10).await.unwrap());
     assert!(fresh.is_empty(), "marked items are no longer due: {fresh:?}");
@@ -733,7 +800,7 @@ async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>)
         .apply_inbound(&[record(&tenant, &channel, "2", "31", InboundEvent::Message(text("31", 2, 101, "anyone?")))])
         .await
         .unwrap();
-    let items = store.list_outbox(Some(&tenant), None, 10).await.unwrap();
+    let items = store.list_outbox(&OutboxQuery::new(Some(&tenant), None, 10)).await.unwrap();
     assert_eq!(items.len(), 1, "one greeting per conversation: {items:?}");
     assert_eq!(items[0].text, "Thanks! We reply within an hour.");
     assert_eq!(items[0].status, OutboxStatus::Pending);
@@ -764,7 +831,13 @@ async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(s
         }),
     );
     store.apply_inbound(&[echo]).await.unwrap();
-    let messages = store.list_messages(&tenant, &item.conversation_id, 10).await.unwrap();
+    let messages = store
+        .list_messages(&tenant, &item.conversation_id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>();
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1, "{messages:?}");
     assert_eq!((outbound[0].status, outbound[0].external_message_id.as_deref()), (MessageStatus::Sent, Some("m_echo")));
@@ -775,4 +848,105 @@ async fn channel_health_is_kept(store: Arc<dyn Store>) {
     assert_eq!(store.get_channel(&tenant, &channel).await.unwrap().health, ChannelHealth::Ok);
     store.set_channel_health(&channel, ChannelHealth::NeedsReauth).await.unwrap();
     assert_eq!(store.get_channel(&tenant, &channel).await.unwrap().health, ChannelHealth::NeedsReauth);
+}
+
+async fn users_are_found_by_their_subject(store: Arc<dyn Store>) {
+    let t = insert_tenant(&store, "Subjects").await;
+    let u = user(&t.id, &email("sub"), Role::TenantManager);
+    store.insert_user(&u, &audit(&t.id, "user.invite")).await.unwrap();
+    assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u));
+    assert_eq!(store.get_user(&UserId::generate()).await.unwrap(), None);
+}
+
+async fn a_reply_counts_in_its_conversation_once(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "on my way", "key-count").await;
+    let before = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    assert_eq!((before.message_count, before.preview.as_deref()), (1, Some("hi")));
+    store.create_outbound(&item, &message).await.unwrap();
+    let after = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    assert_eq!(after.message_count, 2, "an agent's reply is a message of the conversation");
+    assert_eq!((after.preview.as_deref(), after.last_message_at), (Some("on my way"), Some(message.sent_at)));
+    let (retry, retry_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "on my way", "key-count");
+    assert!(matches!(store.create_outbound(&retry, &retry_message).await.unwrap(), CreateOutcome::Existing(_)));
+    let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "else", "key-count");
+    assert!(store.create_outbound(&other, &other_message).await.is_err());
+    let last = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    assert_eq!(last.message_count, 2, "a replayed or refused key counts nothing");
+}
+
+async fn an_outbox_item_is_nobody_elses(store: Arc<dyn Store>) {
+    let (tenant, item, message) = reply_setup(&store, "hello", "key-scope").await;
+    store.create_outbound(&item, &message).await.unwrap();
+    let (other, _) = inbox(&store).await;
+    assert_eq!(store.get_outbox(&other, &item.id).await.unwrap(), None);
+    assert_eq!(store.transition_outbox(&other, &item.id, &Transition::Claim, None).await.unwrap(), None);
+    assert!(store.list_outbox(&OutboxQuery::new(Some(&other), None, 10)).await.unwrap().is_empty());
+    let mine = store.get_outbox(&tenant, &item.id).await.unwrap().unwrap();
+    assert_eq!((mine.status, mine.attempts), (OutboxStatus::Pending, 0), "another tenant's step changed nothing");
+    assert_eq!(store.get_outbox_for_send(&item.id).await.unwrap(), Some(mine), "the sender finds it by id alone");
+}
+
+async fn listings_page_newest_first_without_repeats_or_gaps(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let hidden = channel_in(&store, &tenant).await;
+    // Threads 0..4 at distinct times, 5 and 6 at the same time (the id breaks the tie), one thread
+    // on a channel the listing excludes.
+    for (thread, at) in [(0, 100), (1, 101), (2, 102), (3, 103), (4, 104), (5, 200), (6, 200)] {
+        let t = thread.to_string();
+        let event = InboundEvent::Message(text(&t, 1, at, "hi"));
+        store.apply_inbound(&[record(&tenant, &channel, &format!("e{thread}"), &t, event)]).await.unwrap();
+    }
+    let event = InboundEvent::Message(text("9", 1, 300, "hidden"));
+    store.apply_inbound(&[record(&tenant, &hidden, "e9", "9", event)]).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut query = ConversationQuery { exclude_channels: vec![hidden.clone()], ..ConversationQuery::first(2) };
+    loop {
+        let page = store.list_conversations(&tenant, &query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.before = Some((last.last_message_at.unwrap(), last.id.clone()));
+        seen.extend(page);
+    }
+    let threads: Vec<&str> = seen.iter().map(|c| c.external_thread_id.as_str()).collect();
+    let tied: Vec<&str> = {
+        let mut pair: Vec<_> =
+            seen.iter().filter(|c| c.external_thread_id == "5" || c.external_thread_id == "6").collect();
+        pair.sort_by(|a, b| b.id.cmp(&a.id));
+        pair.iter().map(|c| c.external_thread_id.as_str()).collect()
+    };
+    assert_eq!(&threads[..2], &tied[..], "same time: higher id first");
+    assert_eq!(&threads[2..], ["4", "3", "2", "1", "0"], "then newest activity first, each once");
+
+    // Messages of one conversation, newest first, across pages.
+    for n in 2..=5 {
+        let event = InboundEvent::Message(text("0", n, 100 + n as i64, &format!("m{n}")));
+        store.apply_inbound(&[record(&tenant, &channel, &format!("m{n}"), "0", event)]).await.unwrap();
+    }
+    let conversation = seen.iter().find(|c| c.external_thread_id == "0").unwrap().id.clone();
+    let (mut texts, mut before) = (Vec::new(), None);
+    loop {
+        let page = store.list_messages(&tenant, &conversation, before.as_ref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.order_key.clone(), last.id.clone()));
+        texts.extend(page.into_iter().map(|m| m.text.unwrap()));
+    }
+    assert_eq!(texts, ["m5", "m4", "m3", "m2", "hi"]);
+
+    // Outbox items, newest first.
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let (item, message) = reply(&tenant, &channel, &conversation, &format!("r{n}"), &format!("page-{n}"));
+        store.create_outbound(&item, &message).await.unwrap();
+        sent.push(item.id);
+    }
+    let mut query = OutboxQuery::new(Some(&tenant), None, 2);
+    let mut listed = Vec::new();
+    loop {
+        let page = store.list_outbox(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.before = Some((last.created_at, last.id.clone()));
+        listed.extend(page.into_iter().map(|i| i.id));
+    }
+    sent.reverse();
+    assert_eq!(listed, sent);
 }

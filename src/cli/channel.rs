@@ -11,7 +11,7 @@ use clap::Subcommand;
 /// `kamshub channel …`
 #[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
-    /// Connect a Telegram bot (--token) or a Messenger page (--page-id, --page-token).
+    /// Connect a Telegram bot (--token) or a Messenger page (--page-id with --page-token or --user-token).
     Add {
         /// Tenant id.
         #[arg(long, value_parser = parse_with(TenantId::parse))]
@@ -23,17 +23,30 @@ pub enum ChannelCommand {
         #[arg(long, value_parser = parse_with(DisplayName::parse))]
         display_name: DisplayName,
         /// Telegram bot token (`-` reads it from stdin).
-        #[arg(long, required_if_eq("kind", "telegram"), conflicts_with_all = ["page_id", "page_token"])]
+        #[arg(long, required_if_eq("kind", "telegram"), conflicts_with_all = ["page_id", "page_token", "user_token"])]
         token: Option<String>,
         /// Skip setWebhook (register later with `channel set-webhook`).
-        #[arg(long, conflicts_with_all = ["page_id", "page_token"])]
+        #[arg(long, conflicts_with_all = ["page_id", "page_token", "user_token"])]
         no_webhook: bool,
         /// Messenger page id.
         #[arg(long, required_if_eq("kind", "messenger"), value_parser = parse_with(ExternalId::page_id))]
         page_id: Option<ExternalId>,
         /// Messenger page access token (`-` reads it from stdin).
-        #[arg(long, required_if_eq("kind", "messenger"))]
+        #[arg(long, conflicts_with = "user_token")]
         page_token: Option<String>,
+        /// A Facebook user access token that manages the page: its page token is taken from
+        /// `/me/accounts` (`-` reads it from stdin; see `channel pages`).
+        #[arg(long)]
+        user_token: Option<String>,
+    },
+    /// List the Messenger pages a Facebook user token manages (to connect one with --user-token).
+    Pages {
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
+        /// A Facebook user access token (`-` reads it from stdin).
+        #[arg(long)]
+        user_token: String,
     },
     /// List a tenant's channels.
     List {
@@ -115,21 +128,35 @@ pub enum ChannelCommand {
 pub(crate) async fn run(app: &App, format: Format, command: ChannelCommand) -> Result<(), CliError> {
     let caller = &Caller::operator();
     let view = match command {
-        ChannelCommand::Add { tenant, kind, display_name, token, no_webhook, page_id, page_token } => {
+        ChannelCommand::Add { tenant, kind, display_name, token, no_webhook, page_id, page_token, user_token } => {
             let new = match kind {
                 ChannelKind::Telegram => NewChannel::Telegram {
                     token: secret_arg(token.as_deref().expect("clap requires --token for telegram"), "bot token")?,
                     register_webhook: !no_webhook,
                 },
-                ChannelKind::Messenger => NewChannel::Messenger {
-                    page_id: page_id.expect("clap requires --page-id for messenger"),
-                    page_token: secret_arg(
-                        page_token.as_deref().expect("clap requires --page-token for messenger"),
-                        "page token",
-                    )?,
-                },
+                ChannelKind::Messenger => {
+                    let page_id = page_id.expect("clap requires --page-id for messenger");
+                    match (page_token, user_token) {
+                        (Some(page_token), None) => {
+                            NewChannel::Messenger { page_id, page_token: secret_arg(&page_token, "page token")? }
+                        }
+                        (None, Some(user_token)) => {
+                            NewChannel::MessengerByUser { page_id, user_token: secret_arg(&user_token, "user token")? }
+                        }
+                        _ => return Err(CliError::usage("a messenger channel needs --page-token or --user-token")),
+                    }
+                }
             };
             channels::add(app, caller, &tenant, display_name, new).await?
+        }
+        ChannelCommand::Pages { tenant, user_token } => {
+            let token = secret_arg(&user_token, "user token")?;
+            let all = collect(u32::MAX, |page| {
+                let (tenant, token) = (&tenant, &token);
+                async move { channels::messenger_pages(app, caller, tenant, token, &page).await }
+            })
+            .await?;
+            return print(format, &all);
         }
         ChannelCommand::List { tenant } => {
             let all = collect(u32::MAX, |page| {

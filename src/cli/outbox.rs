@@ -1,9 +1,10 @@
 //! `kamshub message send` and `kamshub outbox …`
 
 use super::output::{Format, print};
-use super::{CliError, parse_with};
+use super::{CliError, collect, parse_with};
 use crate::app::App;
-use crate::domain::{Actor, ConversationId, OutboxId, OutboxStatus, SendId, TenantId};
+use crate::domain::{ConversationId, OutboxId, OutboxStatus, SendId, TenantId};
+use crate::service::access::Caller;
 use crate::service::outbox;
 use clap::{Args, Subcommand};
 
@@ -52,27 +53,41 @@ pub enum OutboxCommand {
         /// Outbox id.
         #[arg(value_parser = parse_with(OutboxId::parse))]
         outbox: OutboxId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
     },
     /// Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate).
     Retry {
         /// Outbox id.
         #[arg(value_parser = parse_with(OutboxId::parse))]
         outbox: OutboxId,
+        /// Tenant id.
+        #[arg(long, value_parser = parse_with(TenantId::parse))]
+        tenant: TenantId,
     },
 }
 
 pub(crate) async fn message(app: &App, format: Format, command: MessageCommand) -> Result<(), CliError> {
     let MessageCommand::Send(args) = command;
-    let view = outbox::send_reply(app, &args.tenant, &args.conversation, &args.text, args.idempotency_key).await?;
-    print(format, &view)
+    let caller = Caller::operator();
+    let sent =
+        outbox::send_reply(app, &caller, &args.tenant, &args.conversation, &args.text, args.idempotency_key).await?;
+    print(format, &sent.view)
 }
 
 pub(crate) async fn run(app: &App, format: Format, command: OutboxCommand) -> Result<(), CliError> {
+    let caller = &Caller::operator();
     match command {
         OutboxCommand::Inspect { tenant, status, limit } => {
-            print(format, &outbox::inspect(app, tenant.as_ref(), status, limit).await?)
+            let all = collect(limit, |page| {
+                let tenant = tenant.as_ref();
+                async move { outbox::inspect(app, caller, tenant, status, &page).await }
+            })
+            .await?;
+            print(format, &all)
         }
-        OutboxCommand::Show { outbox: id } => print(format, &outbox::show(app, &id).await?),
-        OutboxCommand::Retry { outbox: id } => print(format, &outbox::retry(app, &Actor::cli_operator(), &id).await?),
+        OutboxCommand::Show { outbox: id, tenant } => print(format, &outbox::show(app, caller, &tenant, &id).await?),
+        OutboxCommand::Retry { outbox: id, tenant } => print(format, &outbox::retry(app, caller, &tenant, &id).await?),
     }
 }

@@ -41,6 +41,27 @@ pub struct Conversation {
     pub updated_at: OffsetDateTime,
 }
 
+/// Characters of a message's text kept as its conversation's preview.
+pub const PREVIEW_CHARS: usize = 100;
+
+impl Conversation {
+    /// Counts a new message, the customer's or an agent's (replies and auto-replies count too):
+    /// one more message, and if it is the newest, its time and text head the conversation.
+    pub fn count_message(&mut self, text: Option<&str>, sent_at: OffsetDateTime) {
+        self.message_count += 1;
+        self.show_if_newest(text, sent_at);
+    }
+
+    /// Makes a message written at `sent_at` the conversation's newest (time and preview) unless
+    /// a later one is already shown. Edits of the newest message change the preview too.
+    pub fn show_if_newest(&mut self, text: Option<&str>, sent_at: OffsetDateTime) {
+        if self.last_message_at.is_none_or(|last| sent_at >= last) {
+            self.last_message_at = Some(sent_at);
+            self.preview = text.map(|t| t.chars().take(PREVIEW_CHARS).collect());
+        }
+    }
+}
+
 /// Which way a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -374,13 +374,13 @@ impl Sender {
         leases: &Leases,
         shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
-        let Some(item) = self.store_call(shutdown, || self.store.get_outbox(id)).await? else {
+        let Some(item) = self.store_call(shutdown, || self.store.get_outbox_for_send(id)).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
         match item.on_arrival(crate::domain::now()) {
             Arrival::Skip => return Ok(Disposition::Done(Outcome::Skipped)),
             Arrival::Abandoned => {
-                self.store_call(shutdown, || self.store.transition_outbox(id, &Transition::Abandoned, None)).await?;
+                self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Abandoned)).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
             Arrival::Wait(delay) => return Ok(Disposition::Later(delay)),
@@ -401,7 +401,7 @@ impl Sender {
             tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
             return Ok(Disposition::Lost);
         }
-        let claim = self.store_call(shutdown, || self.store.transition_outbox(id, &Transition::Claim, None)).await?;
+        let claim = self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Claim)).await?;
         let Some(item) = claim else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
@@ -489,7 +489,7 @@ impl Sender {
             tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
         }
         let step = &decision.transition;
-        self.store_call(shutdown, || self.store.transition_outbox(&item.id, step, None)).await?;
+        self.store_call(shutdown, || self.store.transition_outbox_for_send(&item.id, step)).await?;
         let outcome = match decision.transition {
             Transition::Sent { .. } => Outcome::Sent,
             Transition::Retry { .. } => Outcome::Retried,

@@ -41,6 +41,50 @@ struct Success {
     success: bool,
 }
 
+/// One page of `GET /me/accounts`.
+#[derive(Deserialize)]
+struct Accounts {
+    #[serde(default)]
+    data: Vec<Account>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    id: String,
+    #[serde(default)]
+    name: String,
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    cursors: Option<Cursors>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Cursors {
+    after: Option<String>,
+}
+
+/// The most result pages of `/me/accounts` followed (100 pages each): a user managing more is
+/// not a Messenger inbox.
+const MAX_ACCOUNT_PAGES: usize = 50;
+
+/// A Facebook page a user token manages, with that page's access token.
+#[derive(Debug, Clone)]
+pub struct ManagedPage {
+    /// The page id.
+    pub id: String,
+    /// The page's name.
+    pub name: String,
+    /// The page access token Graph hands out for it (absent if the user lacks a task that grants one).
+    pub token: Option<SecretString>,
+}
+
 /// The Send API's answer: `{recipient_id, message_id}`.
 #[derive(Deserialize)]
 struct Sent {
@@ -58,6 +102,54 @@ impl MessengerClient {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.http = http_client(timeout);
         self
+    }
+
+    /// The pages a Facebook user access token manages (`GET /me/accounts`), each with its page
+    /// access token, following Graph's cursor paging to the end. The user token travels in the
+    /// `Authorization` header, never in a URL; `paging.next` links (which carry the token in their
+    /// query) are not followed as given: the next page is asked for with the `after` cursor.
+    pub async fn managed_pages(&self, user_token: &SecretString) -> Result<Vec<ManagedPage>, ProviderError> {
+        let effect = Effect::Idempotent;
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_ACCOUNT_PAGES {
+            let mut query = vec![("fields", "id,name,access_token".to_owned()), ("limit", "100".to_owned())];
+            if let Some(cursor) = &after {
+                query.push(("after", cursor.clone()));
+            }
+            let response = self
+                .http
+                .get(format!("{}/me/accounts", self.base))
+                .query(&query)
+                .bearer_auth(user_token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| transport_error(PROVIDER, effect, e))?;
+            let status = response.status();
+            let regain_after = regain_access_after(response.headers());
+            let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+            if !status.is_success() {
+                return Err(graph_error(status, &text, regain_after));
+            }
+            let accounts: Accounts = serde_json::from_str(&text).map_err(|e| ProviderError::Malformed {
+                provider: PROVIDER,
+                detail: format!("/me/accounts answered an unreadable page: {e}"),
+            })?;
+            pages.extend(accounts.data.into_iter().map(|a| ManagedPage {
+                id: a.id,
+                name: a.name,
+                token: a.access_token.map(SecretString::from),
+            }));
+            let next = accounts.paging.filter(|p| p.next.is_some()).and_then(|p| p.cursors).and_then(|c| c.after);
+            match next {
+                Some(cursor) if after.as_ref() != Some(&cursor) => after = Some(cursor),
+                _ => return Ok(pages),
+            }
+        }
+        Err(ProviderError::Malformed {
+            provider: PROVIDER,
+            detail: format!("/me/accounts has more than {MAX_ACCOUNT_PAGES} pages of results"),
+        })
     }
 
     /// Subscribes our app to the page's webhook fields. Also proves the page token works.
@@ -229,6 +321,55 @@ mod tests {
         let error = client.send_text(&page_token(), "psid-1", "hi", "snd_1").await.unwrap_err();
         assert!(!error.to_string().contains("page-canary"), "the token stays out of errors: {error}");
         error
+    }
+
+    #[tokio::test]
+    async fn managed_pages_follow_the_after_cursor_with_the_token_in_the_header() {
+        use wiremock::matchers::query_param;
+        let server = MockServer::start().await;
+        let next = |after: &str| format!("{}/v21.0/me/accounts?access_token=EAAU-user&after={after}", server.uri());
+        Mock::given(method("GET"))
+            .and(path("/v21.0/me/accounts"))
+            .and(query_param("after", "QVFI2"))
+            .and(header("authorization", "Bearer EAAU-user"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": [{"id": "202", "name": "Second", "access_token": "EAAP-202", "tasks": ["MESSAGING"]}],
+                "paging": {"cursors": {"before": "QVFI2", "after": "QVFI2"}}
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v21.0/me/accounts"))
+            .and(header("authorization", "Bearer EAAU-user"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": [{"id": "101", "name": "First", "access_token": "EAAP-101"}],
+                "paging": {"cursors": {"before": "QVFI1", "after": "QVFI2"}, "next": next("QVFI2")}
+            })))
+            .with_priority(10)
+            .mount(&server)
+            .await;
+        let client = MessengerClient::new(&format!("{}/v21.0", server.uri()));
+        let pages = client.managed_pages(&SecretString::from("EAAU-user")).await.unwrap();
+        let seen: Vec<(&str, &str, &str)> =
+            pages.iter().map(|p| (p.id.as_str(), p.name.as_str(), p.token.as_ref().unwrap().expose_secret())).collect();
+        assert_eq!(seen, [("101", "First", "EAAP-101"), ("202", "Second", "EAAP-202")]);
+        for request in server.received_requests().await.unwrap() {
+            assert!(!request.url.as_str().contains("EAAU"), "the user token stays out of URLs: {}", request.url);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_user_token_is_the_providers_refusal() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v21.0/me/accounts"))
+            .respond_with(graph_refusal(400, 190, Some(463), "Error validating access token: Session has expired"))
+            .mount(&server)
+            .await;
+        let client = MessengerClient::new(&format!("{}/v21.0", server.uri()));
+        let error = client.managed_pages(&SecretString::from("EAAU-user")).await.unwrap_err();
+        assert!(matches!(error, ProviderError::Rejected { code: Some(190), .. }), "{error:?}");
+        assert!(!error.to_string().contains("EAAU"), "{error}");
     }
 
     #[tokio::test]

@@ -56,6 +56,24 @@ pub enum NewChannel {
         /// Page access token.
         page_token: SecretString,
     },
+    /// A Messenger page by id, its token taken from what a Facebook user token that manages it
+    /// is handed by `/me/accounts`: nobody copies page tokens by hand.
+    MessengerByUser {
+        /// Page id.
+        page_id: ExternalId,
+        /// A Facebook user access token (used once, never stored).
+        user_token: SecretString,
+    },
+}
+
+/// A page a Facebook user token manages, as `channel pages` prints it. Never holds a token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView {
+    /// The page id (`pageId` of `channel add`).
+    pub page_id: String,
+    /// The page's name on Facebook.
+    pub name: String,
 }
 
 /// A state change requested for an existing channel.
@@ -90,6 +108,14 @@ pub async fn add(
     }
     let store = app.store().await?;
     store.get_tenant(tenant_id).await?;
+    let via_user_token = matches!(new, NewChannel::MessengerByUser { .. });
+    let new = match new {
+        NewChannel::MessengerByUser { page_id, user_token } => {
+            let page_token = page_token_from_user(app, &page_id, &user_token).await?;
+            NewChannel::Messenger { page_id, page_token }
+        }
+        other => other,
+    };
     let key = app.master_key()?;
     let id = ChannelId::generate();
     let now = crate::domain::now();
@@ -101,6 +127,7 @@ pub async fn add(
             (ChannelKind::Telegram, username, token, Some(new_webhook_secret()))
         }
         NewChannel::Messenger { page_id, page_token } => (ChannelKind::Messenger, page_id.clone(), page_token, None),
+        NewChannel::MessengerByUser { .. } => unreachable!("resolved to a page token above"),
     };
     let channel = Channel {
         id: id.clone(),
@@ -126,6 +153,7 @@ pub async fn add(
         NewChannel::Messenger { page_id, page_token } => {
             app.messenger().subscribe_app(page_id.as_str(), page_token).await
         }
+        NewChannel::MessengerByUser { .. } => unreachable!("resolved to a page token above"),
     };
     if let Err(e) = announced {
         store.delete_channel(tenant_id, &id).await?;
@@ -143,10 +171,46 @@ pub async fn add(
                 "externalId": channel.external_id.as_str(),
                 "displayName": channel.display_name.as_str(),
                 "webhookRegistered": webhook_registered,
+                "pageTokenFromUserToken": via_user_token,
             }),
         ))
         .await?;
     Ok(view(app, &channel))
+}
+
+/// The Messenger pages a Facebook user token manages (`/me/accounts`, every result page), by id:
+/// what `channel add --user-token` can connect. The token is used for this call only.
+pub async fn messenger_pages(
+    app: &App,
+    caller: &Caller,
+    tenant_id: &TenantId,
+    user_token: &SecretString,
+    page: &PageRequest,
+) -> ServiceResult<Page<PageView>> {
+    caller.authorize(Action::ManageCredentials, tenant_id)?;
+    app.store().await?.get_tenant(tenant_id).await?;
+    let mut pages = app.messenger().managed_pages(user_token).await?;
+    pages.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Page::of_sorted(pages, page, |p| p.id.clone()).map(|p| PageView { page_id: p.id, name: p.name }))
+}
+
+/// The page token `/me/accounts` hands `user_token` for `page_id`.
+async fn page_token_from_user(
+    app: &App,
+    page_id: &ExternalId,
+    user_token: &SecretString,
+) -> ServiceResult<SecretString> {
+    let pages = app.messenger().managed_pages(user_token).await?;
+    let page = pages
+        .into_iter()
+        .find(|p| p.id == page_id.as_str())
+        .ok_or_else(|| ServiceError::Invalid(format!("the user token does not manage page `{}`", page_id.as_str())))?;
+    page.token.ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "Graph gave no token for page `{}`: the user needs a task on the page that allows messaging",
+            page_id.as_str()
+        ))
+    })
 }
 
 /// The channels of a tenant, oldest first.

@@ -6,12 +6,9 @@ use super::access::{Action, Caller};
 use super::page::{Page, PageRequest};
 use super::views::{self, ConversationView, MessageView};
 use crate::app::App;
-use crate::domain::{ChannelId, ConversationId, TenantId};
+use crate::domain::{ChannelId, ConversationId, MessageId, TenantId};
+use crate::store::ConversationQuery;
 use serde::Serialize;
-use std::collections::HashSet;
-
-/// The most messages or conversations read from the store for one listing.
-const SCAN_LIMIT: u32 = 100_000;
 
 /// Which conversations a listing shows.
 #[derive(Debug, Clone, Default)]
@@ -44,27 +41,20 @@ pub async fn list_conversations(
     caller.authorize(Action::ReadInbox, tenant)?;
     let store = app.store().await?;
     store.get_tenant(tenant).await?;
-    let hidden: HashSet<ChannelId> = match (&filter.channel, filter.include_inactive) {
+    let exclude_channels = match (&filter.channel, filter.include_inactive) {
         (Some(channel), _) => {
             store.get_channel(tenant, channel).await?;
-            HashSet::new()
+            Vec::new()
         }
-        (None, true) => HashSet::new(),
+        (None, true) => Vec::new(),
         (None, false) => {
             store.list_channels(tenant).await?.into_iter().filter(|c| !c.is_active).map(|c| c.id).collect()
         }
     };
-    let mut conversations = store.list_conversations(tenant, filter.channel.as_ref(), SCAN_LIMIT).await?;
-    conversations.retain(|c| !hidden.contains(&c.channel_id));
-    // Newest first: the page order is the reverse of the key order.
-    conversations.sort_by_key(|c| std::cmp::Reverse(views::conversation_key(c)));
-    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
-    let rest = conversations
-        .into_iter()
-        .filter(|c| after.as_deref().is_none_or(|after| views::conversation_key(c).as_str() < after))
-        .take(page.limit as usize + 1)
-        .collect();
-    Ok(Page::from_fetched(rest, page, views::conversation_key).map(views::conversation))
+    let before = page.after.as_ref().map(|c| c.time_position(ConversationId::parse)).transpose()?;
+    let query = ConversationQuery { channel: filter.channel.clone(), exclude_channels, before, limit: page.limit + 1 };
+    let conversations = store.list_conversations(tenant, &query).await?;
+    Ok(Page::from_fetched(conversations, page, views::conversation_key).map(views::conversation))
 }
 
 /// One conversation.
@@ -89,15 +79,9 @@ pub async fn list_messages(
     caller.authorize(Action::ReadInbox, tenant)?;
     let store = app.store().await?;
     store.get_conversation(tenant, id).await?;
-    let mut messages = store.list_messages(tenant, id, SCAN_LIMIT).await?;
-    messages.reverse();
-    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
-    let rest = messages
-        .into_iter()
-        .filter(|m| after.as_deref().is_none_or(|after| views::message_key(m).as_str() < after))
-        .take(page.limit as usize + 1)
-        .collect();
-    Ok(Page::from_fetched(rest, page, views::message_key).map(views::message))
+    let before = page.after.as_ref().map(|c| c.keyed_position(MessageId::parse)).transpose()?;
+    let messages = store.list_messages(tenant, id, before.as_ref(), page.limit + 1).await?;
+    Ok(Page::from_fetched(messages, page, views::message_key).map(views::message))
 }
 
 /// A conversation with its newest `limit` messages in provider order (oldest first).
@@ -111,7 +95,8 @@ pub async fn show_conversation(
     caller.authorize(Action::ReadInbox, tenant)?;
     let store = app.store().await?;
     let conversation = store.get_conversation(tenant, id).await?;
-    let messages = store.list_messages(tenant, id, limit).await?;
+    let mut messages = store.list_messages(tenant, id, None, limit).await?;
+    messages.reverse();
     Ok(ConversationDetail {
         conversation: views::conversation(conversation),
         messages: messages.into_iter().map(views::message).collect(),

@@ -61,6 +61,12 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<crate::domain::ValidationError> for ServiceError {
+    fn from(e: crate::domain::ValidationError) -> Self {
+        ServiceError::Invalid(e.to_string())
+    }
+}
+
 impl From<IdentityError> for ServiceError {
     fn from(e: IdentityError) -> Self {
         match e {

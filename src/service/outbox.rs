@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::domain::{
     AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId, Transition,
 };
-use crate::store::{CreateOutcome, StoreError};
+use crate::store::{CreateOutcome, OutboxQuery, StoreError};
 use serde::Serialize;
 use serde_json::json;
 
@@ -146,15 +146,10 @@ pub async fn inspect(
         Some(tenant) => caller.authorize(Action::ReadInbox, tenant)?,
         None => caller.authorize_platform(Action::ReadInbox)?,
     }
-    let mut items = app.store().await?.list_outbox(tenant, status, SCAN_LIMIT).await?;
-    items.sort_by_key(|item| std::cmp::Reverse(key(item)));
-    let after = page.after.as_ref().map(|cursor| cursor.key().to_owned());
-    let rest = items
-        .into_iter()
-        .filter(|i| after.as_deref().is_none_or(|after| key(i).as_str() < after))
-        .take(page.limit as usize + 1)
-        .collect();
-    Ok(Page::from_fetched(rest, page, key).map(|item| view(&item)))
+    let before = page.after.as_ref().map(|c| c.time_position(OutboxId::parse)).transpose()?;
+    let query = OutboxQuery { tenant: tenant.cloned(), status, before, limit: page.limit + 1 };
+    let items = app.store().await?.list_outbox(&query).await?;
+    Ok(Page::from_fetched(items, page, key).map(|item| view(&item)))
 }
 
 /// One item of a tenant in full.
@@ -177,7 +172,7 @@ pub async fn retry(app: &App, caller: &Caller, tenant: &TenantId, id: &OutboxId)
         json!({"from": item.status.as_str(), "lastError": item.last_error}),
     );
     let store = app.store().await?;
-    match store.transition_outbox(id, &Transition::Resend, Some(&audit)).await? {
+    match store.transition_outbox(tenant, id, &Transition::Resend, Some(&audit)).await? {
         Some(item) => Ok(detail(&item)),
         None => Err(ServiceError::Conflict(format!(
             "outbox item `{id}` is {}; only FAILED or UNKNOWN items can be retried",
@@ -186,20 +181,13 @@ pub async fn retry(app: &App, caller: &Caller, tenant: &TenantId, id: &OutboxId)
     }
 }
 
-/// The most outbox items read for one listing.
-const SCAN_LIMIT: u32 = 100_000;
-
 fn key(item: &OutboxItem) -> String {
     time_key(item.created_at, item.id.as_str())
 }
 
 async fn find(app: &App, tenant: &TenantId, id: &OutboxId) -> ServiceResult<OutboxItem> {
     let not_found = || ServiceError::NotFound(format!("outbox item `{id}` not found"));
-    let item = app.store().await?.get_outbox(id).await?.ok_or_else(not_found)?;
-    if item.tenant_id != *tenant {
-        return Err(not_found());
-    }
-    Ok(item)
+    app.store().await?.get_outbox(tenant, id).await?.ok_or_else(not_found)
 }
 
 fn view(item: &OutboxItem) -> OutboxView {

@@ -116,10 +116,35 @@ impl<T> Page<T> {
     }
 }
 
-/// The sort key of an item listed by creation time then id: fixed-width milliseconds, so text
-/// order is time order.
+/// The sort key of an item listed by a time then its id: fixed-width milliseconds, so text order
+/// is time order.
 pub fn time_key(at: time::OffsetDateTime, id: &str) -> String {
     format!("{:015}:{id}", crate::domain::inbound::to_ms(at).max(0))
+}
+
+impl Cursor {
+    /// The (time, id) a [`time_key`] cursor names, for a store query; `None` if the cursor is not
+    /// one (a cursor of another listing).
+    pub fn time_position<T>(
+        &self,
+        parse: fn(&str) -> Result<T, ValidationError>,
+    ) -> Result<(time::OffsetDateTime, T), ValidationError> {
+        let invalid = || ValidationError::new("cursor", "does not belong to this listing");
+        let (ms, id) = self.0.split_once(':').ok_or_else(invalid)?;
+        let ms: i64 = ms.parse().map_err(|_| invalid())?;
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| invalid())?;
+        Ok((at, parse(id).map_err(|_| invalid())?))
+    }
+
+    /// The (key, id) of a cursor whose key is `{key}|{id}`.
+    pub fn keyed_position<T>(
+        &self,
+        parse: fn(&str) -> Result<T, ValidationError>,
+    ) -> Result<(String, T), ValidationError> {
+        let invalid = || ValidationError::new("cursor", "does not belong to this listing");
+        let (key, id) = self.0.rsplit_once('|').ok_or_else(invalid)?;
+        Ok((key.to_owned(), parse(id).map_err(|_| invalid())?))
+    }
 }
 
 #[cfg(test)]

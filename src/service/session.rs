@@ -114,12 +114,7 @@ pub async fn authenticate(app: &App, id_token: &str) -> ServiceResult<Caller> {
     })?;
     let refused = || ServiceError::Unauthenticated("the token does not match a kamshub user; sign in again".into());
     let claimed_tenant = principal.tenant_id.clone().ok_or_else(refused)?;
-    let email = principal.email.clone().ok_or_else(refused)?;
-    let store = app.store().await?;
-    let user = match store.find_user_by_email(&email).await? {
-        Some(user) if user.id == principal.user_id => user,
-        _ => return Err(refused()),
-    };
+    let user = app.store().await?.get_user(&principal.user_id).await?.ok_or_else(refused)?;
     if user.tenant_id != claimed_tenant {
         tracing::warn!(
             user = %user.id,

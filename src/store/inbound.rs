@@ -9,9 +9,6 @@ use crate::domain::{
 };
 use time::OffsetDateTime;
 
-/// Characters of a message's text kept as its conversation's preview.
-const PREVIEW_CHARS: usize = 100;
-
 /// The state an event is applied to.
 #[derive(Debug, Default)]
 pub(crate) struct Current {
@@ -217,7 +214,7 @@ fn apply_message(
                 },
                 created_at: now,
             };
-            conversation.message_count += 1;
+            conversation.count_message(message.text.as_deref(), message.sent_at);
             (Some(message), None)
         }
         Some(mut existing) => {
@@ -228,15 +225,10 @@ fn apply_message(
             if edited_at_ms.is_some() && existing.body.current_at_ms == version_at {
                 existing.body.attachments = m.attachments.clone();
             }
+            conversation.show_if_newest(existing.text.as_deref(), existing.sent_at);
             (None, Some(existing))
         }
     };
-    let newest = conversation.last_message_at.is_none_or(|last| from_ms(m.sent_at_ms) >= last);
-    if newest {
-        conversation.last_message_at = Some(from_ms(m.sent_at_ms));
-        let text = insert.as_ref().or(update.as_ref()).and_then(|msg| msg.text.clone());
-        conversation.preview = text.map(|t| t.chars().take(PREVIEW_CHARS).collect());
-    }
     Plan { outcome: outcome.to_owned(), conversation: Some(conversation), insert, update, ..Plan::default() }
 }
 
@@ -250,7 +242,6 @@ fn auto_reply(
     now: OffsetDateTime,
 ) -> (OutboxItem, Message) {
     let send_id = greeting_send_id(envelope);
-    conversation.message_count += 1;
     let reply = NewReply {
         tenant_id: envelope.tenant_id.clone(),
         send_id,
@@ -260,7 +251,9 @@ fn auto_reply(
         order_key: format!("{}~auto", first.order_key),
         sent_at: from_ms(first.sent_at_ms),
     };
-    OutboxItem::new_reply(reply, now)
+    let (item, message) = OutboxItem::new_reply(reply, now);
+    conversation.count_message(message.text.as_deref(), message.sent_at);
+    (item, message)
 }
 
 /// Adds a version of a message's text written at `at_ms`: the newest version is the message's

@@ -4,7 +4,9 @@
 //! outbox step changes; adapters load, call them, and persist (docs/architecture.md, "Store").
 //!
 //! Every method that reads or writes one tenant's data takes its [`TenantId`]; the only unscoped
-//! reads are platform-admin listings, webhook routing by channel id, and the outbox by id.
+//! access is platform-admin listings, webhook routing by channel id, a user by the token's subject
+//! (authentication), and the sender's `…_for_send` outbox calls, which address an item by the id
+//! on the send queue.
 
 pub(crate) mod inbound;
 pub mod mongo;
@@ -12,8 +14,8 @@ pub mod sqlite;
 
 use crate::domain::inbound::{Envelope, InboundEvent, InboundEventRecord};
 use crate::domain::{
-    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId, OutboxItem,
-    OutboxStatus, Tenant, TenantId, Transition, User,
+    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, MessageId, OutboxId,
+    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User, UserId,
 };
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -94,6 +96,47 @@ pub(crate) fn send_id_conflict(item: &OutboxItem) -> StoreError {
     StoreError::Conflict(format!("idempotency key `{}` is already in use", item.send_id))
 }
 
+/// Which conversations a listing shows, newest activity first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationQuery {
+    /// Only this channel's.
+    pub channel: Option<ChannelId>,
+    /// None of these channels' (the inactive ones, hidden from the inbox).
+    pub exclude_channels: Vec<ChannelId>,
+    /// Only those after this one in the listing: older activity, or the same time and a lower id.
+    pub before: Option<(OffsetDateTime, ConversationId)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl ConversationQuery {
+    /// The first `limit` conversations of a tenant, any channel.
+    pub fn first(limit: u32) -> Self {
+        Self { channel: None, exclude_channels: Vec::new(), before: None, limit }
+    }
+}
+
+/// Which outbox items a listing shows, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxQuery {
+    /// Only this tenant's (None: every tenant, for operators and platform admins).
+    pub tenant: Option<TenantId>,
+    /// Only items in this status.
+    pub status: Option<OutboxStatus>,
+    /// Only those after this one in the listing: created earlier, or at the same time with a
+    /// lower id.
+    pub before: Option<(OffsetDateTime, OutboxId)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl OutboxQuery {
+    /// The newest `limit` items, of one tenant and in one status when given.
+    pub fn new(tenant: Option<&TenantId>, status: Option<OutboxStatus>, limit: u32) -> Self {
+        Self { tenant: tenant.cloned(), status, before: None, limit }
+    }
+}
+
 /// What applying one inbound event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -130,6 +173,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user with this email in any tenant (sign-in and uniqueness checks).
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// The user with this identity subject in any tenant: authentication, which then checks that
+    /// the token names the user's tenant.
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>>;
 
     /// Whether any platform admin exists (bootstrap runs only while none does).
     async fn has_platform_admin(&self) -> StoreResult<bool>;
@@ -171,40 +218,36 @@ pub trait Store: Send + Sync + 'static {
         provider_event_id: &str,
     ) -> StoreResult<Option<InboundEventRecord>>;
 
-    /// A tenant's conversations, most recent first, optionally of one channel.
-    async fn list_conversations(
-        &self,
-        tenant: &TenantId,
-        channel: Option<&ChannelId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Conversation>>;
+    /// A tenant's conversations, most recent activity first (then by id, descending).
+    async fn list_conversations(&self, tenant: &TenantId, query: &ConversationQuery) -> StoreResult<Vec<Conversation>>;
 
     /// One conversation of a tenant.
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation>;
 
-    /// The newest `limit` messages of a conversation, in provider order (oldest first).
+    /// A conversation's messages, newest first in provider order (order key, then id): at most
+    /// `limit`, and with `before` (an order key and a message id) only those before it.
     async fn list_messages(
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
+        before: Option<&(String, MessageId)>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
 
-    /// Stores a reply: the outbox item and its outbound message, atomically. The sendId is unique
-    /// per tenant: reused with the same text it returns the existing item; with other text it is
-    /// a `Conflict`.
+    /// Stores a reply: the outbox item and its outbound message, and counts the message in its
+    /// conversation (`Conversation::count_message`), atomically. The sendId is unique per tenant:
+    /// reused with the same text it returns the existing item and changes nothing; with other
+    /// text it is a `Conflict`.
     async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome>;
 
-    /// An outbox item by id (operators and the sender address items by id alone).
-    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>>;
+    /// An outbox item of a tenant.
+    async fn get_outbox(&self, tenant: &TenantId, id: &OutboxId) -> StoreResult<Option<OutboxItem>>;
 
-    /// Outbox items, newest first, optionally of one tenant and status.
-    async fn list_outbox(
-        &self,
-        tenant: Option<&TenantId>,
-        status: Option<OutboxStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxItem>>;
+    /// An outbox item by id alone: the sender only, which reads the id from the send queue.
+    async fn get_outbox_for_send(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>>;
+
+    /// Outbox items, newest first (creation time, then id).
+    async fn list_outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>>;
 
     /// Items the relay must publish: PENDING and due (`next_attempt_at` unset or passed), and
     /// ENQUEUED ones untouched since `stuck_before` (lost on the way to the queue). Oldest first.
@@ -215,16 +258,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>>;
 
-    /// Applies `step` to the item (`OutboxItem::apply`) and writes it, with the outbound message,
-    /// the send log and `audit`, atomically and only if the item's status is still the one it
-    /// was loaded with (compare-and-set). Returns the item as it now is, or None if it does not
-    /// exist or the step does not apply to its status (someone else moved it).
+    /// Applies `step` to a tenant's item (`OutboxItem::apply`) and writes it, with the outbound
+    /// message, the send log and `audit`, atomically and only if the item's status is still the
+    /// one it was loaded with (compare-and-set). Returns the item as it now is, or None if the
+    /// tenant has no such item or the step does not apply to its status (someone else moved it).
     async fn transition_outbox(
         &self,
+        tenant: &TenantId,
         id: &OutboxId,
         step: &Transition,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>>;
+
+    /// [`Store::transition_outbox`] by id alone: the sender only, which reads the id from the
+    /// send queue.
+    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>>;
 
     /// Applies [`Transition::Enqueue`] to published items (those it applies to), in one write:
     /// the relay's bookkeeping for a whole pass.

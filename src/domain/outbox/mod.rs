@@ -109,7 +109,7 @@ impl From<SendId> for String {
 }
 
 /// Where an outbox item is: PENDING → ENQUEUED → SENDING → SENT | FAILED | UNKNOWN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OutboxStatus {
     /// Waiting for the relay (new, or waiting out a retry delay).

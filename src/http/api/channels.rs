@@ -6,11 +6,12 @@ use super::extract::{Body, Params, PathParam, Scope, needs, path_id};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{ChannelId, DisplayName, ExternalId};
 use crate::http::{ApiError, ServerState};
-use crate::service::channels::{self, ChannelChange, ChannelView, NewChannel};
+use crate::service::ServiceError;
+use crate::service::channels::{self, ChannelChange, ChannelView, NewChannel, PageView};
 use crate::service::page::Page;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -49,8 +50,12 @@ pub(crate) struct NewMessengerChannel {
     /// The page id.
     page_id: String,
     /// The page's access token.
-    #[schema(value_type = String, format = Password)]
-    page_token: SecretString,
+    #[schema(value_type = Option<String>, format = Password)]
+    page_token: Option<SecretString>,
+    /// A Facebook user access token of someone who manages the page: kamshub takes the page's
+    /// token from `/me/accounts` (the user token is not kept).
+    #[schema(value_type = Option<String>, format = Password)]
+    user_token: Option<SecretString>,
 }
 
 /// `PATCH /tenant/channels/{channelId}`: only these fields can change.
@@ -96,7 +101,12 @@ pub(super) async fn create(
         ),
         CreateChannelRequest::Messenger(m) => {
             let page_id = ExternalId::page_id(&m.page_id)?;
-            (m.display_name, NewChannel::Messenger { page_id, page_token: m.page_token })
+            let new = match (m.page_token, m.user_token) {
+                (Some(page_token), None) => NewChannel::Messenger { page_id, page_token },
+                (None, Some(user_token)) => NewChannel::MessengerByUser { page_id, user_token },
+                _ => return Err(ServiceError::Invalid("give exactly one of pageToken and userToken".into()).into()),
+            };
+            (m.display_name, new)
         }
     };
     let name = DisplayName::parse(&name)?;
@@ -181,4 +191,34 @@ pub(super) async fn set_auto_reply(
     let id = path_id(&id, ChannelId::parse)?;
     let change = [ChannelChange::AutoReply(body.text)];
     Ok(Json(channels::change(&state.app, &scope.caller, &scope.tenant, &id, &change).await?))
+}
+
+/// The header that carries a Facebook user access token to page discovery.
+const USER_TOKEN: &str = "x-facebook-user-token";
+
+/// The Messenger pages a Facebook user token manages, to connect one with `userToken` (tenant
+/// admins). The token goes in the `X-Facebook-User-Token` header; it is used once and never kept
+/// or logged.
+#[utoipa::path(get, path = "/tenant/channels/messenger/pages", tag = "channels",
+    params(
+        ("X-Facebook-User-Token" = String, Header, description = "A Facebook user access token"),
+        TenantParam, PageParams
+    ),
+    security(("idToken" = [])),
+    responses((status = 200, description = "A page of the pages the token manages", body = Page<PageView>), ApiErrors))]
+pub(super) async fn messenger_pages(
+    State(state): State<Arc<ServerState>>,
+    scope: Scope<needs::ManageCredentials>,
+    headers: HeaderMap,
+    Params(page): Params<PageParams>,
+) -> Result<Json<Page<PageView>>, ApiError> {
+    let token = headers
+        .get(USER_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("send the Facebook user token in the X-Facebook-User-Token header"))?;
+    let token = SecretString::from(token.to_owned());
+    let page = page.request()?;
+    Ok(Json(channels::messenger_pages(&state.app, &scope.caller, &scope.tenant, &token, &page).await?))
 }

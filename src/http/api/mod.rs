@@ -152,6 +152,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(channels::get, channels::update))
         .routes(routes!(channels::rotate_credentials))
         .routes(routes!(channels::set_auto_reply))
+        .routes(routes!(channels::messenger_pages))
         .routes(routes!(users::invite, users::list))
         .routes(routes!(inbox::list_conversations))
         .routes(routes!(inbox::get_conversation))

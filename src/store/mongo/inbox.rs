@@ -8,9 +8,9 @@ use super::errors::map_err;
 use super::outbox;
 use super::session::{Db, collect};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
-use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, TenantId};
+use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, MessageId, TenantId};
 use crate::store::inbound::{Current, Lookups, Plan, greeting_send_id, lookups, plan, receipt_targets};
-use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
+use crate::store::{ApplyOutcome, ConversationQuery, InboundRecord, StoreError, StoreResult};
 use mongodb::ClientSession;
 use mongodb::bson::{DateTime, Document, doc};
 use time::OffsetDateTime;
@@ -155,18 +155,28 @@ async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::err
 pub(super) async fn list_conversations(
     db: &Db,
     tenant: &TenantId,
-    channel: Option<&ChannelId>,
-    limit: u32,
+    query: &ConversationQuery,
 ) -> StoreResult<Vec<Conversation>> {
     let mut filter = doc! {"tenantId": tenant.as_str()};
-    if let Some(channel) = channel {
-        filter.insert("channelId", channel.as_str());
+    let excluded: Vec<&str> = query.exclude_channels.iter().map(ChannelId::as_str).collect();
+    match &query.channel {
+        Some(channel) => filter.insert("channelId", doc! {"$eq": channel.as_str(), "$nin": excluded}),
+        None => filter.insert("channelId", doc! {"$nin": excluded}),
+    };
+    if let Some((at, id)) = &query.before {
+        filter.insert(
+            "$or",
+            vec![
+                doc! {"lastMessageAt": {"$lt": dt(*at)}},
+                doc! {"lastMessageAt": dt(*at), "_id": {"$lt": id.as_str()}},
+            ],
+        );
     }
     let cursor = db
         .coll("conversations")
         .find(filter)
         .sort(doc! {"lastMessageAt": -1, "_id": -1})
-        .limit(i64::from(limit))
+        .limit(i64::from(query.limit))
         .await
         .map_err(map_err)?;
     collect(cursor, conversation_from).await
@@ -185,18 +195,27 @@ pub(super) async fn list_messages(
     db: &Db,
     tenant: &TenantId,
     conversation: &ConversationId,
+    before: Option<&(String, MessageId)>,
     limit: u32,
 ) -> StoreResult<Vec<Message>> {
+    let mut filter = doc! {"tenantId": tenant.as_str(), "conversationId": conversation.as_str()};
+    if let Some((key, id)) = before {
+        filter.insert(
+            "$or",
+            vec![
+                doc! {"orderKey": {"$lt": key.as_str()}},
+                doc! {"orderKey": key.as_str(), "_id": {"$lt": id.as_str()}},
+            ],
+        );
+    }
     let cursor = db
         .coll("messages")
-        .find(doc! {"tenantId": tenant.as_str(), "conversationId": conversation.as_str()})
-        .sort(doc! {"orderKey": -1})
+        .find(filter)
+        .sort(doc! {"orderKey": -1, "_id": -1})
         .limit(i64::from(limit))
         .await
         .map_err(map_err)?;
-    let mut messages = collect(cursor, message_from).await?;
-    messages.reverse();
-    Ok(messages)
+    collect(cursor, message_from).await
 }
 
 pub(super) async fn get_inbound_event(

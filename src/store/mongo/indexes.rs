@@ -63,7 +63,7 @@ pub(super) async fn ensure(db: &Db) -> StoreResult<()> {
                     doc! {"tenantId": 1, "sendId": 1},
                     unique_where("messages_by_send_id", doc! {"sendId": {"$type": "string"}}),
                 ),
-                index(doc! {"tenantId": 1, "conversationId": 1, "providerOrder": 1}, named("messages_by_conversation")),
+                index(doc! {"tenantId": 1, "conversationId": 1, "orderKey": -1, "_id": -1}, named("messages_by_order")),
             ],
         ),
         (
@@ -75,6 +75,7 @@ pub(super) async fn ensure(db: &Db) -> StoreResult<()> {
             vec![
                 index(doc! {"tenantId": 1, "sendId": 1}, unique("outbox_by_send_id")),
                 index(doc! {"status": 1, "updatedAt": 1}, named("outbox_by_status")),
+                index(doc! {"tenantId": 1, "createdAt": -1, "_id": -1}, named("outbox_by_tenant")),
             ],
         ),
         ("send_log", vec![index(doc! {"tenantId": 1, "outboxId": 1, "attempt": 1}, named("send_log_by_outbox"))]),

@@ -19,11 +19,13 @@ mod outbox;
 mod session;
 mod tenants;
 
-use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use super::{
+    ApplyOutcome, ConversationQuery, CreateOutcome, InboundRecord, OutboxQuery, Store, StoreError, StoreResult,
+};
 use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
-    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
-    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message,
+    MessageId, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId,
 };
 use async_trait::async_trait;
 use errors::{map_err, redact_error};
@@ -90,6 +92,10 @@ impl Store for MongoStore {
         tenants::find_user_by_email(&self.db, email).await
     }
 
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        tenants::get_user(&self.db, id).await
+    }
+
     async fn has_platform_admin(&self) -> StoreResult<bool> {
         tenants::has_platform_admin(&self.db).await
     }
@@ -126,13 +132,8 @@ impl Store for MongoStore {
         inbox::apply(&self.db, records).await
     }
 
-    async fn list_conversations(
-        &self,
-        tenant: &TenantId,
-        channel: Option<&ChannelId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Conversation>> {
-        inbox::list_conversations(&self.db, tenant, channel, limit).await
+    async fn list_conversations(&self, tenant: &TenantId, query: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
+        inbox::list_conversations(&self.db, tenant, query).await
     }
 
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
@@ -152,26 +153,26 @@ impl Store for MongoStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
+        before: Option<&(String, MessageId)>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        inbox::list_messages(&self.db, tenant, conversation, limit).await
+        inbox::list_messages(&self.db, tenant, conversation, before, limit).await
     }
 
     async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
         outbox::create(&self.db, item, message).await
     }
 
-    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
-        outbox::get(&self.db, id).await
+    async fn get_outbox(&self, tenant: &TenantId, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        outbox::get(&self.db, Some(tenant), id).await
     }
 
-    async fn list_outbox(
-        &self,
-        tenant: Option<&TenantId>,
-        status: Option<OutboxStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxItem>> {
-        outbox::list(&self.db, tenant, status, limit).await
+    async fn get_outbox_for_send(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        outbox::get(&self.db, None, id).await
+    }
+
+    async fn list_outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>> {
+        outbox::list(&self.db, query).await
     }
 
     async fn outbox_due(
@@ -185,11 +186,16 @@ impl Store for MongoStore {
 
     async fn transition_outbox(
         &self,
+        tenant: &TenantId,
         id: &OutboxId,
         step: &Transition,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>> {
-        outbox::transition(&self.db, id, step, audit).await
+        outbox::transition(&self.db, Some(tenant), id, step, audit).await
+    }
+
+    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
+        outbox::transition(&self.db, None, id, step, None).await
     }
 
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {

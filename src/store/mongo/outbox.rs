@@ -1,11 +1,11 @@
 //! The MongoDB store's outbox: replies, their state machine (applied by the domain, persisted here
 //! by compare-and-set), the send log.
 
-use super::codec::{CorruptRecord, audit_doc, dt, message_doc, outbox_doc, outbox_from};
+use super::codec::{CorruptRecord, audit_doc, conversation_from, dt, message_doc, outbox_doc, outbox_from};
 use super::errors::map_err;
 use super::session::{Db, collect};
 use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition};
-use crate::store::{CreateOutcome, StoreError, StoreResult, send_id_conflict};
+use crate::store::{CreateOutcome, OutboxQuery, StoreError, StoreResult, send_id_conflict};
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
 use time::OffsetDateTime;
@@ -22,7 +22,8 @@ pub(super) async fn insert_outbound(
     Ok(())
 }
 
-/// Stores a reply, or returns the item that already holds its sendId.
+/// Stores a reply and counts it in its conversation, or returns the item that already holds its
+/// sendId.
 pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
     let (handle, owned_item, owned_message) = (db.clone(), item.clone(), message.clone());
     let existing = db
@@ -34,6 +35,7 @@ pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> Sto
                     return Ok(Some(existing));
                 }
                 insert_outbound(&db, s, &item, &message).await?;
+                count_in_conversation(&db, s, &message).await?;
                 Ok(None)
             })
         })
@@ -48,29 +50,60 @@ pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> Sto
     }
 }
 
-pub(super) async fn get(db: &Db, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
-    let found = db.coll("outbox_send").find_one(doc! {"_id": id.as_str()}).await.map_err(map_err)?;
+/// Counts a new outbound message in its conversation (`Conversation::count_message`).
+async fn count_in_conversation(db: &Db, s: &mut ClientSession, message: &Message) -> mongodb::error::Result<()> {
+    let conversations = db.coll("conversations");
+    let filter = doc! {"_id": message.conversation_id.as_str(), "tenantId": message.tenant_id.as_str()};
+    let Some(stored) = conversations.find_one(filter.clone()).session(&mut *s).await? else {
+        return Err(mongodb::error::Error::custom(CorruptRecord(format!(
+            "reply to conversation `{}`, which does not exist",
+            message.conversation_id
+        ))));
+    };
+    let mut conversation =
+        conversation_from(&stored).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?;
+    conversation.count_message(message.text.as_deref(), message.sent_at);
+    let set = doc! {
+        "messageCount": conversation.message_count as i64, "lastMessageAt": conversation.last_message_at.map(dt),
+        "preview": conversation.preview, "updatedAt": dt(message.created_at),
+    };
+    conversations.update_one(filter, doc! {"$set": set}).session(&mut *s).await?;
+    Ok(())
+}
+
+/// An item by id, of `tenant` when given (None: the sender's lookup by queue id).
+pub(super) async fn get(db: &Db, tenant: Option<&TenantId>, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+    let found = db.coll("outbox_send").find_one(filter(tenant, id)).await.map_err(map_err)?;
     found.as_ref().map(outbox_from).transpose()
 }
 
-pub(super) async fn list(
-    db: &Db,
-    tenant: Option<&TenantId>,
-    status: Option<OutboxStatus>,
-    limit: u32,
-) -> StoreResult<Vec<OutboxItem>> {
-    let mut filter = doc! {};
+fn filter(tenant: Option<&TenantId>, id: &OutboxId) -> Document {
+    let mut filter = doc! {"_id": id.as_str()};
     if let Some(tenant) = tenant {
         filter.insert("tenantId", tenant.as_str());
     }
-    if let Some(status) = status {
+    filter
+}
+
+pub(super) async fn list(db: &Db, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>> {
+    let mut filter = doc! {};
+    if let Some(tenant) = &query.tenant {
+        filter.insert("tenantId", tenant.as_str());
+    }
+    if let Some(status) = query.status {
         filter.insert("status", status.as_str());
+    }
+    if let Some((at, id)) = &query.before {
+        filter.insert(
+            "$or",
+            vec![doc! {"createdAt": {"$lt": dt(*at)}}, doc! {"createdAt": dt(*at), "_id": {"$lt": id.as_str()}}],
+        );
     }
     let cursor = db
         .coll("outbox_send")
         .find(filter)
         .sort(doc! {"createdAt": -1, "_id": -1})
-        .limit(i64::from(limit))
+        .limit(i64::from(query.limit))
         .await
         .map_err(map_err)?;
     collect(cursor, outbox_from).await
@@ -100,14 +133,16 @@ pub(super) async fn due(
 /// still the one loaded, with the message status, send log and audit entry, in one transaction.
 pub(super) async fn transition(
     db: &Db,
+    tenant: Option<&TenantId>,
     id: &OutboxId,
     step: &Transition,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<Option<OutboxItem>> {
     let (handle, id, step, audit) = (db.clone(), id.clone(), step.clone(), audit.map(audit_doc));
+    let tenant = tenant.cloned();
     db.transaction(move |s| {
-        let (db, id, step, audit) = (handle.clone(), id.clone(), step.clone(), audit.clone());
-        Box::pin(async move { transition_in(&db, s, &id, &step, audit).await })
+        let (db, id, step, audit, tenant) = (handle.clone(), id.clone(), step.clone(), audit.clone(), tenant.clone());
+        Box::pin(async move { transition_in(&db, s, tenant.as_ref(), &id, &step, audit).await })
     })
     .await
     .map_err(map_err)
@@ -116,12 +151,13 @@ pub(super) async fn transition(
 async fn transition_in(
     db: &Db,
     s: &mut ClientSession,
+    tenant: Option<&TenantId>,
     id: &OutboxId,
     step: &Transition,
     audit: Option<Document>,
 ) -> mongodb::error::Result<Option<OutboxItem>> {
     let outbox = db.coll("outbox_send");
-    let Some(stored) = outbox.find_one(doc! {"_id": id.as_str()}).session(&mut *s).await? else {
+    let Some(stored) = outbox.find_one(filter(tenant, id)).session(&mut *s).await? else {
         return Ok(None);
     };
     let mut item = outbox_from(&stored).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?;

@@ -6,7 +6,9 @@ use super::codec::{
 use super::errors::{NotFoundMarker, conflict_on, map_err};
 use super::indexes::{CHANNEL_ACTIVE_INDEX, TENANT_NAME_INDEX, USER_EMAIL_INDEX};
 use super::session::{Db, collect};
-use crate::domain::{AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, Role, Tenant, TenantId, User};
+use crate::domain::{
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, Role, Tenant, TenantId, User, UserId,
+};
 use crate::store::{StoreError, StoreResult, channel_conflict, email_conflict};
 use mongodb::bson::doc;
 
@@ -81,6 +83,11 @@ pub(super) async fn list_users(db: &Db, tenant: &TenantId) -> StoreResult<Vec<Us
 
 pub(super) async fn find_user_by_email(db: &Db, email: &Email) -> StoreResult<Option<User>> {
     let found = db.coll("users").find_one(doc! {"email": email.as_str()}).await.map_err(map_err)?;
+    found.as_ref().map(user_from).transpose()
+}
+
+pub(super) async fn get_user(db: &Db, id: &UserId) -> StoreResult<Option<User>> {
+    let found = db.coll("users").find_one(doc! {"_id": id.as_str()}).await.map_err(map_err)?;
     found.as_ref().map(user_from).transpose()
 }
 

@@ -1,13 +1,13 @@
 //! The SQLite store's conversations, inbound events and receipts. What an event changes is
 //! decided by [`plan`] (shared with the MongoDB adapter); this module loads and writes.
 
-use super::codec::{all, conversation_row, inbound_event_row, other};
+use super::codec::{all, conversation_row, inbound_event_row, json_text, other};
 use super::{messages, outbox};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
 use crate::embedded::millis;
 use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, greeting_send_id, lookups, plan, receipt_targets};
-use crate::store::{ApplyOutcome, InboundRecord, StoreError, StoreResult};
+use crate::store::{ApplyOutcome, ConversationQuery, InboundRecord, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Applies a batch inside the caller's transaction, each event as its own unit of effects.
@@ -154,14 +154,28 @@ fn apply_receipt(tx: &Connection, r: &ReceiptUpdate) -> rusqlite::Result<()> {
 pub(super) fn list_conversations(
     c: &Connection,
     tenant: &TenantId,
-    channel: Option<&ChannelId>,
-    limit: u32,
+    query: &ConversationQuery,
 ) -> StoreResult<Vec<Conversation>> {
+    let excluded: Vec<&str> = query.exclude_channels.iter().map(ChannelId::as_str).collect();
+    let (before_at, before_id) = match &query.before {
+        Some((at, id)) => (Some(millis(*at)), Some(id.as_str())),
+        None => (None, None),
+    };
     all(
         c,
-        "SELECT * FROM conversations WHERE tenant_id = ?1 AND (?2 IS NULL OR channel_id = ?2)
-         ORDER BY last_message_at DESC, id DESC LIMIT ?3",
-        params![tenant.as_str(), channel.map(ChannelId::as_str), limit],
+        "SELECT * FROM conversations
+         WHERE tenant_id = ?1 AND (?2 IS NULL OR channel_id = ?2)
+           AND channel_id NOT IN (SELECT value FROM json_each(?3))
+           AND (?4 IS NULL OR last_message_at < ?4 OR (last_message_at = ?4 AND id < ?5))
+         ORDER BY last_message_at DESC, id DESC LIMIT ?6",
+        params![
+            tenant.as_str(),
+            query.channel.as_ref().map(ChannelId::as_str),
+            json_text(&excluded),
+            before_at,
+            before_id,
+            query.limit
+        ],
         conversation_row,
     )
 }

@@ -72,19 +72,26 @@ pub(super) fn by_send_id(c: &Connection, tenant: &TenantId, send_id: &str) -> ru
         .optional()
 }
 
-/// The newest `limit` messages of a conversation, oldest first.
+/// A conversation's messages, newest first, before `before` (order key, id) when given.
 pub(super) fn list(
     c: &Connection,
     tenant: &TenantId,
     conversation: &ConversationId,
+    before: Option<&(String, MessageId)>,
     limit: u32,
 ) -> StoreResult<Vec<Message>> {
     all(
         c,
-        "SELECT * FROM (SELECT * FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2
-                        ORDER BY order_key DESC LIMIT ?3)
-         ORDER BY order_key ASC",
-        params![tenant.as_str(), conversation.as_str(), limit],
+        "SELECT * FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2
+           AND (?3 IS NULL OR order_key < ?3 OR (order_key = ?3 AND id < ?4))
+         ORDER BY order_key DESC, id DESC LIMIT ?5",
+        params![
+            tenant.as_str(),
+            conversation.as_str(),
+            before.map(|(key, _)| key.as_str()),
+            before.map(|(_, id)| id.as_str()),
+            limit
+        ],
         message_row,
     )
 }

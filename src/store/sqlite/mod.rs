@@ -16,11 +16,13 @@ mod messages;
 mod outbox;
 mod tenants;
 
-use super::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError, StoreResult};
+use super::{
+    ApplyOutcome, ConversationQuery, CreateOutcome, InboundRecord, OutboxQuery, Store, StoreError, StoreResult,
+};
 use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
-    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, OutboxId,
-    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User,
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message,
+    MessageId, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId,
 };
 use crate::embedded::{Database, OpenError, write_immediate};
 use async_trait::async_trait;
@@ -123,6 +125,11 @@ impl Store for SqliteStore {
         self.read(move |c| tenants::find_user_by_email(c, &email)).await
     }
 
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.clone();
+        self.read(move |c| tenants::get_user(c, &id)).await
+    }
+
     async fn has_platform_admin(&self) -> StoreResult<bool> {
         self.read(tenants::has_platform_admin).await
     }
@@ -167,14 +174,9 @@ impl Store for SqliteStore {
         self.write(move |c| inbox::apply(c, &records)).await
     }
 
-    async fn list_conversations(
-        &self,
-        tenant: &TenantId,
-        channel: Option<&ChannelId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Conversation>> {
-        let (tenant, channel) = (tenant.clone(), channel.cloned());
-        self.read(move |c| inbox::list_conversations(c, &tenant, channel.as_ref(), limit)).await
+    async fn list_conversations(&self, tenant: &TenantId, query: &ConversationQuery) -> StoreResult<Vec<Conversation>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(move |c| inbox::list_conversations(c, &tenant, &query)).await
     }
 
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
@@ -196,10 +198,11 @@ impl Store for SqliteStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
+        before: Option<&(String, MessageId)>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        let (tenant, conversation) = (tenant.clone(), conversation.clone());
-        self.read(move |c| messages::list(c, &tenant, &conversation, limit)).await
+        let (tenant, conversation, before) = (tenant.clone(), conversation.clone(), before.cloned());
+        self.read(move |c| messages::list(c, &tenant, &conversation, before.as_ref(), limit)).await
     }
 
     async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
@@ -207,19 +210,19 @@ impl Store for SqliteStore {
         self.write(move |c| outbox::create(c, &item, &message)).await
     }
 
-    async fn get_outbox(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
-        let id = id.clone();
-        self.read(move |c| outbox::get(c, &id)).await
+    async fn get_outbox(&self, tenant: &TenantId, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| outbox::get(c, Some(&tenant), &id)).await
     }
 
-    async fn list_outbox(
-        &self,
-        tenant: Option<&TenantId>,
-        status: Option<OutboxStatus>,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxItem>> {
-        let tenant = tenant.cloned();
-        self.read(move |c| outbox::list(c, tenant.as_ref(), status, limit)).await
+    async fn get_outbox_for_send(&self, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+        let id = id.clone();
+        self.read(move |c| outbox::get(c, None, &id)).await
+    }
+
+    async fn list_outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>> {
+        let query = query.clone();
+        self.read(move |c| outbox::list(c, &query)).await
     }
 
     async fn outbox_due(
@@ -233,12 +236,18 @@ impl Store for SqliteStore {
 
     async fn transition_outbox(
         &self,
+        tenant: &TenantId,
         id: &OutboxId,
         step: &Transition,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>> {
-        let (id, step, audit) = (id.clone(), step.clone(), audit.cloned());
-        self.write(move |c| outbox::transition(c, &id, &step, audit.as_ref())).await
+        let (tenant, id, step, audit) = (tenant.clone(), id.clone(), step.clone(), audit.cloned());
+        self.write(move |c| outbox::transition(c, Some(&tenant), &id, &step, audit.as_ref())).await
+    }
+
+    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
+        let (id, step) = (id.clone(), step.clone());
+        self.write(move |c| outbox::transition(c, None, &id, &step, None)).await
     }
 
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {

@@ -1,11 +1,11 @@
 //! The SQLite store's outbox: replies, their state machine (applied by the domain, persisted here
 //! by compare-and-set), the send log.
 
-use super::codec::{all, json_text, other, outbox_row};
+use super::codec::{all, conversation_row, json_text, other, outbox_row};
 use super::{messages, tenants};
 use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, SendLogEntry, TenantId, Transition};
 use crate::embedded::{millis, unique_violation};
-use crate::store::{CreateOutcome, StoreResult, send_id_conflict};
+use crate::store::{CreateOutcome, OutboxQuery, StoreResult, send_id_conflict};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -37,7 +37,8 @@ pub(super) fn insert_outbound(c: &Connection, item: &OutboxItem, message: &Messa
     messages::insert(c, message)
 }
 
-/// Stores a reply, or returns the item that already holds its sendId.
+/// Stores a reply and counts it in its conversation, or returns the item that already holds its
+/// sendId.
 pub(super) fn create(c: &Connection, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
     let existing = c
         .query_row(
@@ -54,24 +55,65 @@ pub(super) fn create(c: &Connection, item: &OutboxItem, message: &Message) -> St
         Some(_) => send_id_conflict(item),
         None => other(e),
     })?;
+    count_in_conversation(c, message)?;
     Ok(CreateOutcome::Created)
 }
 
-pub(super) fn get(c: &Connection, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
-    c.query_row("SELECT * FROM outbox_send WHERE id = ?1", [id.as_str()], outbox_row).optional().map_err(other)
+/// Counts a new outbound message in its conversation (`Conversation::count_message`).
+fn count_in_conversation(c: &Connection, message: &Message) -> StoreResult<()> {
+    let mut conversation = c
+        .query_row(
+            "SELECT * FROM conversations WHERE tenant_id = ?1 AND id = ?2",
+            [message.tenant_id.as_str(), message.conversation_id.as_str()],
+            conversation_row,
+        )
+        .map_err(other)?;
+    conversation.count_message(message.text.as_deref(), message.sent_at);
+    c.prepare_cached(
+        "UPDATE conversations SET message_count = ?2, last_message_at = ?3, preview = ?4, updated_at = ?5
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            conversation.id.as_str(),
+            conversation.message_count as i64,
+            conversation.last_message_at.map(millis),
+            conversation.preview,
+            millis(message.created_at)
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
 }
 
-pub(super) fn list(
-    c: &Connection,
-    tenant: Option<&TenantId>,
-    status: Option<OutboxStatus>,
-    limit: u32,
-) -> StoreResult<Vec<OutboxItem>> {
+/// An item by id, of `tenant` when given (None: the sender's lookup by queue id).
+pub(super) fn get(c: &Connection, tenant: Option<&TenantId>, id: &OutboxId) -> StoreResult<Option<OutboxItem>> {
+    c.query_row(
+        "SELECT * FROM outbox_send WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)",
+        params![id.as_str(), tenant.map(TenantId::as_str)],
+        outbox_row,
+    )
+    .optional()
+    .map_err(other)
+}
+
+pub(super) fn list(c: &Connection, query: &OutboxQuery) -> StoreResult<Vec<OutboxItem>> {
+    let (before_at, before_id) = match &query.before {
+        Some((at, id)) => (Some(millis(*at)), Some(id.as_str())),
+        None => (None, None),
+    };
     all(
         c,
         "SELECT * FROM outbox_send WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2)
-         ORDER BY created_at DESC, id DESC LIMIT ?3",
-        params![tenant.map(TenantId::as_str), status.map(OutboxStatus::as_str), limit],
+           AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4))
+         ORDER BY created_at DESC, id DESC LIMIT ?5",
+        params![
+            query.tenant.as_ref().map(TenantId::as_str),
+            query.status.map(OutboxStatus::as_str),
+            before_at,
+            before_id,
+            query.limit
+        ],
         outbox_row,
     )
 }
@@ -103,11 +145,12 @@ pub(super) fn due(
 /// still the one loaded. None if the item is missing or the step does not apply.
 pub(super) fn transition(
     c: &Connection,
+    tenant: Option<&TenantId>,
     id: &OutboxId,
     step: &Transition,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<Option<OutboxItem>> {
-    let Some(mut item) = get(c, id)? else {
+    let Some(mut item) = get(c, tenant, id)? else {
         return Ok(None);
     };
     let loaded = item.status;

@@ -1,7 +1,9 @@
 //! The SQLite store's tenants, users, channels and audit log.
 
 use super::codec::{all, audit_row, channel_row, other, tenant_row, user_row};
-use crate::domain::{AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, Role, Tenant, TenantId, User};
+use crate::domain::{
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, Role, Tenant, TenantId, User, UserId,
+};
 use crate::embedded::{millis, unique_violation};
 use crate::sealing::Sealed;
 use crate::store::{StoreError, StoreResult, channel_conflict, email_conflict};
@@ -60,6 +62,10 @@ pub(super) fn list_users(c: &Connection, tenant: &TenantId) -> StoreResult<Vec<U
 
 pub(super) fn find_user_by_email(c: &Connection, email: &Email) -> StoreResult<Option<User>> {
     c.query_row("SELECT * FROM users WHERE email = ?1", [email.as_str()], user_row).optional().map_err(other)
+}
+
+pub(super) fn get_user(c: &Connection, id: &UserId) -> StoreResult<Option<User>> {
+    c.query_row("SELECT * FROM users WHERE id = ?1", [id.as_str()], user_row).optional().map_err(other)
 }
 
 pub(super) fn has_platform_admin(c: &Connection) -> StoreResult<bool> {
