@@ -65,6 +65,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with the provider APIs at `telegram` and `graph` (fakes).
 pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Option<TestApp> {
+    spawn_app_configured(backend, telegram, graph, "").await
+}
+
+/// Like [`spawn_app_with`], with `extra` appended to the configuration file (whole TOML sections,
+/// e.g. `[identity]` for a Cognito pool or `[http]` limits).
+pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str, extra: &str) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "data_dir = \"{}\"\nbootstrap_token = \"{BOOTSTRAP_TOKEN}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
@@ -83,6 +89,7 @@ pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Op
             super::unique_name("kamsg_app")
         );
     }
+    toml.push_str(extra);
     let config = dir.path().join("kamshub.toml");
     std::fs::write(&config, toml).unwrap();
     let settings = kamshub::config::Settings::load(Some(&config), &Default::default()).unwrap();

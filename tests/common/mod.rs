@@ -61,8 +61,23 @@ pub struct TestPool {
     pub client_secret: String,
 }
 
+/// How a test pool guards the tenant attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSetup {
+    /// As kamshub's docs create it: `custom:tenantID` immutable, the app client may write only
+    /// `email` (moto enforces neither, but kamshub's start-up check reads both).
+    Production,
+    /// The attribute mutable and the app client without a write-attribute list: users can
+    /// rewrite their own tenant.
+    Misconfigured,
+}
+
 impl TestPool {
     pub async fn create(endpoint: &str) -> TestPool {
+        Self::create_with(endpoint, PoolSetup::Production).await
+    }
+
+    pub async fn create_with(endpoint: &str, setup: PoolSetup) -> TestPool {
         use aws_sdk_cognitoidentityprovider::types::{AttributeDataType, ExplicitAuthFlowsType, SchemaAttributeType};
         let region = "us-east-2".to_owned();
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -81,23 +96,24 @@ impl TestPool {
                 SchemaAttributeType::builder()
                     .name("tenantID")
                     .attribute_data_type(AttributeDataType::String)
-                    .mutable(true)
+                    .mutable(setup == PoolSetup::Misconfigured)
                     .build(),
             )
             .send()
             .await
             .expect("create user pool on the stand-in");
         let pool_id = pool.user_pool().and_then(|p| p.id()).expect("pool id").to_owned();
-        let app = client
+        let mut app = client
             .create_user_pool_client()
             .user_pool_id(&pool_id)
             .client_name("kamshub")
             .generate_secret(true)
             .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
-            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-            .send()
-            .await
-            .expect("create app client on the stand-in");
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth);
+        if setup == PoolSetup::Production {
+            app = app.write_attributes("email");
+        }
+        let app = app.send().await.expect("create app client on the stand-in");
         let app = app.user_pool_client().expect("app client");
         TestPool {
             endpoint: endpoint.to_owned(),
@@ -119,6 +135,28 @@ impl TestPool {
             endpoint_url: Some(self.endpoint.clone()),
             jwks_url: None,
         }
+    }
+
+    /// The same settings as an `[identity]` section of `kamshub.toml`.
+    pub fn toml(&self) -> String {
+        format!(
+            "[identity]\nkind = \"cognito\"\nuser_pool_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+             region = \"{}\"\nendpoint_url = \"{}\"\n",
+            self.pool_id, self.client_id, self.client_secret, self.region, self.endpoint
+        )
+    }
+
+    /// A Cognito client on the stand-in, for what a user does with their own tokens.
+    pub async fn client(&self) -> aws_sdk_cognitoidentityprovider::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        aws_sdk_cognitoidentityprovider::Client::new(&config)
     }
 
     /// The same settings as `KAMSHUB_IDENTITY__*` variables, for the CLI.
