@@ -121,7 +121,13 @@ async fn a_user_token_lists_its_pages_and_connects_one_and_no_token_shows_anywhe
         .send()
         .await
         .unwrap();
-    assert_eq!(bad.status(), 502, "Graph's refusal of the user token");
+    let bad = common::api::answer(bad).await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.body["error"]["code"].as_str()),
+        (422, Some("provider_refused")),
+        "{}",
+        bad.text
+    );
 
     let body = json!({"type": "messenger", "displayName": "Sales", "pageId": PAGES[1].0, "userToken": USER_TOKEN});
     let connected = api.post("/tenant/channels", Some(&token), &body).await;

@@ -3,6 +3,7 @@
 //! cause goes to the log.
 
 use crate::domain::ValidationError;
+use crate::providers::ProviderError;
 use crate::service::ServiceError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -72,7 +73,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             ServiceError::KeyReused(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", m),
-            ServiceError::Provider(p) => Self::new(StatusCode::BAD_GATEWAY, "provider_error", p.to_string()),
+            ServiceError::Provider(p) => provider_error(p),
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "backend unavailable");
                 Self {
@@ -85,6 +86,22 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
         }
+    }
+}
+
+/// A provider's answer to a call made for the request: a refusal of what the client gave (a bad
+/// token, an unknown page) is the client's to fix (422); a provider rate limit is a 503 with its
+/// wait; a provider that failed or could not be reached is a 502.
+fn provider_error(p: ProviderError) -> ApiError {
+    match &p {
+        ProviderError::Rejected { status: 429, retry_after, .. } => ApiError {
+            retry_after: Some(retry_after.unwrap_or(5)),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_busy", p.to_string())
+        },
+        ProviderError::Rejected { status: 400..=499, .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "provider_refused", p.to_string())
+        }
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", p.to_string()),
     }
 }
 

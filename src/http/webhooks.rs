@@ -19,7 +19,7 @@ const META_SIGNATURE: &str = "x-hub-signature-256";
 /// A Telegram update for one channel; needs the channel's `X-Telegram-Bot-Api-Secret-Token`.
 #[utoipa::path(post, path = "/webhooks/telegram/{channelId}", tag = "system",
     params(
-        ("channelId" = String, Path, description = "Channel id"),
+        ("channelId" = String, Path, description = "Channel id", pattern = "^[a-z0-9_-]{1,48}$"),
         ("X-Telegram-Bot-Api-Secret-Token" = Option<String>, Header, description = "The channel's webhook secret"),
     ),
     request_body(content = Object, description = "A Telegram Update"),

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     /// Sign-in name.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// Password (a temporary one answers with a challenge).
     #[schema(value_type = String, format = Password)]
@@ -29,6 +30,7 @@ pub(crate) struct LoginRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewPasswordRequest {
     /// Sign-in name.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// The `session` of the login's challenge.
     session: String,

@@ -2,7 +2,7 @@
 //! rotate credentials, the auto-reply greeting, and Messenger page discovery. Credentials go in,
 //! never out.
 
-use super::extract::{Body, Params, PathParam, Scope, needs, path_id};
+use super::extract::{Auth, Body, Params, PathParam, Scope, needs, path_id};
 use super::{ApiErrors, PageParams, TenantParam};
 use crate::domain::{ChannelId, DisplayName, ExternalId};
 use crate::http::{ApiError, ServerState};
@@ -19,43 +19,43 @@ use utoipa::ToSchema;
 
 /// `POST /tenant/channels`: a Telegram bot or a Messenger page.
 #[derive(Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub(crate) enum CreateChannelRequest {
     /// A Telegram bot, by its Bot API token.
-    Telegram(NewTelegramChannel),
-    /// A Messenger page: its page token, or a Facebook user token that manages it (kamshub takes
-    /// the page's token from `/me/accounts`).
-    Messenger(NewMessengerChannel),
-}
-
-/// A Telegram bot to connect.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct NewTelegramChannel {
-    /// Name shown to staff.
-    display_name: String,
-    /// The bot's token from @BotFather.
-    #[schema(value_type = String, format = Password)]
-    bot_token: SecretString,
-    /// Register the webhook now (default true).
-    register_webhook: Option<bool>,
-}
-
-/// A Messenger page to connect: give exactly one of `pageToken` and `userToken`.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct NewMessengerChannel {
-    /// Name shown to staff.
-    display_name: String,
-    /// The page id.
-    page_id: String,
-    /// The page's access token.
-    #[schema(value_type = Option<String>, format = Password)]
-    page_token: Option<SecretString>,
-    /// A Facebook user access token of someone who manages the page: kamshub takes the page's
-    /// token from `/me/accounts` (the user token is not kept).
-    #[schema(value_type = Option<String>, format = Password)]
-    user_token: Option<SecretString>,
+    Telegram {
+        /// Name shown to staff.
+        #[schema(min_length = 1, max_length = 100)]
+        #[serde(rename = "displayName")]
+        display_name: String,
+        /// The bot's token from @BotFather.
+        #[schema(value_type = String, format = Password)]
+        #[serde(rename = "botToken")]
+        bot_token: SecretString,
+        /// Register the webhook now (default true).
+        #[serde(rename = "registerWebhook")]
+        register_webhook: Option<bool>,
+    },
+    /// A Messenger page: give exactly one of `pageToken` and `userToken` (a Facebook user access
+    /// token of someone who manages the page: kamshub takes the page's token from `/me/accounts`
+    /// and does not keep the user token).
+    Messenger {
+        /// Name shown to staff.
+        #[schema(min_length = 1, max_length = 100)]
+        #[serde(rename = "displayName")]
+        display_name: String,
+        /// The page id.
+        #[schema(pattern = "^[0-9]{1,32}$")]
+        #[serde(rename = "pageId")]
+        page_id: String,
+        /// The page's access token.
+        #[schema(value_type = Option<String>, format = Password)]
+        #[serde(rename = "pageToken")]
+        page_token: Option<SecretString>,
+        /// A Facebook user access token that manages the page.
+        #[schema(value_type = Option<String>, format = Password)]
+        #[serde(rename = "userToken")]
+        user_token: Option<SecretString>,
+    },
 }
 
 /// `PATCH /tenant/channels/{channelId}`: only these fields can change.
@@ -63,6 +63,7 @@ pub(crate) struct NewMessengerChannel {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UpdateChannelRequest {
     /// New name shown to staff.
+    #[schema(min_length = 1, max_length = 100)]
     display_name: Option<String>,
     /// Show (true) or hide (false) the channel's conversations in the inbox.
     is_active: Option<bool>,
@@ -82,6 +83,7 @@ pub(crate) struct RotateCredentialsRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct AutoReplyRequest {
     /// The greeting sent on a new conversation's first message; `null` turns it off.
+    #[schema(min_length = 1, max_length = 2000)]
     text: Option<String>,
 }
 
@@ -95,18 +97,18 @@ pub(super) async fn create(
     Body(body): Body<CreateChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let (name, new) = match body {
-        CreateChannelRequest::Telegram(t) => (
-            t.display_name,
-            NewChannel::Telegram { token: t.bot_token, register_webhook: t.register_webhook.unwrap_or(true) },
+        CreateChannelRequest::Telegram { display_name, bot_token, register_webhook } => (
+            display_name,
+            NewChannel::Telegram { token: bot_token, register_webhook: register_webhook.unwrap_or(true) },
         ),
-        CreateChannelRequest::Messenger(m) => {
-            let page_id = ExternalId::page_id(&m.page_id)?;
-            let new = match (m.page_token, m.user_token) {
+        CreateChannelRequest::Messenger { display_name, page_id, page_token, user_token } => {
+            let page_id = ExternalId::page_id(&page_id)?;
+            let new = match (page_token, user_token) {
                 (Some(page_token), None) => NewChannel::Messenger { page_id, page_token },
                 (None, Some(user_token)) => NewChannel::MessengerByUser { page_id, user_token },
                 _ => return Err(ServiceError::Invalid("give exactly one of pageToken and userToken".into()).into()),
             };
-            (m.display_name, new)
+            (display_name, new)
         }
     };
     let name = DisplayName::parse(&name)?;
@@ -128,7 +130,7 @@ pub(super) async fn list(
 
 /// One channel.
 #[utoipa::path(get, path = "/tenant/channels/{channelId}", tag = "channels",
-    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    params(("channelId" = String, Path, description = "Channel id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam),
     security(("idToken" = [])),
     responses((status = 200, description = "The channel", body = ChannelView), ApiErrors))]
 pub(super) async fn get(
@@ -142,7 +144,7 @@ pub(super) async fn get(
 
 /// Renames, activates or deactivates a channel (tenant admins and managers).
 #[utoipa::path(patch, path = "/tenant/channels/{channelId}", tag = "channels",
-    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    params(("channelId" = String, Path, description = "Channel id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam),
     request_body = UpdateChannelRequest, security(("idToken" = [])),
     responses((status = 200, description = "The changed channel", body = ChannelView), ApiErrors))]
 pub(super) async fn update(
@@ -164,7 +166,7 @@ pub(super) async fn update(
 
 /// Replaces a channel's token, keeping its history (tenant admins).
 #[utoipa::path(post, path = "/tenant/channels/{channelId}/rotate-credentials", tag = "channels",
-    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    params(("channelId" = String, Path, description = "Channel id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam),
     request_body = RotateCredentialsRequest, security(("idToken" = [])),
     responses((status = 200, description = "The channel, credentials replaced", body = ChannelView), ApiErrors))]
 pub(super) async fn rotate_credentials(
@@ -179,7 +181,7 @@ pub(super) async fn rotate_credentials(
 
 /// Sets or turns off the greeting of new conversations (tenant admins).
 #[utoipa::path(put, path = "/tenant/channels/{channelId}/auto-reply", tag = "channels",
-    params(("channelId" = String, Path, description = "Channel id"), TenantParam),
+    params(("channelId" = String, Path, description = "Channel id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam),
     request_body = AutoReplyRequest, security(("idToken" = [])),
     responses((status = 200, description = "The channel with its greeting", body = ChannelView), ApiErrors))]
 pub(super) async fn set_auto_reply(
@@ -208,10 +210,12 @@ const USER_TOKEN: &str = "x-facebook-user-token";
     responses((status = 200, description = "A page of the pages the token manages", body = Page<PageView>), ApiErrors))]
 pub(super) async fn messenger_pages(
     State(state): State<Arc<ServerState>>,
-    scope: Scope<needs::ManageCredentials>,
+    Auth(caller): Auth,
     headers: HeaderMap,
+    Params(tenant): Params<TenantParam>,
     Params(page): Params<PageParams>,
 ) -> Result<Json<Page<PageView>>, ApiError> {
+    // The required header is checked right after authentication, before the tenant and role.
     let token = headers
         .get(USER_TOKEN)
         .and_then(|v| v.to_str().ok())
@@ -219,6 +223,7 @@ pub(super) async fn messenger_pages(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("send the Facebook user token in the X-Facebook-User-Token header"))?;
     let token = SecretString::from(token.to_owned());
+    let scope = Scope::<needs::ManageCredentials>::resolve(caller, tenant.tenant_id.as_deref())?;
     let page = page.request()?;
     Ok(Json(channels::messenger_pages(&state.app, &scope.caller, &scope.tenant, &token, &page).await?))
 }

@@ -73,16 +73,24 @@ pub struct Scope<A: Needs> {
     action: PhantomData<A>,
 }
 
+impl<A: Needs> Scope<A> {
+    /// The scope of an authenticated caller naming `named` (`?tenantId=`), for handlers that must
+    /// check something else between authentication and the tenant (a required header).
+    pub fn resolve(caller: Caller, named: Option<&str>) -> Result<Self, ApiError> {
+        let named = named.map(TenantId::parse).transpose().map_err(bad_request)?;
+        let tenant = caller.tenant(named)?;
+        caller.authorize(A::ACTION, &tenant)?;
+        Ok(Scope { caller, tenant, action: PhantomData })
+    }
+}
+
 impl<A: Needs> FromRequestParts<Arc<ServerState>> for Scope<A> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ServerState>) -> Result<Self, ApiError> {
         let Auth(caller) = Auth::from_request_parts(parts, state).await?;
         let Query(query) = Query::<super::TenantParam>::from_request_parts(parts, state).await?;
-        let named = query.tenant_id.as_deref().map(TenantId::parse).transpose().map_err(bad_request)?;
-        let tenant = caller.tenant(named)?;
-        caller.authorize(A::ACTION, &tenant)?;
-        Ok(Scope { caller, tenant, action: PhantomData })
+        Self::resolve(caller, query.tenant_id.as_deref())
     }
 }
 

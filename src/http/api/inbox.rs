@@ -34,6 +34,7 @@ pub(crate) struct ConversationParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ReplyRequest {
     /// The reply (longer texts go out in several parts).
+    #[schema(min_length = 1, max_length = 20000)]
     text: String,
 }
 
@@ -62,7 +63,7 @@ pub(super) async fn list_conversations(
 
 /// One conversation.
 #[utoipa::path(get, path = "/tenant/conversations/{conversationId}", tag = "inbox",
-    params(("conversationId" = String, Path, description = "Conversation id"), TenantParam),
+    params(("conversationId" = String, Path, description = "Conversation id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam),
     security(("idToken" = [])),
     responses((status = 200, description = "The conversation", body = ConversationView), ApiErrors))]
 pub(super) async fn get_conversation(
@@ -76,7 +77,7 @@ pub(super) async fn get_conversation(
 
 /// A conversation's messages, newest first (page back with the cursor).
 #[utoipa::path(get, path = "/tenant/conversations/{conversationId}/messages", tag = "inbox",
-    params(("conversationId" = String, Path, description = "Conversation id"), TenantParam, PageParams),
+    params(("conversationId" = String, Path, description = "Conversation id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam, PageParams),
     security(("idToken" = [])),
     responses((status = 200, description = "A page of messages", body = Page<MessageView>), ApiErrors))]
 pub(super) async fn list_messages(
@@ -94,7 +95,7 @@ pub(super) async fn list_messages(
 /// body is 422 `idempotency_key_reused`. Keys are scoped to the tenant.
 #[utoipa::path(post, path = "/tenant/conversations/{conversationId}/messages", tag = "inbox",
     params(
-        ("conversationId" = String, Path, description = "Conversation id"),
+        ("conversationId" = String, Path, description = "Conversation id", pattern = "^[a-z0-9_-]{1,48}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters, not starting with `kamshub:`"),
         TenantParam
     ),

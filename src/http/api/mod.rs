@@ -33,6 +33,7 @@ use utoipa_axum::routes;
             `{\"error\":{\"code\",\"message\"}}`."
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody, super::error::ErrorDetail)),
     tags(
         (name = "auth", description = "Sign in, new password, refresh, who am I"),
         (name = "platform", description = "Platform admins: bootstrap and tenants"),
@@ -95,16 +96,18 @@ pub(crate) enum ApiErrors {
     /// The body is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
-    /// A field is invalid, or an idempotency key was used for another request.
+    /// A field is invalid, an idempotency key was used for another request, or a provider refused
+    /// what the request gave it (a token, a page).
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// Too many sign-in attempts; see `Retry-After`.
     #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
     TooManyRequests(ErrorBody),
-    /// A provider (Telegram, Graph) refused or failed.
+    /// A provider (Telegram, Graph) failed or could not be reached.
     #[response(status = 502)]
     BadGateway(ErrorBody),
-    /// A backend is unavailable or the server is busy; retry.
+    /// A backend is unavailable, a provider rate-limits us, or the server is busy; retry (see
+    /// `Retry-After` when present).
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -128,6 +131,7 @@ pub(crate) struct PageParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,256}$")]
     pub cursor: Option<String>,
 }
 

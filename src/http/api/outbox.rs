@@ -37,7 +37,7 @@ pub(super) async fn list(
 
 /// One outbox item in full.
 #[utoipa::path(get, path = "/tenant/outbox/{outboxId}", tag = "outbox",
-    params(("outboxId" = String, Path, description = "Outbox id"), TenantParam), security(("idToken" = [])),
+    params(("outboxId" = String, Path, description = "Outbox id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam), security(("idToken" = [])),
     responses((status = 200, description = "The item", body = OutboxDetail), ApiErrors))]
 pub(super) async fn get(
     State(state): State<Arc<ServerState>>,
@@ -50,7 +50,7 @@ pub(super) async fn get(
 
 /// Sends a FAILED or UNKNOWN reply again (for UNKNOWN this accepts a possible duplicate).
 #[utoipa::path(post, path = "/tenant/outbox/{outboxId}/retry", tag = "outbox",
-    params(("outboxId" = String, Path, description = "Outbox id"), TenantParam), security(("idToken" = [])),
+    params(("outboxId" = String, Path, description = "Outbox id", pattern = "^[a-z0-9_-]{1,48}$"), TenantParam), security(("idToken" = [])),
     responses((status = 200, description = "The item, back to PENDING", body = OutboxDetail), ApiErrors))]
 pub(super) async fn retry(
     State(state): State<Arc<ServerState>>,

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct BootstrapRequest {
     /// The first platform admin's email.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// A permanent password; without it a temporary one is returned once.
     #[schema(value_type = Option<String>, format = Password)]
@@ -31,8 +32,10 @@ pub(crate) struct BootstrapRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateTenantRequest {
     /// The company's name (unique ignoring case).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// Email of its first tenant admin (a temporary password is returned once).
+    #[schema(format = Email, max_length = 254)]
     admin_email: String,
 }
 
@@ -80,7 +83,7 @@ pub(super) async fn list_tenants(
 
 /// One tenant with its user and channel counts.
 #[utoipa::path(get, path = "/platform/tenants/{tenantId}", tag = "platform",
-    params(("tenantId" = String, Path, description = "Tenant id")),
+    params(("tenantId" = String, Path, description = "Tenant id", pattern = "^[a-z0-9_-]{1,48}$")),
     security(("idToken" = [])),
     responses((status = 200, description = "The tenant", body = TenantDetailView), ApiErrors))]
 pub(super) async fn get_tenant(

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct InviteRequest {
     /// The new user's email (sign-in name).
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// `tenant_admin` or `tenant_manager` (`platform_admin` only in the platform tenant, by a
     /// platform admin).
