@@ -463,3 +463,42 @@ async fn errors_are_json_with_precise_statuses_and_sign_ins_are_limited() {
     let spread = wrong("someone-else@example.com").await;
     assert_eq!(code(&spread), (429, Some("rate_limited".into())), "{}", spread.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_ends_in_503_and_the_concurrency_limit_makes_others_wait() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // Graph answers page discovery only after 3 s; a request may take 1 s; one runs at a time.
+    let graph = MockServer::start().await;
+    let late =
+        ResponseTemplate::new(200).set_body_json(json!({"data": []})).set_delay(std::time::Duration::from_secs(3));
+    Mock::given(path("/me/accounts")).respond_with(late).mount(&graph).await;
+    let extra = "[http]\nrequest_timeout_secs = 1\nmax_concurrent_requests = 1\n";
+    let app = spawn_app_configured(Backend::Embedded, "http://127.0.0.1:9", &graph.uri(), extra).await.unwrap();
+    let (_, tokens) = staff(&app, &app.tenant, Role::TenantAdmin).await;
+    let api = Api::new(app.url(""));
+    let slow = {
+        let (api, token) = (api.clone(), bearer(&tokens));
+        tokio::spawn(async move {
+            let request = api.http.get(format!("{}/tenant/channels/messenger/pages", api.base));
+            let response = request.bearer_auth(token).header("X-Facebook-User-Token", "EAAUslow").send().await.unwrap();
+            (common::api::answer(response).await, std::time::Instant::now())
+        })
+    };
+    // While the slow request holds the only slot (Graph has it), a health check waits its turn:
+    // no answer comes while the slot is held, then it is served.
+    while graph.received_requests().await.unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let waiting = api.http.get(app.url("/healthz")).timeout(std::time::Duration::from_millis(300)).send().await;
+    assert!(waiting.is_err_and(|e| e.is_timeout()), "no answer while the only slot is taken");
+    let (slow, _) = slow.await.unwrap();
+    assert_eq!(
+        (slow.status.as_u16(), slow.body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{}",
+        slow.text
+    );
+    let health = api.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, 200, "served once the slot is free: {}", health.text);
+}

@@ -120,14 +120,7 @@ async fn a_daemon_killed_mid_stream_loses_no_acknowledged_webhook_and_duplicates
         let conversations = store.list_conversations(&seeded.tenant, &ConversationQuery::first(1000)).await.unwrap();
         let mut texts = Vec::new();
         for c in &conversations {
-            for m in store
-                .list_messages(&seeded.tenant, &c.id, None, 10_000)
-                .await
-                .unwrap()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-            {
+            for m in common::messages_oldest_first(&*store, &seeded.tenant, &c.id, 10_000).await {
                 texts.push(m.text.unwrap_or_default());
             }
         }

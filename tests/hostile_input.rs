@@ -119,8 +119,7 @@ async fn texts_of(app: &TestApp, thread: &str) -> Vec<String> {
     let conversations =
         store.list_conversations(&app.tenant, &kamshub::store::ConversationQuery::first(10_000)).await.unwrap();
     let Some(c) = conversations.into_iter().find(|c| c.external_thread_id == thread) else { return Vec::new() };
-    let messages =
-        store.list_messages(&app.tenant, &c.id, None, 10_000).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &app.tenant, &c.id, 10_000).await;
     messages.into_iter().filter_map(|m| m.text).collect()
 }
 

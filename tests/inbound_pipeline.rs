@@ -38,14 +38,7 @@ async fn conversations(app: &TestApp) -> Vec<kamshub::domain::Conversation> {
 }
 
 async fn messages(app: &TestApp, conversation: &ConversationId) -> Vec<kamshub::domain::Message> {
-    app.store()
-        .await
-        .list_messages(&app.tenant, conversation, None, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
+    common::messages_oldest_first(&*app.store().await, &app.tenant, conversation, 10_000).await
 }
 
 async fn conversation_of(app: &TestApp, thread: &str) -> ConversationId {

@@ -178,13 +178,7 @@ async fn a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender
     // The stop was graceful: the stopped sender released what it held instead of letting it
     // lapse (the dead consumer above is not the sender's).
     assert_eq!(app.sender.stats().read().visibility_lapses, 0, "{:?}", app.sender.stats().read());
-    let messages = store
-        .list_messages(&app.tenant, &conversations[0], None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &app.tenant, &conversations[0], 100).await;
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == kamshub::domain::Direction::Outbound).collect();
     assert_eq!(outbound.len(), per_chat);
     assert!(outbound.iter().all(|m| m.status == MessageStatus::Sent && m.external_message_id.is_some()));
@@ -282,15 +276,7 @@ async fn a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_fla
     let item = until_status(&app, &id, OutboxStatus::Failed).await;
     assert_eq!(item.attempts, 1, "a permanent error is not retried");
     assert!(item.last_error.as_deref().unwrap().contains("bot was blocked by the user"), "{:?}", item.last_error);
-    let messages = app
-        .store()
-        .await
-        .list_messages(&app.tenant, &conversation, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*app.store().await, &app.tenant, &conversation, 10).await;
     assert_eq!(messages.last().unwrap().status, MessageStatus::Failed);
 
     fake.script(&[Answer::BadToken]);
@@ -359,15 +345,7 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
     .to_string();
     assert_eq!(app.post_messenger(&echo).await, 200);
     app.drain().await;
-    let messages = app
-        .store()
-        .await
-        .list_messages(&app.tenant, &conversation, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*app.store().await, &app.tenant, &conversation, 10).await;
     let texts: Vec<_> = messages.iter().map(|m| (m.direction, m.text.clone().unwrap(), m.status)).collect();
     use kamshub::domain::Direction::*;
     assert_eq!(
@@ -636,17 +614,7 @@ mod cli {
         let paths: Vec<String> =
             fake.server.received_requests().await.unwrap().into_iter().map(|r| r.url.path().to_owned()).collect();
         assert!(paths.contains(&"/bot2:NEW/sendMessage".to_owned()), "{paths:?}");
-        assert_eq!(
-            store
-                .list_messages(&app.tenant, &conversation, None, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .len(),
-            2
-        );
+        assert_eq!(common::messages_oldest_first(&*store, &app.tenant, &conversation, 10).await.len(), 2);
         let audit = store.list_audit(&app.tenant, 10).await.unwrap();
         assert!(audit.iter().any(|a| a.action == "channel.rotate_credentials"));
     }

@@ -395,8 +395,7 @@ async fn only_conversation(store: &Arc<dyn Store>, tenant: &TenantId) -> Convers
 }
 
 async fn texts(store: &Arc<dyn Store>, tenant: &TenantId, conversation: &ConversationId) -> Vec<String> {
-    let messages =
-        store.list_messages(tenant, conversation, None, 1000).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&**store, tenant, conversation, 1000).await;
     messages.into_iter().map(|m| m.text.unwrap_or_default()).collect()
 }
 
@@ -421,8 +420,7 @@ async fn a_message_creates_its_conversation_and_a_replay_changes_nothing(store: 
     assert_eq!(conversation.external_thread_id, "777");
     assert_eq!(conversation.message_count, 1);
     assert_eq!(conversation.preview.as_deref(), Some("hello"));
-    let messages =
-        store.list_messages(&tenant, &conversation.id, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &conversation.id, 10).await;
     assert_eq!(messages.len(), 1);
     let m = &messages[0];
     assert_eq!(m.external_message_id.as_deref(), Some("777:5"));
@@ -442,8 +440,7 @@ async fn messages_list_in_provider_order_whatever_the_arrival_order(store: Arc<d
     let c = store.get_conversation(&tenant, &conversation).await.unwrap();
     assert_eq!(c.message_count, 3);
     assert_eq!(c.last_message_at.unwrap().unix_timestamp(), 200);
-    let newest_two =
-        store.list_messages(&tenant, &conversation, None, 2).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let newest_two = common::messages_oldest_first(&*store, &tenant, &conversation, 2).await;
     assert_eq!(newest_two.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), ["second", "third"]);
 }
 
@@ -467,8 +464,7 @@ async fn edits_keep_history_in_either_arrival_order(store: Arc<dyn Store>) {
         .unwrap();
 
     let conversation = only_conversation(&store, &tenant).await;
-    let messages =
-        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &conversation, 10).await;
     assert_eq!(messages.len(), 2, "an edit never creates a second message");
     assert_eq!(messages[0].text.as_deref(), Some("hello"));
     assert_eq!(messages[0].body.versions.iter().map(|v| v.text.clone().unwrap()).collect::<Vec<_>>(), ["helo"]);
@@ -529,8 +525,7 @@ async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc
     let statuses = |messages: Vec<kamshub::domain::Message>| -> Vec<(Direction, MessageStatus)> {
         messages.into_iter().map(|m| (m.direction, m.status)).collect()
     };
-    let messages =
-        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &conversation, 10).await;
     assert_eq!(
         statuses(messages),
         [
@@ -543,8 +538,7 @@ async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc
         .apply_inbound(&[receipt("r1", ReceiptStatus::Read, 200), receipt("d2", ReceiptStatus::Delivered, 200)])
         .await
         .unwrap();
-    let messages =
-        store.list_messages(&tenant, &conversation, None, 10).await.unwrap().into_iter().rev().collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &conversation, 10).await;
     assert_eq!(
         statuses(messages),
         [
@@ -593,16 +587,7 @@ async fn conversations_are_scoped_by_tenant_and_channel(store: Arc<dyn Store>) {
     assert_eq!(only.len(), 1);
     let (other, _) = inbox(&store).await;
     assert!(matches!(store.get_conversation(&other, &only[0].id).await, Err(StoreError::NotFound(_))));
-    assert!(
-        store
-            .list_messages(&other, &only[0].id, None, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .is_empty()
-    );
+    assert!(common::messages_oldest_first(&*store, &other, &only[0].id, 10).await.is_empty());
 }
 
 async fn channel_in(store: &Arc<dyn Store>, tenant: &TenantId) -> ChannelId {
@@ -658,13 +643,7 @@ async fn a_reply_is_stored_once_per_send_id(store: Arc<dyn Store>) {
     let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "different", "key-1");
     let err = store.create_outbound(&other, &other_message).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict(m) if m.contains("key-1")), "{err:?}");
-    let messages = store
-        .list_messages(&tenant, &item.conversation_id, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1);
     assert_eq!((outbound[0].status, outbound[0].send_id.as_deref()), (MessageStatus::Pending, Some("key-1")));
@@ -705,13 +684,7 @@ async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
         None,
         "even for operators"
     );
-    let messages = store
-        .list_messages(&tenant, &item.conversation_id, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
     let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
     assert_eq!((ours.status, ours.external_message_id.as_deref()), (MessageStatus::Sent, Some("777:5001")));
     let missing = store.transition_outbox(&tenant, &OutboxId::generate(), &Transition::Claim, None).await.unwrap();
@@ -727,15 +700,7 @@ async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
     assert_eq!((item.status, item.last_error.as_deref()), (OutboxStatus::Failed, Some("code 403: blocked")));
     let outbound = |messages: Vec<Message>| messages.into_iter().find(|m| m.id == item.message_id).unwrap().status;
     assert_eq!(
-        outbound(
-            store
-                .list_messages(&tenant, &item.conversation_id, None, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-        ),
+        outbound(common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await),
         MessageStatus::Failed
     );
 
@@ -743,15 +708,7 @@ async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
     let again = store.transition_outbox(&tenant, &item.id, &Transition::Resend, Some(&audit)).await.unwrap().unwrap();
     assert_eq!((again.status, again.last_error), (OutboxStatus::Pending, None));
     assert_eq!(
-        outbound(
-            store
-                .list_messages(&tenant, &item.conversation_id, None, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-        ),
+        outbound(common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await),
         MessageStatus::Pending
     );
     let logged = store.list_audit(&tenant, 10).await.unwrap();
@@ -831,13 +788,7 @@ async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(s
         }),
     );
     store.apply_inbound(&[echo]).await.unwrap();
-    let messages = store
-        .list_messages(&tenant, &item.conversation_id, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>();
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1, "{messages:?}");
     assert_eq!((outbound[0].status, outbound[0].external_message_id.as_deref()), (MessageStatus::Sent, Some("m_echo")));

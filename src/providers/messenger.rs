@@ -117,20 +117,8 @@ impl MessengerClient {
             if let Some(cursor) = &after {
                 query.push(("after", cursor.clone()));
             }
-            let response = self
-                .http
-                .get(format!("{}/me/accounts", self.base))
-                .query(&query)
-                .bearer_auth(user_token.expose_secret())
-                .send()
-                .await
-                .map_err(|e| transport_error(PROVIDER, effect, e))?;
-            let status = response.status();
-            let regain_after = regain_access_after(response.headers());
-            let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
-            if !status.is_success() {
-                return Err(graph_error(status, &text, regain_after));
-            }
+            let request = self.http.get(format!("{}/me/accounts", self.base)).query(&query);
+            let (_, text) = call(request.bearer_auth(user_token.expose_secret()), effect).await?;
             let accounts: Accounts = serde_json::from_str(&text).map_err(|e| ProviderError::Malformed {
                 provider: PROVIDER,
                 detail: format!("/me/accounts answered an unreadable page: {e}"),
@@ -157,14 +145,7 @@ impl MessengerClient {
         let url = format!("{}/{page_id}/subscribed_apps", self.base);
         let form = [("subscribed_fields", SUBSCRIBED_FIELDS), ("access_token", page_token.expose_secret())];
         let effect = Effect::Idempotent;
-        let response =
-            self.http.post(url).form(&form).send().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
-        let status = response.status();
-        let regain_after = regain_access_after(response.headers());
-        let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
-        if !status.is_success() {
-            return Err(graph_error(status, &text, regain_after));
-        }
+        let (_, text) = call(self.http.post(url).form(&form), effect).await?;
         match serde_json::from_str::<Success>(&text) {
             Ok(Success { success: true }) => Ok(()),
             _ => Err(ProviderError::Malformed {
@@ -195,20 +176,8 @@ impl MessengerClient {
             "message": { "text": text, "metadata": metadata },
         });
         let effect = Effect::Delivers;
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(page_token.expose_secret())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PROVIDER, effect, e))?;
-        let status = response.status();
-        let regain_after = regain_access_after(response.headers());
-        let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
-        if !status.is_success() {
-            return Err(graph_error(status, &text, regain_after));
-        }
+        let (status, text) =
+            call(self.http.post(url).bearer_auth(page_token.expose_secret()).json(&body), effect).await?;
         // A 2xx we cannot read most likely delivered the message: `Malformed` is classified as
         // an unknown outcome, not as a failure to retry.
         let sent: Sent = serde_json::from_str(&text).map_err(|_| ProviderError::Malformed {
@@ -253,6 +222,22 @@ pub fn pace_key(limits: &PacingLimits, channel: &ChannelId, psid: &str) -> PaceK
         per_chat: limits.messenger_thread,
         per_group: None,
     }
+}
+
+/// Sends a Graph request and reads its answer: the status and body of a 2xx, else the Graph error
+/// (with the wait the usage header names). Transport errors say whether the call may have acted.
+async fn call(
+    request: reqwest::RequestBuilder,
+    effect: Effect,
+) -> Result<(reqwest::StatusCode, String), ProviderError> {
+    let response = request.send().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+    let status = response.status();
+    let regain_after = regain_access_after(response.headers());
+    let text = response.text().await.map_err(|e| transport_error(PROVIDER, effect, e))?;
+    if !status.is_success() {
+        return Err(graph_error(status, &text, regain_after));
+    }
+    Ok((status, text))
 }
 
 /// Seconds until Graph lifts a rate limit, from `X-Business-Use-Case-Usage`

@@ -40,6 +40,18 @@ pub fn aws_endpoint() -> Option<String> {
     service_var("KAMSHUB_TEST_AWS_ENDPOINT")
 }
 
+/// A conversation's newest `limit` messages, oldest first (the store lists newest first).
+pub async fn messages_oldest_first(
+    store: &dyn kamshub::store::Store,
+    tenant: &kamshub::domain::TenantId,
+    conversation: &kamshub::domain::ConversationId,
+    limit: u32,
+) -> Vec<kamshub::domain::Message> {
+    let mut messages = store.list_messages(tenant, conversation, None, limit).await.unwrap();
+    messages.reverse();
+    messages
+}
+
 /// A name no other test in this run uses, for databases and pools.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
