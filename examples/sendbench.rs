@@ -335,6 +335,8 @@ fn inbound(tenant: &TenantId, channel: &ChannelId, chat: i64, at_s: i64) -> Inbo
             reply_to: None,
             kind: Default::default(),
             thread_title: None,
+            thread: None,
+            revision: kamshub::domain::Revision { at_ms: at_s * 1000, seq: chat },
         }),
     }
 }
@@ -1016,6 +1018,15 @@ impl Store for TimedStore {
     }
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         self.stats.time("store.get_conversation", self.inner.get_conversation(tenant, id)).await
+    }
+    async fn move_thread(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Conversation> {
+        self.stats.time("store.move_thread", self.inner.move_thread(tenant, channel, from, to)).await
     }
     async fn get_inbound_event(
         &self,

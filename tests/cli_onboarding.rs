@@ -204,7 +204,8 @@ async fn onboarding_flow_by_cli(s: Setup) {
     assert_eq!(subscribe.len(), 1);
     assert!(
         subscribe[0].contains(
-            "subscribed_fields=messages%2Cmessage_echoes%2Cmessage_deliveries%2Cmessage_reads%2Cmessaging_postbacks"
+            "subscribed_fields=messages%2Cmessage_echoes%2Cmessage_deliveries%2Cmessage_reads%2Cmessaging_postbacks\
+             %2Cmessaging_referrals%2Cmessage_edits%2Cmessage_reactions&"
         ),
         "{}",
         subscribe[0]

@@ -368,10 +368,12 @@ async fn conversation_cli_shows_what_the_pipeline_stored() {
             "externalMessageId",
             "kind",
             "messageId",
+            "reactions",
             "replyTo",
             "sender",
             "sentAt",
             "status",
+            "summary",
             "text",
             "versions"
         ]

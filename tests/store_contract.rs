@@ -4,8 +4,8 @@
 mod common;
 
 use kamshub::domain::inbound::{
-    ENVELOPE_VERSION, EchoedMessage, Envelope, InboundEvent, IncomingMessage, MessageEdit, Receipt, ReceiptStatus,
-    Sender, order_key,
+    ENVELOPE_VERSION, EchoedMessage, Envelope, InboundEvent, IncomingMessage, MessageEdit, ReactionUpdate, Receipt,
+    ReceiptStatus, Sender, order_key,
 };
 use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
@@ -13,7 +13,7 @@ use kamshub::domain::{
 };
 use kamshub::domain::{
     ChannelHealth, ConversationId, Direction, Message, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus,
-    SendId, Transition,
+    Reaction, Revision, SendId, Transition,
 };
 use kamshub::sealing::MasterKey;
 use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError};
@@ -83,6 +83,11 @@ contract!(
     outbox_transitions_are_compare_and_set,
     the_relay_sees_due_and_stuck_items_only,
     a_greeting_is_queued_once_for_a_new_conversation,
+    a_greeting_whose_send_id_is_taken_never_blocks_the_message_it_answers,
+    versions_in_the_same_millisecond_are_ordered_by_their_sequence,
+    a_reactors_later_set_replaces_the_earlier_one_whatever_the_arrival_order,
+    a_moved_thread_joins_its_conversations_and_the_old_thread_still_leads_there,
+    recorded_events_keep_their_outcome_and_raw_payload,
     an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one,
     channel_health_is_kept,
     users_are_found_by_their_subject,
@@ -385,6 +390,8 @@ fn text(thread: &str, message_id: u64, at_s: i64, text: &str) -> IncomingMessage
         reply_to: None,
         kind: Default::default(),
         thread_title: None,
+        thread: None,
+        revision: Revision { at_ms: at_s * 1000, seq: 0 },
     }
 }
 
@@ -447,8 +454,9 @@ async fn messages_list_in_provider_order_whatever_the_arrival_order(store: Arc<d
 async fn edits_keep_history_in_either_arrival_order(store: Arc<dyn Store>) {
     let (tenant, channel) = inbox(&store).await;
     let edit = |event: &str, id: u64, at: i64, body: &str, edited: i64| {
-        let message = text("5", id, at, body);
-        record(&tenant, &channel, event, "5", InboundEvent::Edit(MessageEdit { message, edited_at_ms: edited * 1000 }))
+        let message =
+            IncomingMessage { revision: Revision { at_ms: edited * 1000, seq: 0 }, ..text("5", id, at, body) };
+        record(&tenant, &channel, event, "5", InboundEvent::Edit(MessageEdit { message, replaces_attachments: true }))
     };
     // Original first, then its edit.
     store
@@ -768,6 +776,135 @@ async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>)
         ["hello?", "Thanks! We reply within an hour.", "anyone?"],
         "the greeting follows the first message"
     );
+}
+
+async fn a_greeting_whose_send_id_is_taken_never_blocks_the_message_it_answers(store: Arc<dyn Store>) {
+    let (tenant, first, _) = reply_setup(&store, "an earlier reply", "unused").await;
+    let channel = first.channel_id.clone();
+    let mut c = store.get_channel(&tenant, &channel).await.unwrap();
+    c.auto_reply = Some("Thanks! We reply within an hour.".into());
+    store.update_channel(&c, &audit(&tenant, "channel.auto_reply")).await.unwrap();
+    // Whatever took the greeting's key (a key kamshub derives: `kamshub:auto-reply:{channel}:{thread}`,
+    // which no client may use, stored here directly), the customer's first message must apply.
+    let taken = SendId::from_stored(&format!("kamshub:auto-reply:{channel}:6500")).unwrap();
+    let (blocker, blocker_message) = OutboxItem::new_reply(
+        NewReply { send_id: taken, text: "not a greeting".into(), ..new_reply_of(&first) },
+        kamshub::domain::now(),
+    );
+    store.create_outbound(&blocker, &blocker_message).await.unwrap();
+    let hello = record(&tenant, &channel, "2", "6500", InboundEvent::Message(text("6500", 1, 100, "hello?")));
+    assert_eq!(store.apply_inbound(&[hello]).await.unwrap(), [ApplyOutcome::Applied]);
+    let conversations = store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap();
+    let customer = conversations.iter().find(|c| c.external_thread_id == "6500").expect("the conversation exists");
+    assert_eq!(texts(&store, &tenant, &customer.id).await, ["hello?"], "stored, without a greeting");
+    let items = store.list_outbox(&OutboxQuery::new(Some(&tenant), None, 10)).await.unwrap();
+    assert_eq!(items.len(), 1, "only the item that held the key: {items:?}");
+}
+
+async fn versions_in_the_same_millisecond_are_ordered_by_their_sequence(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let version = |event: &str, seq: i64, body: &str| {
+        let message = IncomingMessage { revision: Revision { at_ms: 100_000, seq }, ..text("8", 1, 100, body) };
+        let event_kind = if seq == 1 {
+            InboundEvent::Message(message)
+        } else {
+            InboundEvent::Edit(MessageEdit { message, replaces_attachments: true })
+        };
+        record(&tenant, &channel, event, "8", event_kind)
+    };
+    // All written within one millisecond; the latest arrives first.
+    for r in [version("3", 3, "third"), version("1", 1, "first"), version("2", 2, "second")] {
+        assert_eq!(store.apply_inbound(&[r]).await.unwrap(), [ApplyOutcome::Applied]);
+    }
+    let conversation = only_conversation(&store, &tenant).await;
+    let messages = store.list_messages(&tenant, &conversation, None, 10).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text.as_deref(), Some("third"));
+    let history: Vec<_> = messages[0].body.versions.iter().map(|v| v.text.clone().unwrap()).collect();
+    assert_eq!(history, ["first", "second"], "none dropped as already stored");
+}
+
+async fn a_reactors_later_set_replaces_the_earlier_one_whatever_the_arrival_order(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    store
+        .apply_inbound(&[record(&tenant, &channel, "1", "6", InboundEvent::Message(text("6", 1, 100, "hi")))])
+        .await
+        .unwrap();
+    let react = |event: &str, target: &str, by: &str, emoji: &[&str], seq: i64| {
+        let reaction = Reaction {
+            by: Sender { id: Some(by.into()), name: None, username: None },
+            emoji: emoji.iter().map(|e| e.to_string()).collect(),
+            revision: Revision { at_ms: 200_000, seq },
+        };
+        let update = ReactionUpdate { target: target.into(), reaction };
+        record(&tenant, &channel, event, "6", InboundEvent::Reaction(update))
+    };
+    for r in [
+        react("r3", "6:1", "42", &["🔥"], 3),
+        react("r2", "6:1", "42", &["👍"], 2),
+        react("r4", "6:1", "43", &["❤"], 4),
+        react("r5", "6:99", "42", &["👍"], 5),
+    ] {
+        store.apply_inbound(&[r]).await.unwrap();
+    }
+    let conversation = only_conversation(&store, &tenant).await;
+    let message = &store.list_messages(&tenant, &conversation, None, 10).await.unwrap()[0];
+    let sets: Vec<(Option<String>, Vec<String>)> =
+        message.body.reactions.iter().map(|r| (r.by.id.clone(), r.emoji.clone())).collect();
+    assert_eq!(sets, [(Some("42".into()), vec!["🔥".to_owned()]), (Some("43".into()), vec!["❤".to_owned()])]);
+    let ignored = store.get_inbound_event(&tenant, &channel, "r5").await.unwrap().unwrap();
+    assert!(
+        ignored.outcome.starts_with("ignored: reaction to a message kamshub has not stored"),
+        "{}",
+        ignored.outcome
+    );
+}
+
+async fn a_moved_thread_joins_its_conversations_and_the_old_thread_still_leads_there(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let message = |event: &str, thread: &str, id: u64, at: i64, body: &str| {
+        record(&tenant, &channel, event, thread, InboundEvent::Message(text(thread, id, at, body)))
+    };
+    store.apply_inbound(&[message("1", "-400", 1, 100, "in the group")]).await.unwrap();
+    store.apply_inbound(&[message("2", "-1009", 1, 300, "in the supergroup")]).await.unwrap();
+    let conversations = store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap();
+    let old = conversations.iter().find(|c| c.external_thread_id == "-400").unwrap().id.clone();
+    let moved = store.move_thread(&tenant, &channel, "-400", "-1009").await.unwrap();
+    assert_eq!((moved.id.clone(), moved.external_thread_id.as_str()), (old.clone(), "-1009"), "the older survives");
+    assert_eq!(moved.message_count, 2);
+    assert_eq!(only_conversation(&store, &tenant).await, old, "the other one is gone");
+    assert_eq!(texts(&store, &tenant, &old).await, ["in the group", "in the supergroup"]);
+    // A late event of the old chat lands in it; moving again changes nothing.
+    store.apply_inbound(&[message("3", "-400", 2, 200, "late from the group")]).await.unwrap();
+    assert_eq!(store.move_thread(&tenant, &channel, "-400", "-1009").await.unwrap().id, old);
+    assert_eq!(texts(&store, &tenant, &old).await, ["in the group", "late from the group", "in the supergroup"]);
+    assert_eq!(store.get_conversation(&tenant, &old).await.unwrap().message_count, 3);
+}
+
+async fn recorded_events_keep_their_outcome_and_raw_payload(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let mut r =
+        record(&tenant, &channel, "77", "7", InboundEvent::Ignored { reason: "unsupported update type x".into() });
+    r.envelope.payload = json!({"update_id": 77, "x": {"big": u64::MAX, "$key": "kept", "deep": [[[[1]]]]}});
+    store.apply_inbound(std::slice::from_ref(&r)).await.unwrap();
+    let recorded = store.get_inbound_event(&tenant, &channel, "77").await.unwrap().unwrap();
+    assert_eq!(recorded.outcome, "ignored: unsupported update type x");
+    let payload: serde_json::Value = serde_json::from_str(&recorded.payload).unwrap();
+    assert_eq!(payload, r.envelope.payload, "exactly as received");
+    assert_eq!(store.get_inbound_event(&tenant, &channel, "78").await.unwrap(), None);
+}
+
+/// The parts of a stored reply, to build another one like it.
+fn new_reply_of(item: &OutboxItem) -> NewReply {
+    NewReply {
+        tenant_id: item.tenant_id.clone(),
+        send_id: item.send_id.clone(),
+        channel_id: item.channel_id.clone(),
+        conversation_id: item.conversation_id.clone(),
+        text: item.text.clone(),
+        order_key: order_key(200_000, "z"),
+        sent_at: kamshub::domain::now(),
+    }
 }
 
 async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(store: Arc<dyn Store>) {

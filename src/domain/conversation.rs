@@ -2,6 +2,7 @@
 
 use super::inbound::{Attachment, MessageKind, Sender};
 use super::{ChannelId, TenantId, ValidationError};
+use super::{Reaction, Revision};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +46,22 @@ pub struct Conversation {
 pub const PREVIEW_CHARS: usize = 100;
 
 impl Conversation {
+    /// A conversation that starts now, with nothing in it yet.
+    pub fn new(tenant_id: TenantId, channel_id: ChannelId, external_thread_id: String, now: OffsetDateTime) -> Self {
+        Self {
+            id: ConversationId::generate(),
+            tenant_id,
+            channel_id,
+            external_thread_id,
+            title: None,
+            last_message_at: None,
+            preview: None,
+            message_count: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Counts a new message, the customer's or an agent's (replies and auto-replies count too):
     /// one more message, and if it is the newest, its time and text head the conversation.
     pub fn count_message(&mut self, text: Option<&str>, sent_at: OffsetDateTime) {
@@ -147,6 +164,17 @@ pub struct MessageVersion {
     pub text: Option<String>,
     /// When that version was written (Unix milliseconds): the send time, or the edit time.
     pub at_ms: i64,
+    /// Orders versions written within the same millisecond ([`Revision::seq`]); 0 when stored
+    /// before kamshub kept it.
+    #[serde(default)]
+    pub seq: i64,
+}
+
+impl MessageVersion {
+    /// Where this version stands among the message's versions.
+    pub fn revision(&self) -> Revision {
+        Revision { at_ms: self.at_ms, seq: self.seq }
+    }
 }
 
 /// The parts of a message that are shown but never queried: kept as one document.
@@ -159,7 +187,7 @@ pub struct MessageBody {
     /// Media and other parts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
-    /// Plain, button press, postback, quick reply.
+    /// Plain, button press, postback, quick reply, system event.
     #[serde(default)]
     pub kind: MessageKind,
     /// External id of the message it replies to.
@@ -171,6 +199,21 @@ pub struct MessageBody {
     /// When the current text was written (Unix milliseconds).
     #[serde(default)]
     pub current_at_ms: i64,
+    /// Orders the current text among versions written in the same millisecond ([`Revision`]).
+    #[serde(default)]
+    pub current_seq: i64,
+    /// Each reactor's current reactions to the message, in the order they first reacted. An
+    /// entry whose reactions were all taken back stays (with none), so an older update arriving
+    /// late cannot bring them back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+impl MessageBody {
+    /// Where the current text stands among the message's versions.
+    pub fn current_revision(&self) -> Revision {
+        Revision { at_ms: self.current_at_ms, seq: self.current_seq }
+    }
 }
 
 /// A stored message.
@@ -203,4 +246,12 @@ pub struct Message {
     pub body: MessageBody,
     /// When it was stored.
     pub created_at: OffsetDateTime,
+}
+
+impl Message {
+    /// The line an inbox shows for it ([`super::summary`]): its text, what it holds, or what
+    /// happened. Never empty.
+    pub fn summary(&self) -> String {
+        super::summary(self.text.as_deref(), &self.body.kind, &self.body.sender, &self.body.attachments)
+    }
 }

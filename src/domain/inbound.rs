@@ -1,7 +1,7 @@
 //! Inbound events: the envelope intake puts on the queue, and the normalised event the processor
 //! applies. Provider parsing lives in `providers`; this is the shape both providers map to.
 
-use super::{ChannelId, ChannelKind, TenantId};
+use super::{ChannelId, ChannelKind, Reaction, Revision, SystemEvent, TenantId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -138,14 +138,17 @@ pub struct InboundEventRecord {
 pub enum InboundEvent {
     /// A new message in the conversation (from a customer, a group member, or a channel post).
     Message(IncomingMessage),
-    /// A new version of a message (Telegram `edited_message` / `edited_channel_post`). Carries the
-    /// whole message, so it also creates it if the original has not arrived yet.
+    /// A new version of a message (Telegram `edited_message` / `edited_channel_post`, Messenger
+    /// `message_edit`). Creates the message if the original has not arrived yet.
     Edit(MessageEdit),
     /// One of our page's own outbound messages, seen back (Messenger `is_echo`). Never a new
     /// inbound message: it confirms an outbound message, or records one sent outside kamshub.
     Echo(EchoedMessage),
     /// Delivery or read watermark for the page's outbound messages (Messenger).
     Receipt(Receipt),
+    /// Someone's reactions to a message changed (Telegram `message_reaction`, Messenger
+    /// `reaction`).
+    Reaction(ReactionUpdate),
     /// Recorded, but nothing to apply (unsupported update types).
     Ignored {
         /// Why, for operators reading the inbound event log.
@@ -177,9 +180,16 @@ pub struct IncomingMessage {
     /// What kind of message this is beyond plain text.
     #[serde(default)]
     pub kind: MessageKind,
-    /// The conversation's title where the provider has one (Telegram group or channel title).
+    /// The conversation's title as far as this message tells (a Telegram group or channel
+    /// title; for a forum topic "{group} › {topic}" when the message names the topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_title: Option<String>,
+    /// The conversation the message belongs to when it is not the envelope's thread: a Telegram
+    /// forum topic (`{chat}:topic:{id}`), whose messages share their chat's queue group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// Where this version stands among the message's versions: the later revision wins.
+    pub revision: Revision,
 }
 
 /// A message's kind, for the inbox to render.
@@ -205,6 +215,12 @@ pub enum MessageKind {
     QuickReply {
         /// The quick reply payload.
         payload: String,
+    },
+    /// Something that happened in the conversation rather than something said in it (members
+    /// joining, a pin, a topic closed, the group upgraded, a referral): see [`SystemEvent`].
+    System {
+        /// What happened.
+        event: SystemEvent,
     },
 }
 
@@ -251,10 +267,22 @@ pub struct Attachment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEdit {
-    /// The message as it now reads (same external id as the original).
+    /// The message as it now reads (same external id as the original); its revision is the
+    /// edit's.
     pub message: IncomingMessage,
-    /// When it was edited (Unix milliseconds): versions are ordered by this.
-    pub edited_at_ms: i64,
+    /// Whether the edit carries the whole message, attachments included (Telegram), or only its
+    /// new text (Messenger, where attachments cannot be edited): then the attachments stay.
+    pub replaces_attachments: bool,
+}
+
+/// A change of one person's (or an anonymous chat's) reactions to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionUpdate {
+    /// The external id of the message reacted to (it may be one of ours).
+    pub target: String,
+    /// The reactor's reactions now.
+    pub reaction: Reaction,
 }
 
 /// An outbound message seen back from the provider.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod channel;
+mod content;
 mod conversation;
 mod email;
 mod ids;
@@ -13,6 +14,7 @@ mod user;
 
 pub use audit::{Actor, AuditEntry};
 pub use channel::{Channel, ChannelHealth, ChannelKind, DisplayName, ExternalId};
+pub use content::{Reaction, Revision, SystemEvent, attachment_summary, summary};
 pub use conversation::{
     Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion,
 };

@@ -406,7 +406,7 @@ impl Sender {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
         let (sent, failure) = self.send_parts(provider, &item, &channel, &conversation).await;
-        self.record(&item, &channel, sent, failure, shutdown).await
+        self.record(&item, &channel, &conversation, sent, failure, shutdown).await
     }
 
     /// Sends the parts not sent yet; returns the new provider references and the failure that
@@ -478,11 +478,17 @@ impl Sender {
         &self,
         item: &OutboxItem,
         channel: &Channel,
+        conversation: &Conversation,
         sent: Vec<String>,
         failure: Option<SendFailure>,
         shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
         let decision = after_send(item, sent, failure, &self.policy(), rand::random());
+        if let Some(thread) = &decision.move_thread {
+            let from = conversation.external_thread_id.as_str();
+            self.store_call(shutdown, || self.store.move_thread(&item.tenant_id, &channel.id, from, thread)).await?;
+            tracing::info!(conversation = %conversation.id, from, to = %thread, "sender: the conversation moved; sending there");
+        }
         if decision.needs_reauth {
             self.store_call(shutdown, || self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth))
                 .await?;

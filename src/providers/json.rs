@@ -27,6 +27,19 @@ pub(crate) fn pick(value: &Value, keys: &[&str]) -> Map<String, Value> {
         .collect()
 }
 
+/// The scalar (string, number, boolean) fields at the top level of an object, kept storable;
+/// null when there are none.
+pub(crate) fn scalars(value: &Value) -> Value {
+    let fields = value.as_object().into_iter().flatten();
+    let kept: Map<String, Value> = fields
+        .filter(|(k, v)| {
+            !v.is_object() && !v.is_array() && !v.is_null() && !k.starts_with('$') && !k.contains(['.', '\0'])
+        })
+        .map(|(k, v)| (k.clone(), storable(v)))
+        .collect();
+    if kept.is_empty() { Value::Null } else { Value::Object(kept) }
+}
+
 /// A copy of `value` every store can hold: nesting beyond [`MAX_DEPTH`] dropped, integers beyond
 /// 64 bits as their decimal text, keys starting with `$` or holding `.` (MongoDB reserves them) or
 /// a NUL (BSON keys cannot hold one) dropped, nulls dropped from objects.

@@ -14,9 +14,6 @@ use std::time::Duration;
 /// The provider name in [`ProviderError`]s from this client; [`super::send::classify`] reads it.
 pub const PROVIDER: &str = "Meta Graph API";
 
-/// Webhook fields a page is subscribed to: what the processor handles.
-pub const SUBSCRIBED_FIELDS: &str = "messages,message_echoes,message_deliveries,message_reads,messaging_postbacks";
-
 /// A Graph API client. Cheap to clone.
 #[derive(Clone)]
 pub struct MessengerClient {
@@ -143,7 +140,9 @@ impl MessengerClient {
     /// Subscribes our app to the page's webhook fields. Also proves the page token works.
     pub async fn subscribe_app(&self, page_id: &str, page_token: &SecretString) -> Result<(), ProviderError> {
         let url = format!("{}/{page_id}/subscribed_apps", self.base);
-        let form = [("subscribed_fields", SUBSCRIBED_FIELDS), ("access_token", page_token.expose_secret())];
+        // The same list the normaliser handles: subscribed to what it handles, and nothing else.
+        let fields = super::messenger_webhook::subscribed_fields();
+        let form = [("subscribed_fields", fields.as_str()), ("access_token", page_token.expose_secret())];
         let effect = Effect::Idempotent;
         let (_, text) = call(self.http.post(url).form(&form), effect).await?;
         match serde_json::from_str::<Success>(&text) {
@@ -170,8 +169,14 @@ impl MessengerClient {
         metadata: &str,
     ) -> Result<SentMessage, ProviderError> {
         let url = format!("{}/me/messages", self.base);
+        // A Chat Plugin visitor has no PSID: their thread is `user_ref:{ref}`, and the Send API
+        // addresses them by it.
+        let recipient = match psid.strip_prefix(super::messenger_webhook::USER_REF_PREFIX) {
+            Some(user_ref) => json!({ "user_ref": user_ref }),
+            None => json!({ "id": psid }),
+        };
         let body = json!({
-            "recipient": { "id": psid },
+            "recipient": recipient,
             "messaging_type": "RESPONSE",
             "message": { "text": text, "metadata": metadata },
         });
@@ -382,6 +387,25 @@ mod tests {
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].url.query(), None, "no access_token in the URL");
         assert!(!requests[0].url.as_str().contains("page-canary"));
+    }
+
+    #[tokio::test]
+    async fn a_chat_plugin_visitor_is_addressed_by_user_ref() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v21.0/me/messages"))
+            .and(body_json(json!({
+                "recipient": {"user_ref": "cp_5f1d3a9e"},
+                "messaging_type": "RESPONSE",
+                "message": {"text": "hello", "metadata": "snd_0124"},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"message_id": "m_def"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = MessengerClient::new(&format!("{}/v21.0/", server.uri()));
+        let sent = client.send_text(&page_token(), "user_ref:cp_5f1d3a9e", "hello", "snd_0124").await.unwrap();
+        assert_eq!(sent.message_id, "m_def");
     }
 
     #[tokio::test]

@@ -34,8 +34,8 @@ pub struct SentMessage {
 /// Reads a failed send as a [`SendFailure`].
 ///
 /// Telegram (by HTTP status, since `error_code` mirrors it):
-/// - a `migrate_to_chat_id` answer is `Permanent`, with a description naming the new chat id: the
-///   group became a supergroup, and resending to the new id is a new send, not a retry;
+/// - a `migrate_to_chat_id` answer is `Moved` to the new chat id: the group became a supergroup,
+///   nothing was delivered, and the conversation continues there;
 /// - 429 is `RetryAfter(retry_after)`; 5xx is `Transient`;
 /// - 401 (token revoked) and 404 (no such bot: the token is wrong) are `Permanent` with `needs_reauth`;
 /// - any other 4xx (403 blocked or kicked, 400 chat not found or message too long) is `Permanent`.
@@ -68,11 +68,8 @@ fn classify_telegram(error: &ProviderError) -> SendFailure {
     let permanent =
         |needs_reauth| SendFailure::Permanent { code: *code, description: description.clone(), needs_reauth };
     if let Some(new_chat) = migrate_to_chat_id {
-        return SendFailure::Permanent {
-            code: *code,
-            description: format!("the group moved to the supergroup {new_chat}; send there instead ({description})"),
-            needs_reauth: false,
-        };
+        let description = format!("the group became the supergroup {new_chat} ({description})");
+        return SendFailure::Moved { thread: new_chat.to_string(), description };
     }
     match status {
         429 => SendFailure::RetryAfter(retry_after.map_or(TELEGRAM_DEFAULT_RETRY_AFTER, Duration::from_secs)),
@@ -214,12 +211,10 @@ mod tests {
         if let ProviderError::Rejected { migrate_to_chat_id, .. } = &mut migrated {
             *migrate_to_chat_id = Some(-1001234567890);
         }
-        let SendFailure::Permanent { code, description, needs_reauth } = classify(&migrated) else {
-            panic!("a migration is not retried as is");
+        let SendFailure::Moved { thread, description } = classify(&migrated) else {
+            panic!("a migration moves the conversation");
         };
-        assert_eq!(code, Some(400));
-        assert!(!needs_reauth);
-        assert!(description.contains("-1001234567890"), "{description}");
+        assert_eq!(thread, "-1001234567890");
         assert!(description.contains("upgraded to a supergroup"), "keeps Telegram's words: {description}");
     }
 

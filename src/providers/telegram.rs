@@ -1,6 +1,7 @@
 //! Telegram Bot API client: `{base}/bot{token}/{method}`.
 
 use super::send::{SentMessage, TELEGRAM_MAX_TEXT};
+use super::telegram_webhook::parse_thread;
 use super::{DEFAULT_TIMEOUT, Effect, Provider, ProviderError, ReplyPart, http_client, transport_error};
 use crate::domain::inbound::InboundEvent;
 use crate::domain::{ChannelId, ChannelKind};
@@ -14,10 +15,6 @@ use std::time::Duration;
 
 /// The provider name in [`ProviderError`]s from this client; [`super::send::classify`] reads it.
 pub const PROVIDER: &str = "Telegram";
-
-/// The update types the processor handles; sent as `allowed_updates` in `setWebhook`.
-pub const UPDATE_TYPES: &[&str] =
-    &["message", "edited_message", "channel_post", "edited_channel_post", "callback_query"];
 
 /// A Bot API client. Cheap to clone.
 #[derive(Clone)]
@@ -75,8 +72,9 @@ impl TelegramClient {
     }
 
     /// `sendMessage`: sends `text` (at most 4096 characters, see [`super::send::split_text`]) to
-    /// `chat_id`, a numeric chat id or an `@channelusername`. With `reply_to_message_id` the message
-    /// quotes that message, or goes out unquoted if it was deleted meanwhile.
+    /// `chat_id`, a numeric chat id or an `@channelusername`, in the forum topic
+    /// `message_thread_id` if given. With `reply_to_message_id` the message quotes that message, or
+    /// goes out unquoted if it was deleted meanwhile.
     ///
     /// Not idempotent: Telegram has no idempotency key, so a timeout after the request was written
     /// is [`ProviderError::Unknown`] and must not be resent blindly.
@@ -84,10 +82,11 @@ impl TelegramClient {
         &self,
         token: &SecretString,
         chat_id: &str,
+        message_thread_id: Option<i64>,
         text: &str,
         reply_to_message_id: Option<i64>,
     ) -> Result<SentMessage, ProviderError> {
-        let body = send_message_body(chat_id, text, reply_to_message_id);
+        let body = send_message_body(chat_id, message_thread_id, text, reply_to_message_id);
         let sent: Sent = self.call(token, "sendMessage", &body, Effect::Delivers).await?;
         Ok(SentMessage { message_id: sent.message_id.to_string() })
     }
@@ -102,7 +101,8 @@ impl TelegramClient {
         let body = json!({
             "url": url,
             "secret_token": secret.expose_secret(),
-            "allowed_updates": UPDATE_TYPES,
+            // The same list the normaliser handles: `message_reaction` only arrives if named.
+            "allowed_updates": super::telegram_webhook::allowed_updates(),
         });
         let _: bool = self.call(token, "setWebhook", &body, Effect::Idempotent).await?;
         Ok(())
@@ -159,13 +159,15 @@ impl Provider for TelegramClient {
     }
 
     fn pace_key(&self, limits: &PacingLimits, channel: &ChannelId, thread: &str) -> PaceKey {
-        pace_key(limits, channel, thread)
+        // A forum topic's sends count against its chat's limits.
+        pace_key(limits, channel, parse_thread(thread).0)
     }
 
     async fn send_part(&self, token: &SecretString, part: &ReplyPart<'_>) -> Result<String, ProviderError> {
         let reply_to = part.reply_to.filter(|_| part.index == 0).and_then(message_id_of);
-        let sent = self.send_message(token, part.thread, part.text, reply_to).await?;
-        Ok(message_reference(part.thread, &sent.message_id))
+        let (chat, topic) = parse_thread(part.thread);
+        let sent = self.send_message(token, chat, topic, part.text, reply_to).await?;
+        Ok(message_reference(chat, &sent.message_id))
     }
 
     fn normalize(&self, payload: &Value) -> Result<InboundEvent, super::messenger_webhook::WebhookError> {
@@ -199,9 +201,17 @@ pub fn pace_key(limits: &PacingLimits, channel: &ChannelId, chat_id: &str) -> Pa
 
 /// The `sendMessage` body. A chat id that parses as an integer goes as a JSON number, anything
 /// else (`@channelusername`) as a string, as the Bot API expects.
-fn send_message_body(chat_id: &str, text: &str, reply_to_message_id: Option<i64>) -> Value {
+fn send_message_body(
+    chat_id: &str,
+    message_thread_id: Option<i64>,
+    text: &str,
+    reply_to_message_id: Option<i64>,
+) -> Value {
     let chat_id = chat_id.parse::<i64>().map_or_else(|_| json!(chat_id), |id| json!(id));
     let mut body = json!({ "chat_id": chat_id, "text": text });
+    if let Some(topic) = message_thread_id {
+        body["message_thread_id"] = json!(topic);
+    }
     if let Some(message_id) = reply_to_message_id {
         body["reply_parameters"] = json!({ "message_id": message_id, "allow_sending_without_reply": true });
     }
@@ -237,7 +247,8 @@ mod tests {
 
     async fn send_fails(answer: ResponseTemplate) -> ProviderError {
         let server = bot_api(answer).await;
-        let error = TelegramClient::new(&server.uri()).send_message(&token(), "42", "hi", None).await.unwrap_err();
+        let error =
+            TelegramClient::new(&server.uri()).send_message(&token(), "42", None, "hi", None).await.unwrap_err();
         assert!(!error.to_string().contains("secret-canary"), "the token stays out of errors: {error}");
         error
     }
@@ -255,7 +266,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let sent = TelegramClient::new(&server.uri()).send_message(&token(), "42", "hello", None).await.unwrap();
+        let sent = TelegramClient::new(&server.uri()).send_message(&token(), "42", None, "hello", None).await.unwrap();
         assert_eq!(sent, SentMessage { message_id: "777".to_owned() });
     }
 
@@ -274,12 +285,72 @@ mod tests {
             .mount(&server)
             .await;
         let client = TelegramClient::new(&server.uri());
-        assert_eq!(client.send_message(&token(), "@news", "re", Some(5)).await.unwrap().message_id, "6");
+        assert_eq!(client.send_message(&token(), "@news", None, "re", Some(5)).await.unwrap().message_id, "6");
     }
 
     #[test]
     fn negative_group_ids_go_as_numbers() {
-        assert_eq!(send_message_body("-1001234567890", "x", None), json!({"chat_id": -1001234567890_i64, "text": "x"}));
+        assert_eq!(
+            send_message_body("-1001234567890", None, "x", None),
+            json!({"chat_id": -1001234567890_i64, "text": "x"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_a_forum_topic_goes_to_its_topic_and_refers_to_its_chat() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(SEND_PATH))
+            .and(body_json(json!({
+                "chat_id": -1001987654321_i64,
+                "message_thread_id": 77,
+                "text": "on it",
+                "reply_parameters": {"message_id": 78, "allow_sending_without_reply": true},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": 79}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = TelegramClient::new(&server.uri());
+        let send_id = crate::domain::SendId::parse("k").unwrap();
+        let part = ReplyPart {
+            thread: "-1001987654321:topic:77",
+            text: "on it",
+            index: 0,
+            reply_to: Some("-1001987654321:78"),
+            send_id: &send_id,
+        };
+        let reference = client.send_part(&token(), &part).await.unwrap();
+        assert_eq!(reference, "-1001987654321:79", "the chat's message reference, as webhooks name it");
+        let key = client.pace_key(&PacingLimits::default(), &ChannelId::generate(), part.thread);
+        assert_eq!(key.chat, "-1001987654321", "paced as its chat");
+    }
+
+    #[tokio::test]
+    async fn set_webhook_subscribes_to_exactly_the_updates_the_normaliser_handles() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/bot123456:secret-canary/setWebhook"))
+            .and(body_json(json!({
+                "url": "https://inbox.example.com/webhooks/telegram/chn_1",
+                "secret_token": "s3cret",
+                "allowed_updates": ["message", "edited_message", "channel_post", "edited_channel_post",
+                    "callback_query", "message_reaction", "my_chat_member"],
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = TelegramClient::new(&server.uri());
+        let secret = SecretString::from("s3cret");
+        client.set_webhook(&token(), "https://inbox.example.com/webhooks/telegram/chn_1", &secret).await.unwrap();
+        for update in super::super::telegram_webhook::allowed_updates() {
+            let handled = super::super::telegram_webhook::normalize(&json!({ "update_id": 1, update: {} }));
+            assert!(
+                !matches!(handled, Ok(InboundEvent::Ignored { ref reason }) if reason.starts_with("unsupported")),
+                "{update} is subscribed but not handled"
+            );
+        }
     }
 
     #[tokio::test]
@@ -317,17 +388,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_migrated_group_names_the_supergroup() {
+    async fn a_migrated_group_moves_the_conversation_to_the_supergroup() {
         let answer = ResponseTemplate::new(400).set_body_json(json!({
             "ok": false,
             "error_code": 400,
             "description": "Bad Request: group chat was upgraded to a supergroup chat",
             "parameters": {"migrate_to_chat_id": -1009876543210_i64},
         }));
-        let SendFailure::Permanent { description, .. } = classify(&send_fails(answer).await) else {
-            panic!("a migration is not retried as is");
+        let SendFailure::Moved { thread, description } = classify(&send_fails(answer).await) else {
+            panic!("a migration moves the conversation");
         };
-        assert!(description.contains("-1009876543210"), "{description}");
+        assert_eq!(thread, "-1009876543210");
+        assert!(description.contains("upgraded to a supergroup"), "{description}");
     }
 
     #[tokio::test]
@@ -339,7 +411,7 @@ mod tests {
         )
         .await;
         let client = TelegramClient::new(&server.uri()).with_timeout(Duration::from_millis(300));
-        let error = client.send_message(&token(), "42", "hi", None).await.unwrap_err();
+        let error = client.send_message(&token(), "42", None, "hi", None).await.unwrap_err();
         assert!(matches!(error, ProviderError::Unknown { .. }), "{error:?}");
         assert!(matches!(classify(&error), SendFailure::Unknown(_)));
         assert!(!error.to_string().contains("secret-canary"), "{error}");
@@ -352,7 +424,7 @@ mod tests {
         let base = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let client = TelegramClient::new(&base).with_timeout(Duration::from_secs(2));
-        let error = client.send_message(&token(), "42", "hi", None).await.unwrap_err();
+        let error = client.send_message(&token(), "42", None, "hi", None).await.unwrap_err();
         assert!(matches!(error, ProviderError::Unreachable { .. }), "{error:?}");
         assert!(matches!(classify(&error), SendFailure::Transient(_)));
         assert!(error.to_string().starts_with("Telegram is unreachable"), "{error}");

@@ -45,6 +45,16 @@ pub struct VersionView {
     pub at: String,
 }
 
+/// One reactor's reactions to a message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionView {
+    /// Who reacted: a person, or a chat reacting anonymously.
+    pub by: Sender,
+    /// Emoji, `custom_emoji:{id}` (Telegram custom emoji) or `paid` (Telegram paid reaction).
+    pub emoji: Vec<String>,
+}
+
 /// A message as an inbox shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -59,7 +69,13 @@ pub struct MessageView {
     pub status: MessageStatus,
     /// The latest text, or a media message's caption.
     pub text: Option<String>,
-    /// `regular` (text and/or attachments), `callbackQuery`, `postback`, `quickReply`, ...
+    /// The line an inbox shows for it, never empty: its text; for a system event what happened
+    /// ("Aino Virtanen joined", "Mira pinned “…”"); for a message without text what it holds
+    /// ("Photo", "Invoice: Express shipping (14.90 EUR)", "Unsupported content: …").
+    pub summary: String,
+    /// `regular` (text and/or attachments), `callbackQuery`, `postback`, `quickReply`, `system`
+    /// (its `kindDetails.event.type` says what happened: `membersJoined`, `topicCreated`,
+    /// `migratedTo`, `referral`, ...).
     pub kind: String,
     /// What the kind carries beyond its name (a postback's payload and title, a button's data);
     /// absent when there is nothing.
@@ -75,6 +91,9 @@ pub struct MessageView {
     pub reply_to: Option<String>,
     /// Earlier versions of an edited message, oldest first; empty if never edited.
     pub versions: Vec<VersionView>,
+    /// Who reacted with what, one entry per reactor with reactions now (Telegram reactions,
+    /// Messenger reactions); empty if none.
+    pub reactions: Vec<ReactionView>,
     /// When the current text was written, if the message was edited (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<String>,
@@ -108,7 +127,11 @@ pub fn conversation(c: Conversation) -> ConversationView {
 pub fn message(m: Message) -> MessageView {
     let (kind, kind_details) = kind_parts(&m.body.kind);
     let edited = !m.body.versions.is_empty();
+    let summary = m.summary();
+    let reactions = m.body.reactions.into_iter().filter(|r| !r.emoji.is_empty());
     MessageView {
+        summary,
+        reactions: reactions.map(|r| ReactionView { by: r.by, emoji: r.emoji }).collect(),
         message_id: m.id.to_string(),
         conversation_id: m.conversation_id.to_string(),
         direction: m.direction,

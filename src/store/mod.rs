@@ -209,6 +209,18 @@ pub trait Store: Send + Sync + 'static {
     /// of one conversation must be given in queue order; the batch may share one transaction.
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>>;
 
+    /// Continues the conversation of thread `from` under thread `to`: a Telegram group that
+    /// became a supergroup, as a send learns it (`migrate_to_chat_id`). If `to` has a conversation
+    /// too, the two become one (the older survives; messages, outbox items and aliases move to
+    /// it); `from` keeps leading to it. Returns the conversation as it now is.
+    async fn move_thread(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Conversation>;
+
     /// One recorded inbound event of a channel, by its provider event id: what applying it did and
     /// its raw payload.
     async fn get_inbound_event(

@@ -45,6 +45,8 @@ pub struct TestApp {
     pub relay: Relay,
     pub sender: Arc<Sender>,
     pub queue: Arc<dyn Queue>,
+    /// The `kamshub.toml` this app runs on: `--config` for the CLI, on either backend.
+    pub config: std::path::PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -90,9 +92,9 @@ pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str,
         );
     }
     toml.push_str(extra);
-    let config = dir.path().join("kamshub.toml");
-    std::fs::write(&config, toml).unwrap();
-    let settings = kamshub::config::Settings::load(Some(&config), &Default::default()).unwrap();
+    let config_path = dir.path().join("kamshub.toml");
+    std::fs::write(&config_path, toml).unwrap();
+    let settings = kamshub::config::Settings::load(Some(&config_path), &Default::default()).unwrap();
     let app = Arc::new(App::new(settings));
     if backend == Backend::Production {
         let sqs = kamshub::queue::sqs::SqsQueue::connect(&app.settings.queue).await.unwrap();
@@ -151,6 +153,7 @@ pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str,
         relay,
         sender,
         queue,
+        config: config_path,
         stop: Some(stop),
         _dir: dir,
     })
@@ -298,6 +301,33 @@ impl TestApp {
             }
         })
         .await
+    }
+
+    /// Runs the real `kamshub` binary on this app's config (either backend) with `-o json`;
+    /// panics unless it succeeds.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMSHUB_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd.arg("--config").arg(&self.config).args(["-o", "json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Like [`TestApp::cli_json`], printing a table: the text a person reads.
+    pub fn cli_table(&self, args: &[&str]) -> String {
+        let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMSHUB_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd.arg("--config").arg(&self.config).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
     }
 
     pub async fn store(&self) -> Arc<dyn kamshub::store::Store> {

@@ -14,6 +14,8 @@ pub struct Sent {
     pub text: String,
     pub metadata: Option<String>,
     pub reply_to: Option<i64>,
+    /// Telegram `message_thread_id`: the forum topic it went to.
+    pub topic: Option<i64>,
     pub at: Instant,
     pub delivered: bool,
 }
@@ -28,6 +30,8 @@ pub enum Answer {
     BadToken,
     /// Accepts (the customer gets it) but answers only after the client has given up.
     AcceptThenHang,
+    /// Telegram: the group became this supergroup; nothing delivered.
+    Migrated(i64),
 }
 
 #[derive(Default)]
@@ -62,15 +66,18 @@ impl Respond for Responder {
                 body["reply_parameters"]["message_id"].as_i64(),
             )
         } else {
+            let recipient = &body["recipient"];
+            let user_ref = recipient["user_ref"].as_str().map(|r| format!("user_ref:{r}"));
             (
-                body["recipient"]["id"].as_str().unwrap_or_default().to_owned(),
+                user_ref.unwrap_or_else(|| recipient["id"].as_str().unwrap_or_default().to_owned()),
                 body["message"]["text"].as_str().unwrap_or_default().to_owned(),
                 body["message"]["metadata"].as_str().map(str::to_owned),
                 None,
             )
         };
+        let topic = body["message_thread_id"].as_i64();
         let delivered = matches!(answer, Answer::Accept | Answer::AcceptThenHang);
-        state.sent.push(Sent { chat: chat.clone(), text, metadata, reply_to, at: Instant::now(), delivered });
+        state.sent.push(Sent { chat: chat.clone(), text, metadata, reply_to, topic, at: Instant::now(), delivered });
         // Telegram numbers a chat's messages in one sequence for both sides: start above the
         // inbound ids the tests use.
         state.next_id += 1;
@@ -107,6 +114,11 @@ impl Respond for Responder {
             (Answer::BadToken, false) => {
                 graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
             }
+            (Answer::Migrated(to), _) => ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "ok": false, "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": to}
+            })),
         }
     }
 }

@@ -26,6 +26,14 @@ pub enum SendFailure {
     /// The request may have been delivered (timeout or lost connection after it was written, or an
     /// answer we cannot read). Resending could deliver twice; record it as UNKNOWN.
     Unknown(String),
+    /// Nothing was delivered because the conversation moved (a Telegram group became a
+    /// supergroup): it continues under `thread`; send there, at once.
+    Moved {
+        /// The thread the conversation continues under.
+        thread: String,
+        /// The provider's words.
+        description: String,
+    },
 }
 
 /// How hard the sender tries.
@@ -73,6 +81,9 @@ pub struct Decision {
     pub queue: QueueAction,
     /// The provider refused the channel's token: flag the channel `needs_reauth`.
     pub needs_reauth: bool,
+    /// The conversation continues under this thread: move it (`Store::move_thread`) before the
+    /// retry, which then goes there.
+    pub move_thread: Option<String>,
 }
 
 impl OutboxItem {
@@ -99,7 +110,7 @@ pub fn after_send(
     policy: &RetryPolicy,
     jitter: f64,
 ) -> Decision {
-    let decided = |transition, queue| Decision { transition, queue, needs_reauth: false };
+    let decided = |transition, queue| Decision { transition, queue, needs_reauth: false, move_thread: None };
     match failure {
         None => decided(Transition::Sent { provider_ids: sent }, QueueAction::Delete),
         Some(SendFailure::RetryAfter(delay)) => retry_or_fail(item, sent, delay, "rate limited", policy),
@@ -116,7 +127,12 @@ pub fn after_send(
                 transition: Transition::Fail { error, provider_ids: sent },
                 queue: QueueAction::Delete,
                 needs_reauth,
+                move_thread: None,
             }
+        }
+        Some(SendFailure::Moved { thread, description }) => {
+            let why = format!("the conversation moved to {thread}: {description}");
+            Decision { move_thread: Some(thread), ..retry_or_fail(item, sent, Duration::ZERO, &why, policy) }
         }
         Some(SendFailure::Unknown(why)) => {
             let error =
@@ -134,12 +150,14 @@ fn retry_or_fail(item: &OutboxItem, sent: Vec<String>, delay: Duration, why: &st
             transition: Transition::Fail { error, provider_ids: sent },
             queue: QueueAction::DeadLetter,
             needs_reauth: false,
+            move_thread: None,
         };
     }
     Decision {
         transition: Transition::Retry { error: why.to_owned(), delay, provider_ids: sent },
         queue: QueueAction::RetryIn(delay),
         needs_reauth: false,
+        move_thread: None,
     }
 }
 
@@ -166,6 +184,10 @@ mod tests {
         SendFailure::Permanent { code: Some(403), description: "blocked".into(), needs_reauth }
     }
 
+    fn failure_kind(case: &str) -> &str {
+        if case.contains("Moved") { "Moved" } else { "other" }
+    }
+
     /// The decision table: every provider result, with attempts left and with attempts spent.
     #[test]
     fn decision_table() {
@@ -173,6 +195,7 @@ mod tests {
         let transient = || Some(SendFailure::Transient("HTTP 502".into()));
         let rate_limited = || Some(SendFailure::RetryAfter(Duration::from_secs(7)));
         let unknown = || Some(SendFailure::Unknown("timed out".into()));
+        let moved = || Some(SendFailure::Moved { thread: "-1002003004005".into(), description: "upgraded".into() });
         // (attempts so far, result, expected target status, expected queue action, needs_reauth)
         let table: Vec<(u32, Option<SendFailure>, OutboxStatus, QueueAction, bool)> = vec![
             (1, None, OutboxStatus::Sent, Delete, false),
@@ -187,6 +210,8 @@ mod tests {
             (3, Some(permanent(false)), OutboxStatus::Failed, Delete, false),
             (1, unknown(), OutboxStatus::Unknown, Delete, false),
             (3, unknown(), OutboxStatus::Unknown, Delete, false),
+            (1, moved(), OutboxStatus::Pending, RetryIn(Duration::ZERO), false),
+            (3, moved(), OutboxStatus::Failed, DeadLetter, false),
         ];
         for (attempts, failure, status, queue, reauth) in table {
             let case = format!("attempt {attempts}, {failure:?}");
@@ -194,6 +219,8 @@ mod tests {
             assert_eq!(decision.transition.target(), status, "{case}");
             assert_eq!(decision.queue, queue, "{case}");
             assert_eq!(decision.needs_reauth, reauth, "{case}");
+            let moves = matches!(failure_kind(&case), "Moved");
+            assert_eq!(decision.move_thread.as_deref(), moves.then_some("-1002003004005"), "{case}");
             let mut item = claimed(attempts);
             item.apply(&decision.transition, crate::domain::now()).expect("every decision applies to a claimed item");
         }

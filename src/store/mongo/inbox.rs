@@ -9,7 +9,7 @@ use super::outbox;
 use super::session::{Db, collect};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, MessageId, TenantId};
-use crate::store::inbound::{Current, Lookups, Plan, greeting_send_id, lookups, plan, receipt_targets};
+use crate::store::inbound::{Current, Lookups, Merge, Plan, greeting_send_id, join, lookups, plan, receipt_targets};
 use crate::store::{ApplyOutcome, ConversationQuery, InboundRecord, StoreError, StoreResult};
 use mongodb::ClientSession;
 use mongodb::bson::{DateTime, Document, doc};
@@ -81,15 +81,12 @@ async fn find<T>(
 async fn load_current(db: &Db, s: &mut ClientSession, record: &InboundRecord) -> mongodb::error::Result<Current> {
     let e = &record.envelope;
     let (tenant, channel) = (e.tenant_id.as_str(), e.channel_id.as_str());
-    let conversation = find(
-        db,
-        s,
-        "conversations",
-        doc! {"tenantId": tenant, "channelId": channel, "externalThreadId": &e.thread_id},
-        conversation_from,
-    )
-    .await?;
-    let Lookups { external_id, send_id } = lookups(&record.event);
+    let Lookups { thread, peer_thread, external_id, send_id } = lookups(e, &record.event);
+    let conversation = conversation_of_thread(db, s, tenant, channel, thread).await?;
+    let migration_peer = match peer_thread {
+        Some(peer) => conversation_of_thread(db, s, tenant, channel, peer).await?,
+        None => None,
+    };
     let message = match external_id {
         Some(id) => {
             let filter = doc! {"tenantId": tenant, "channelId": channel, "externalMessageId": id};
@@ -112,24 +109,102 @@ async fn load_current(db: &Db, s: &mut ClientSession, record: &InboundRecord) ->
     };
     let greeting_taken = match auto_reply {
         Some(_) => {
-            let taken = doc! {"tenantId": tenant, "sendId": greeting_send_id(e).as_str()};
+            let taken = doc! {"tenantId": tenant, "sendId": greeting_send_id(e, thread).as_str()};
             db.coll("outbox_send").find_one(taken.clone()).session(&mut *s).await?.is_some()
                 || db.coll("messages").find_one(taken).session(&mut *s).await?.is_some()
         }
         None => false,
     };
-    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken })
+    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken, migration_peer })
+}
+
+/// The conversation a thread leads to: the one that holds it, or the one a thread alias (a
+/// migrated group's old chat id) points at.
+async fn conversation_of_thread(
+    db: &Db,
+    s: &mut ClientSession,
+    tenant: &str,
+    channel: &str,
+    thread: &str,
+) -> mongodb::error::Result<Option<Conversation>> {
+    let held = doc! {"tenantId": tenant, "channelId": channel, "externalThreadId": thread};
+    if let Some(found) = find(db, s, "conversations", held, conversation_from).await? {
+        return Ok(Some(found));
+    }
+    let alias = db
+        .coll("thread_aliases")
+        .find_one(doc! {"tenantId": tenant, "channelId": channel, "threadId": thread})
+        .session(&mut *s)
+        .await?;
+    match alias.as_ref().and_then(|a| a.get_str("conversationId").ok()) {
+        Some(id) => find(db, s, "conversations", doc! {"_id": id, "tenantId": tenant}, conversation_from).await,
+        None => Ok(None),
+    }
+}
+
+/// Continues the conversation of thread `from` under thread `to` (a group that became a
+/// supergroup, as the sender learns it from Telegram), joining the two if both exist.
+pub(super) async fn move_thread(
+    db: &Db,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    from: &str,
+    to: &str,
+) -> StoreResult<Conversation> {
+    let (handle, tenant, channel, from, to) =
+        (db.clone(), tenant.clone(), channel.clone(), from.to_owned(), to.to_owned());
+    db.transaction(move |s| {
+        let (db, tenant, channel, from, to) =
+            (handle.clone(), tenant.clone(), channel.clone(), from.clone(), to.clone());
+        Box::pin(async move {
+            let this = conversation_of_thread(&db, s, tenant.as_str(), channel.as_str(), &from).await?;
+            let peer = conversation_of_thread(&db, s, tenant.as_str(), channel.as_str(), &to).await?;
+            let (conversation, merge) = join(&tenant, &channel, &from, &to, this, peer, crate::domain::now());
+            let plan = Plan {
+                outcome: String::new(),
+                merge: Some(merge),
+                conversation: Some(conversation),
+                ..Plan::default()
+            };
+            write_plan(&db, s, &plan).await?;
+            Ok(plan.conversation.expect("set above"))
+        })
+    })
+    .await
+    .map_err(map_err)
+}
+
+/// The first half of joining two conversations ([`Merge`]): everything of the absorbed one moves
+/// to the kept one, and the absorbed one goes (before the kept one takes its thread).
+async fn absorb(db: &Db, s: &mut ClientSession, tenant: &str, merge: &Merge) -> mongodb::error::Result<()> {
+    let Some(absorbed) = &merge.absorb else { return Ok(()) };
+    let moved = doc! {"$set": {"conversationId": merge.keep.as_str()}};
+    for collection in ["messages", "outbox_send", "thread_aliases"] {
+        let filter = doc! {"tenantId": tenant, "conversationId": absorbed.as_str()};
+        db.coll(collection).update_many(filter, moved.clone()).session(&mut *s).await?;
+    }
+    db.coll("conversations").delete_one(doc! {"_id": absorbed.as_str()}).session(&mut *s).await?;
+    Ok(())
 }
 
 async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<()> {
     let conversations = db.coll("conversations");
     let messages = db.coll("messages");
+    if let (Some(merge), Some(c)) = (&plan.merge, &plan.conversation) {
+        absorb(db, s, c.tenant_id.as_str(), merge).await?;
+    }
     if let Some(c) = &plan.conversation {
         conversations
             .replace_one(doc! {"_id": c.id.as_str()}, conversation_doc(c))
             .upsert(true)
             .session(&mut *s)
             .await?;
+        for alias in plan.merge.iter().flat_map(|m| &m.aliases) {
+            let key = doc! {"tenantId": c.tenant_id.as_str(), "channelId": c.channel_id.as_str(), "threadId": alias};
+            let mut row = key.clone();
+            row.extend(doc! {"conversationId": c.id.as_str(), "createdAt": dt(c.updated_at)});
+            db.coll("thread_aliases").replace_one(key, row).upsert(true).session(&mut *s).await?;
+        }
     }
     if let Some(m) = &plan.insert {
         messages.insert_one(message_doc(m)).session(&mut *s).await?;

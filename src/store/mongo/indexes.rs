@@ -67,6 +67,13 @@ pub(super) async fn ensure(db: &Db) -> StoreResult<()> {
             ],
         ),
         (
+            "thread_aliases",
+            vec![
+                index(doc! {"tenantId": 1, "channelId": 1, "threadId": 1}, unique("thread_aliases_key")),
+                index(doc! {"tenantId": 1, "conversationId": 1}, named("thread_aliases_by_conversation")),
+            ],
+        ),
+        (
             "inbound_events",
             vec![index(doc! {"tenantId": 1, "channelId": 1, "providerEventId": 1}, unique("inbound_events_key"))],
         ),
@@ -76,6 +83,7 @@ pub(super) async fn ensure(db: &Db) -> StoreResult<()> {
                 index(doc! {"tenantId": 1, "sendId": 1}, unique("outbox_by_send_id")),
                 index(doc! {"status": 1, "updatedAt": 1}, named("outbox_by_status")),
                 index(doc! {"tenantId": 1, "createdAt": -1, "_id": -1}, named("outbox_by_tenant")),
+                index(doc! {"tenantId": 1, "conversationId": 1}, named("outbox_by_conversation")),
             ],
         ),
         ("send_log", vec![index(doc! {"tenantId": 1, "outboxId": 1, "attempt": 1}, named("send_log_by_outbox"))]),

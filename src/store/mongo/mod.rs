@@ -140,6 +140,16 @@ impl Store for MongoStore {
         inbox::get_conversation(&self.db, tenant, id).await
     }
 
+    async fn move_thread(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Conversation> {
+        inbox::move_thread(&self.db, tenant, channel, from, to).await
+    }
+
     async fn get_inbound_event(
         &self,
         tenant: &TenantId,

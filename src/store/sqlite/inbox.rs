@@ -6,7 +6,9 @@ use super::{messages, outbox};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
 use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
 use crate::embedded::millis;
-use crate::store::inbound::{Current, Lookups, Plan, ReceiptUpdate, greeting_send_id, lookups, plan, receipt_targets};
+use crate::store::inbound::{
+    Current, Lookups, Merge, Plan, ReceiptUpdate, greeting_send_id, join, lookups, plan, receipt_targets,
+};
 use crate::store::{ApplyOutcome, ConversationQuery, InboundRecord, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -55,34 +57,89 @@ fn apply_one(c: &Connection, record: &InboundRecord, now: time::OffsetDateTime) 
 
 fn load_current(c: &Connection, record: &InboundRecord) -> rusqlite::Result<Current> {
     let e = &record.envelope;
-    let conversation = c
-        .prepare_cached(
-            "SELECT * FROM conversations WHERE tenant_id = ?1 AND channel_id = ?2 AND external_thread_id = ?3",
-        )?
-        .query_row(params![e.tenant_id.as_str(), e.channel_id.as_str(), e.thread_id], conversation_row)
-        .optional()?;
-    let Lookups { external_id, send_id } = lookups(&record.event);
+    let (tenant, channel) = (&e.tenant_id, &e.channel_id);
+    let Lookups { thread, peer_thread, external_id, send_id } = lookups(e, &record.event);
+    let conversation = conversation_of_thread(c, tenant, channel, thread)?;
+    let migration_peer = match peer_thread {
+        Some(peer) => conversation_of_thread(c, tenant, channel, peer)?,
+        None => None,
+    };
     let message = match external_id {
-        Some(id) => messages::by_external_id(c, &e.tenant_id, &e.channel_id, id)?,
+        Some(id) => messages::by_external_id(c, tenant, channel, id)?,
         None => None,
     };
     let by_send_id = match send_id {
-        Some(id) => messages::by_send_id(c, &e.tenant_id, id)?,
+        Some(id) => messages::by_send_id(c, tenant, id)?,
         None => None,
     };
     let auto_reply = if conversation.is_none() {
         c.prepare_cached("SELECT auto_reply FROM channels WHERE id = ?1")?
-            .query_row([e.channel_id.as_str()], |r| r.get::<_, Option<String>>(0))
+            .query_row([channel.as_str()], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten()
     } else {
         None
     };
     let greeting_taken = match auto_reply {
-        Some(_) => send_id_taken(c, &e.tenant_id, greeting_send_id(e).as_str())?,
+        Some(_) => send_id_taken(c, tenant, greeting_send_id(e, thread).as_str())?,
         None => false,
     };
-    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken })
+    Ok(Current { conversation, message, by_send_id, auto_reply, greeting_taken, migration_peer })
+}
+
+/// The conversation a thread leads to: the one that holds it, or the one a thread alias (a
+/// migrated group's old chat id) points at.
+fn conversation_of_thread(
+    c: &Connection,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    thread: &str,
+) -> rusqlite::Result<Option<Conversation>> {
+    let held = c
+        .prepare_cached(
+            "SELECT * FROM conversations WHERE tenant_id = ?1 AND channel_id = ?2 AND external_thread_id = ?3",
+        )?
+        .query_row(params![tenant.as_str(), channel.as_str(), thread], conversation_row)
+        .optional()?;
+    if held.is_some() {
+        return Ok(held);
+    }
+    c.prepare_cached(
+        "SELECT conversations.* FROM thread_aliases JOIN conversations ON conversations.id = thread_aliases.conversation_id
+         WHERE thread_aliases.tenant_id = ?1 AND thread_aliases.channel_id = ?2 AND thread_aliases.thread_id = ?3",
+    )?
+    .query_row(params![tenant.as_str(), channel.as_str(), thread], conversation_row)
+    .optional()
+}
+
+/// Continues the conversation of thread `from` under thread `to` (a group that became a
+/// supergroup, as the sender learns it from Telegram), joining the two if both exist.
+pub(super) fn move_thread(
+    c: &Connection,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    from: &str,
+    to: &str,
+) -> rusqlite::Result<Conversation> {
+    let this = conversation_of_thread(c, tenant, channel, from)?;
+    let peer = conversation_of_thread(c, tenant, channel, to)?;
+    let (conversation, merge) = join(tenant, channel, from, to, this, peer, crate::domain::now());
+    let plan = Plan { outcome: String::new(), merge: Some(merge), conversation: Some(conversation), ..Plan::default() };
+    write_plan(c, &plan)?;
+    Ok(plan.conversation.expect("set above"))
+}
+
+/// The first half of joining two conversations ([`Merge`]): everything of the absorbed one moves
+/// to the kept one, and the absorbed one goes (before the kept one takes its thread).
+fn absorb(c: &Connection, merge: &Merge) -> rusqlite::Result<()> {
+    if let Some(absorbed) = &merge.absorb {
+        let ids = params![merge.keep.as_str(), absorbed.as_str()];
+        for table in ["messages", "outbox_send", "thread_aliases"] {
+            c.execute(&format!("UPDATE {table} SET conversation_id = ?1 WHERE conversation_id = ?2"), ids)?;
+        }
+        c.execute("DELETE FROM conversations WHERE id = ?1", [absorbed.as_str()])?;
+    }
+    Ok(())
 }
 
 /// Whether an outbox item or a message of the tenant holds `send_id`.
@@ -95,13 +152,17 @@ fn send_id_taken(c: &Connection, tenant: &TenantId, send_id: &str) -> rusqlite::
 }
 
 fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    if let Some(merge) = &plan.merge {
+        absorb(tx, merge)?;
+    }
     if let Some(c) = &plan.conversation {
         tx.prepare_cached(
             "INSERT INTO conversations (id, tenant_id, channel_id, external_thread_id, title, last_message_at, preview,
                                         message_count, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (id) DO UPDATE SET title = excluded.title, last_message_at = excluded.last_message_at,
-                 preview = excluded.preview, message_count = excluded.message_count, updated_at = excluded.updated_at",
+             ON CONFLICT (id) DO UPDATE SET external_thread_id = excluded.external_thread_id, title = excluded.title,
+                 last_message_at = excluded.last_message_at, preview = excluded.preview,
+                 message_count = excluded.message_count, updated_at = excluded.updated_at",
         )?
         .execute(params![
             c.id.as_str(),
@@ -115,6 +176,14 @@ fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
             millis(c.created_at),
             millis(c.updated_at)
         ])?;
+        for alias in plan.merge.iter().flat_map(|m| &m.aliases) {
+            tx.prepare_cached(
+                "INSERT INTO thread_aliases (tenant_id, channel_id, thread_id, conversation_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id, channel_id, thread_id) DO UPDATE SET conversation_id = excluded.conversation_id",
+            )?
+            .execute(params![c.tenant_id.as_str(), c.channel_id.as_str(), alias, c.id.as_str(), millis(c.updated_at)])?;
+        }
     }
     if let Some(m) = &plan.insert {
         messages::insert(tx, m)?;

@@ -32,10 +32,21 @@ pub(super) fn insert(c: &Connection, m: &Message) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Replaces the changeable fields of a message row (provider id, status, text, body).
+/// Replaces the changeable fields of a message row (provider id, status, text, position, body).
 pub(super) fn update(c: &Connection, m: &Message) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE messages SET external_message_id = ?2, status = ?3, text = ?4, body = ?5 WHERE id = ?1")?
-        .execute(params![m.id.as_str(), m.external_message_id, m.status.as_str(), m.text, json_text(&m.body)])?;
+    c.prepare_cached(
+        "UPDATE messages SET external_message_id = ?2, status = ?3, text = ?4, order_key = ?5, sent_at = ?6, body = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        m.id.as_str(),
+        m.external_message_id,
+        m.status.as_str(),
+        m.text,
+        m.order_key,
+        millis(m.sent_at),
+        json_text(&m.body)
+    ])?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! - [`messages`]: message rows, shared by the inbox and the outbox;
 //! - [`outbox`]: replies, their compare-and-set transitions, the send log;
 //! - [`inbox`]: conversations, inbound events, receipts;
-//! - `schema_v1.sql`: the schema.
+//! - `schema_v1.sql`, `schema_v2.sql` (thread aliases): the schema, applied in order.
 //!
 //! Imports run one way (inbox → outbox → messages, tenants → codec). Every write runs in one
 //! transaction on the writer connection ([`SqliteStore::write`]); reads use reader connections.
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 
 /// Schema migrations, applied in order at open.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// Read-only connections next to the writer: reads (the sender's and the API's lookups) never
 /// queue behind a write's fsync.
@@ -182,6 +182,17 @@ impl Store for SqliteStore {
     async fn get_conversation(&self, tenant: &TenantId, id: &ConversationId) -> StoreResult<Conversation> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.read(move |c| inbox::get_conversation(c, &tenant, &id)).await
+    }
+
+    async fn move_thread(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Conversation> {
+        let (tenant, channel, from, to) = (tenant.clone(), channel.clone(), from.to_owned(), to.to_owned());
+        self.write(move |c| inbox::move_thread(c, &tenant, &channel, &from, &to).map_err(other)).await
     }
 
     async fn get_inbound_event(
