@@ -7,7 +7,9 @@ mod common;
 use common::app::{Backend, TestApp, messenger_text, spawn_app_with, telegram_text};
 use common::fake_providers::{Answer, FakeSends};
 use kamshub::domain::{ChannelHealth, ConversationId, MessageStatus, OutboxStatus, SendId};
-use kamshub::queue::QueueName;
+use kamshub::pipeline::sender::{Sender, SenderConfig};
+use kamshub::providers::Providers;
+use kamshub::queue::{OutgoingMessage, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage};
 use kamshub::service::outbox;
 use kamshub::store::{ConversationQuery, OutboxQuery};
 use std::sync::Arc;
@@ -43,6 +45,7 @@ on_both_backends!(
     a_timeout_after_sending_is_unknown_until_an_operator_retries,
     messenger_replies_carry_their_send_id_and_the_echo_adds_no_message,
     a_reply_over_the_provider_limit_goes_out_in_ordered_parts,
+    a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_redelivery_gave_it_up,
 );
 
 /// A Telegram conversation for `chat`, created by a webhook.
@@ -355,6 +358,94 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
             (Outbound, "hello from us".to_owned(), MessageStatus::Sent)
         ]
     );
+}
+
+/// A queue whose visibility changes all fail: a heartbeat that cannot extend anything.
+struct NoHeartbeat(Arc<dyn kamshub::queue::Queue>);
+
+#[async_trait::async_trait]
+impl kamshub::queue::Queue for NoHeartbeat {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn max_receive(&self) -> usize {
+        self.0.max_receive()
+    }
+    async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
+        self.0.send(queue, messages).await
+    }
+    async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+        self.0.receive(queue, max, wait).await
+    }
+    async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()> {
+        self.0.delete(queue, receipts).await
+    }
+    async fn set_visibility(&self, _: QueueName, _: &Receipt, _: Duration) -> QueueResult<()> {
+        Err(QueueError::Unavailable("the visibility change timed out".into()))
+    }
+    async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
+        self.0.dead_letter(queue, message).await
+    }
+    async fn depth(&self, queue: QueueName) -> QueueResult<kamshub::queue::Depth> {
+        self.0.depth(queue).await
+    }
+}
+
+/// A sender whose heartbeat fails keeps sending a slow reply; its visibility lapses, and a second
+/// sender receives the message and gives the item up as UNKNOWN. The first send did succeed: the
+/// item ends SENT with its provider id, sent once, and the first sender counted what went wrong.
+async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_redelivery_gave_it_up(
+    app: TestApp,
+    fake: FakeSends,
+    _: Backend,
+) {
+    let conversation = telegram_conversation(&app, 7100).await;
+    fake.script(&[Answer::AcceptAfter(Duration::from_secs(4))]);
+    let id = reply(&app, &conversation, "slow but sure").await;
+    app.relay.run_once().await.unwrap();
+    let store = app.store().await;
+    let patient = Providers::new(
+        app.app.telegram().clone().with_timeout(Duration::from_secs(20)),
+        app.app.messenger().clone().with_timeout(Duration::from_secs(20)),
+    );
+    let config = SenderConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: Duration::from_secs(2),
+        pacing: common::app::fast_pacing(),
+        ..SenderConfig::default()
+    };
+    let first = Arc::new(Sender::new(
+        Arc::clone(&store),
+        Arc::new(NoHeartbeat(Arc::clone(&app.queue))),
+        patient,
+        app.app.master_key().unwrap(),
+        config,
+    ));
+    let sending = tokio::spawn({
+        let first = Arc::clone(&first);
+        async move { first.run_once().await }
+    });
+    // The message lapses and comes back to the second sender, which takes the item for abandoned.
+    pump_until(&app, || {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        async move { store.get_outbox_for_send(&id).await.unwrap().unwrap().status == OutboxStatus::Unknown }
+    })
+    .await;
+    let step = sending.await.unwrap();
+    assert!(step.is_ok() || app.queue.kind() == "sqs", "{step:?}");
+    let item = status(&app, &id).await;
+    assert_eq!(item.status, OutboxStatus::Sent, "{:?}", item.last_error);
+    assert_eq!(item.provider_message_ids.len(), 1);
+    assert_eq!(fake.delivered_to("7100"), ["slow but sure"], "sent once");
+    let messages = common::messages_oldest_first(&*store, &app.tenant, &conversation, 10).await;
+    let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
+    assert_eq!(
+        (ours.status, ours.external_message_id.as_ref()),
+        (MessageStatus::Sent, item.provider_message_ids.first())
+    );
+    let counts = first.stats().read();
+    assert!(counts.extend_failures > 0 && counts.visibility_lapses == 1, "{counts:?}");
 }
 
 async fn a_reply_over_the_provider_limit_goes_out_in_ordered_parts(app: TestApp, fake: FakeSends, _: Backend) {

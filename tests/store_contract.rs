@@ -686,7 +686,13 @@ async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
         done,
         "the stored item is the one returned"
     );
-    assert_eq!(store.transition_outbox(&tenant, &item.id, &sent, None).await.unwrap(), None, "SENT is final");
+    let again = store.transition_outbox(&tenant, &item.id, &sent, None).await.unwrap().unwrap();
+    assert_eq!(again.provider_message_ids, ["777:5001", "777:5002"], "a success recorded twice adds nothing");
+    assert_eq!(
+        store.transition_outbox(&tenant, &item.id, &Transition::Claim, None).await.unwrap(),
+        None,
+        "SENT is final"
+    );
     assert_eq!(
         store.transition_outbox(&tenant, &item.id, &Transition::Resend, None).await.unwrap(),
         None,

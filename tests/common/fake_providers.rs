@@ -32,6 +32,8 @@ pub enum Answer {
     AcceptThenHang,
     /// Telegram: the group became this supergroup; nothing delivered.
     Migrated(i64),
+    /// Accepts, answering after this long (within the client's timeout).
+    AcceptAfter(Duration),
 }
 
 #[derive(Default)]
@@ -76,7 +78,7 @@ impl Respond for Responder {
             )
         };
         let topic = body["message_thread_id"].as_i64();
-        let delivered = matches!(answer, Answer::Accept | Answer::AcceptThenHang);
+        let delivered = matches!(answer, Answer::Accept | Answer::AcceptThenHang | Answer::AcceptAfter(_));
         state.sent.push(Sent { chat: chat.clone(), text, metadata, reply_to, topic, at: Instant::now(), delivered });
         // Telegram numbers a chat's messages in one sequence for both sides: start above the
         // inbound ids the tests use.
@@ -101,6 +103,7 @@ impl Respond for Responder {
             (Answer::AcceptThenHang, _) => {
                 ResponseTemplate::new(200).set_body_json(ok).set_delay(Duration::from_secs(3))
             }
+            (Answer::AcceptAfter(delay), _) => ResponseTemplate::new(200).set_body_json(ok).set_delay(delay),
             (Answer::RateLimited(after), true) => ResponseTemplate::new(429).set_body_json(serde_json::json!({
                 "ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {after}"),
                 "parameters": {"retry_after": after}

@@ -6,6 +6,11 @@
 //!    ╰────────────────Retry───────────────────╯ ├──Unknown─▶ UNKNOWN ──Resend──▶ PENDING
 //!                                               ╰─Abandoned▶ UNKNOWN
 //! ```
+//! A provider success is a fact, so `Sent` applies from every status: a sender whose message
+//! was taken for abandoned (its visibility lapsed and a redelivery marked the item UNKNOWN), or
+//! whose item an operator put back meanwhile, still records SENT with its provider ids; on an
+//! item already SENT it adds the ids it does not have.
+//!
 //! Store adapters load an item, [`OutboxItem::apply`] a [`Transition`], and write the result
 //! only if the stored status is still the one they loaded (compare-and-set). Nothing else in
 //! kamshub changes an item's status.
@@ -24,7 +29,8 @@ pub enum Transition {
     Enqueue,
     /// A sender takes it for one provider attempt: PENDING | ENQUEUED → SENDING, attempts + 1.
     Claim,
-    /// The provider accepted every part: SENDING → SENT; the outbound message becomes `sent`.
+    /// The provider accepted every part: any status → SENT (a success wins over whatever
+    /// happened to the item meanwhile); the outbound message becomes `sent`.
     Sent {
         /// Provider references of the parts sent by this attempt, in order.
         provider_ids: Vec<String>,
@@ -139,11 +145,10 @@ impl Transition {
         use OutboxStatus::*;
         match self {
             Transition::Enqueue | Transition::Claim => &[Pending, Enqueued],
-            Transition::Sent { .. }
-            | Transition::Retry { .. }
-            | Transition::Fail { .. }
-            | Transition::Unknown { .. }
-            | Transition::Abandoned => &[Sending],
+            Transition::Sent { .. } => &OutboxStatus::ALL,
+            Transition::Retry { .. } | Transition::Fail { .. } | Transition::Unknown { .. } | Transition::Abandoned => {
+                &[Sending]
+            }
             Transition::Resend => &[Failed, Unknown],
         }
     }
@@ -194,7 +199,9 @@ impl OutboxItem {
                 self.next_attempt_at = None;
             }
             Transition::Sent { provider_ids } => {
-                self.provider_message_ids.extend(provider_ids.iter().cloned());
+                let new: Vec<String> =
+                    provider_ids.iter().filter(|id| !self.provider_message_ids.contains(id)).cloned().collect();
+                self.provider_message_ids.extend(new);
                 self.last_error = None;
                 self.next_attempt_at = None;
                 applied.message_status = Some(MessageStatus::Sent);
@@ -281,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn final_statuses_leave_only_by_an_operator_resend() {
+    fn final_statuses_leave_only_by_an_operator_resend_or_a_late_success() {
         let now = crate::domain::now();
         for status in [Sent, Failed, Unknown] {
             let leaving: Vec<_> = every_step()
@@ -289,9 +296,26 @@ mod tests {
                 .filter(|step| item(status).apply(step, now).is_ok())
                 .map(|step| step.name())
                 .collect();
-            let expected: &[&str] = if status == Sent { &[] } else { &["resend"] };
+            let expected: &[&str] = if status == Sent { &["sent"] } else { &["sent", "resend"] };
             assert_eq!(leaving, expected, "from {status}");
         }
+    }
+
+    #[test]
+    fn a_success_wins_over_an_abandoned_item_and_keeps_its_ids() {
+        let now = crate::domain::now();
+        let mut it = item(Sending);
+        it.apply(&Transition::Abandoned, now).unwrap();
+        assert_eq!(it.status, Unknown);
+        let applied = it.apply(&Transition::Sent { provider_ids: vec!["9:1".into()] }, now).unwrap();
+        assert_eq!(
+            (it.status, it.provider_message_ids.as_slice(), it.last_error.as_deref()),
+            (Sent, &["9:1".to_owned()][..], None)
+        );
+        assert_eq!(applied.message_status, Some(MessageStatus::Sent));
+        // Recorded twice (a retried write): the ids are not doubled.
+        it.apply(&Transition::Sent { provider_ids: vec!["9:1".into()] }, now).unwrap();
+        assert_eq!(it.provider_message_ids, ["9:1"]);
     }
 
     #[test]
