@@ -46,6 +46,7 @@ on_both_backends!(
     messenger_replies_carry_their_send_id_and_the_echo_adds_no_message,
     a_reply_over_the_provider_limit_goes_out_in_ordered_parts,
     a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_redelivery_gave_it_up,
+    an_absurd_retry_after_waits_an_hour_at_most,
 );
 
 /// A Telegram conversation for `chat`, created by a webhook.
@@ -247,6 +248,25 @@ async fn a_429_is_retried_no_sooner_than_retry_after(app: TestApp, fake: FakeSen
         ["patience", "and then this"],
         "the later reply waited behind the rate-limited one"
     );
+}
+
+/// A 429 asking to wait for centuries (Telegram's number, read as is) parks the reply for the
+/// bounded time instead: it stays PENDING, due within the hour, and nothing crashes.
+async fn an_absurd_retry_after_waits_an_hour_at_most(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7010).await;
+    fake.script(&[Answer::RateLimited(u64::MAX / 4)]);
+    let id = reply(&app, &conversation, "patience, bounded").await;
+    let store = app.store().await;
+    pump_until(&app, || {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        async move { store.get_outbox_for_send(&id).await.unwrap().unwrap().attempts == 1 }
+    })
+    .await;
+    let item = until_status(&app, &id, OutboxStatus::Pending).await;
+    let due = item.next_attempt_at.expect("a retry time is set");
+    let hour = kamshub::domain::now() + Duration::from_secs(3600);
+    assert!(due <= hour && due > kamshub::domain::now() + Duration::from_secs(3500), "due at {due}");
+    assert!(item.last_error.as_deref().unwrap().contains("rate limited"), "{:?}", item.last_error);
 }
 
 async fn a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq(app: TestApp, fake: FakeSends, _: Backend) {

@@ -297,7 +297,8 @@ impl Sender {
                 Disposition::Later(delay) => {
                     // Whole seconds, rounded up: SQS counts visibility in seconds, and a retry
                     // must never come before the provider's retry_after.
-                    let hidden = Duration::from_secs(delay.as_millis().div_ceil(1000) as u64);
+                    let seconds = u64::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
+                    let hidden = Duration::from_secs(seconds).min(crate::queue::MAX_VISIBILITY);
                     leases.end(&message.receipt);
                     self.queue.set_visibility(QueueName::Send, &message.receipt, hidden).await?;
                     outcomes.push(Outcome::Retried);

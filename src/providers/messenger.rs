@@ -441,6 +441,15 @@ mod tests {
             .insert_header("x-business-use-case-usage", usage.to_string().as_str());
         assert_eq!(classify(&send_fails(answer).await), SendFailure::RetryAfter(Duration::from_secs(300)));
 
+        let usage = json!({"1234": [{"type": "messenger", "estimated_time_to_regain_access": u64::MAX}]});
+        let absurd = graph_refusal(400, 80006, None, "There have been too many messages sent to this Page")
+            .insert_header("x-business-use-case-usage", usage.to_string().as_str());
+        assert_eq!(
+            classify(&send_fails(absurd).await),
+            SendFailure::RetryAfter(crate::providers::send::MAX_RETRY_AFTER),
+            "Graph's minutes are bounded too"
+        );
+
         let app_limit = graph_refusal(400, 4, None, "(#4) Application request limit reached");
         assert_eq!(
             classify(&send_fails(app_limit).await),

@@ -23,6 +23,20 @@ pub const GRAPH_APP_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// throughput limit on the page or thread) that names no time in `X-Business-Use-Case-Usage`.
 pub const GRAPH_PAGE_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// Longest wait a provider's rate-limit answer is honoured for. A 429's `retry_after` (seconds)
+/// and Graph's `estimated_time_to_regain_access` (minutes) are the provider's numbers: an absurd
+/// one must not park a reply for days, or overflow a timestamp. After this long the sender tries
+/// again; a provider still limiting answers with its then-current wait (the attempt counts).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+
+/// Shortest wait after a rate-limit answer: a `retry_after` of 0 would retry at once, in a loop.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A provider-given wait within [`MIN_RETRY_AFTER`] and [`MAX_RETRY_AFTER`].
+fn bounded_wait(wait: Duration) -> SendFailure {
+    SendFailure::RetryAfter(wait.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER))
+}
+
 /// A message the provider accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
@@ -36,15 +50,16 @@ pub struct SentMessage {
 /// Telegram (by HTTP status, since `error_code` mirrors it):
 /// - a `migrate_to_chat_id` answer is `Moved` to the new chat id: the group became a supergroup,
 ///   nothing was delivered, and the conversation continues there;
-/// - 429 is `RetryAfter(retry_after)`; 5xx is `Transient`;
+/// - 429 is `RetryAfter(retry_after)`, bounded by [`MIN_RETRY_AFTER`] and [`MAX_RETRY_AFTER`];
+///   5xx is `Transient`;
 /// - 401 (token revoked) and 404 (no such bot: the token is wrong) are `Permanent` with `needs_reauth`;
 /// - any other 4xx (403 blocked or kicked, 400 chat not found or message too long) is `Permanent`.
 ///
 /// Graph (by `error.code` and `error_subcode`):
 /// - 190 (invalid or expired token) is `Permanent` with `needs_reauth`;
 /// - 4 and 613 (app-level) and 32 and 80006 (page-level) are `RetryAfter`, using the time in
-///   `X-Business-Use-Case-Usage` when Graph sent one, else [`GRAPH_APP_LIMIT_RETRY_AFTER`] or
-///   [`GRAPH_PAGE_LIMIT_RETRY_AFTER`];
+///   `X-Business-Use-Case-Usage` when Graph sent one (bounded like Telegram's), else
+///   [`GRAPH_APP_LIMIT_RETRY_AFTER`] or [`GRAPH_PAGE_LIMIT_RETRY_AFTER`];
 /// - 1 (unknown), 2 (temporary), 1200 (temporary send failure) and any HTTP 5xx are `Transient`;
 /// - 10 with subcode 2018278 (outside the messaging window), 551 (person unavailable) and any
 ///   other error are `Permanent`.
@@ -72,7 +87,7 @@ fn classify_telegram(error: &ProviderError) -> SendFailure {
         return SendFailure::Moved { thread: new_chat.to_string(), description };
     }
     match status {
-        429 => SendFailure::RetryAfter(retry_after.map_or(TELEGRAM_DEFAULT_RETRY_AFTER, Duration::from_secs)),
+        429 => bounded_wait(retry_after.map_or(TELEGRAM_DEFAULT_RETRY_AFTER, Duration::from_secs)),
         500.. => SendFailure::Transient(error.to_string()),
         401 | 404 => permanent(true),
         _ => permanent(false),
@@ -92,11 +107,11 @@ fn classify_graph(error: &ProviderError) -> SendFailure {
     };
     match (code, error_subcode) {
         (Some(190), _) => permanent("the page token is invalid or expired: ", true),
-        (Some(4 | 613), _) => SendFailure::RetryAfter(told.unwrap_or(GRAPH_APP_LIMIT_RETRY_AFTER)),
-        (Some(32 | 80006), _) => SendFailure::RetryAfter(told.unwrap_or(GRAPH_PAGE_LIMIT_RETRY_AFTER)),
+        (Some(4 | 613), _) => bounded_wait(told.unwrap_or(GRAPH_APP_LIMIT_RETRY_AFTER)),
+        (Some(32 | 80006), _) => bounded_wait(told.unwrap_or(GRAPH_PAGE_LIMIT_RETRY_AFTER)),
         (Some(1 | 2 | 1200), _) => SendFailure::Transient(error.to_string()),
         _ if *status >= 500 => SendFailure::Transient(error.to_string()),
-        _ if *status == 429 => SendFailure::RetryAfter(told.unwrap_or(GRAPH_PAGE_LIMIT_RETRY_AFTER)),
+        _ if *status == 429 => bounded_wait(told.unwrap_or(GRAPH_PAGE_LIMIT_RETRY_AFTER)),
         (Some(10), Some(2018278)) => permanent("outside the messaging window: ", false),
         (Some(551), _) => permanent("the person is not available: ", false),
         _ => permanent("", false),
@@ -245,6 +260,25 @@ mod tests {
             *retry_after = Some(300);
         }
         assert_eq!(classify(&limited), SendFailure::RetryAfter(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn provider_waits_are_bounded() {
+        let limited = |retry_after| {
+            let mut error = telegram_refusal(429, "Too Many Requests");
+            if let ProviderError::Rejected { retry_after: r, .. } = &mut error {
+                *r = Some(retry_after);
+            }
+            classify(&error)
+        };
+        assert_eq!(limited(u64::MAX), SendFailure::RetryAfter(MAX_RETRY_AFTER), "a retry_after of centuries");
+        assert_eq!(limited(86_400), SendFailure::RetryAfter(MAX_RETRY_AFTER));
+        assert_eq!(limited(0), SendFailure::RetryAfter(MIN_RETRY_AFTER), "zero would retry in a loop");
+        let mut graph = graph_refusal(400, 80006, None);
+        if let ProviderError::Rejected { retry_after, .. } = &mut graph {
+            *retry_after = Some(u64::MAX / 60 * 60); // Graph's minutes, already in seconds
+        }
+        assert_eq!(classify(&graph), SendFailure::RetryAfter(MAX_RETRY_AFTER));
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl OutboxItem {
             Transition::Retry { error, delay, provider_ids } => {
                 self.provider_message_ids.extend(provider_ids.iter().cloned());
                 self.last_error = Some(error.clone());
-                self.next_attempt_at = Some(now + *delay);
+                self.next_attempt_at = Some(later(now, *delay));
                 applied.log =
                     log(SendOutcome::Retry, provider_ids, Some(format!("{error}; next attempt in {delay:?}")));
             }
@@ -242,6 +242,14 @@ impl OutboxItem {
         self.updated_at = now;
         Ok(applied)
     }
+}
+
+/// `now + delay`, saturating (a delay too long to represent waits a century) instead of
+/// panicking.
+fn later(now: OffsetDateTime, delay: Duration) -> OffsetDateTime {
+    let century = time::Duration::days(36_525);
+    let delay = time::Duration::try_from(delay).map_or(century, |d| d.min(century));
+    now.checked_add(delay).unwrap_or(now)
 }
 
 #[cfg(test)]
