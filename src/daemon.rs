@@ -10,7 +10,7 @@ use crate::pipeline::relay::{Relay, RelayConfig};
 use crate::pipeline::sender::{Sender, SenderConfig};
 use clap::ValueEnum;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,10 @@ pub enum DaemonError {
     /// The listener could not be bound or failed.
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
+    /// A role's loop stopped (a panic that escaped its workers) while the daemon ran: the daemon
+    /// stopped too, so that systemd restarts it instead of it running on without that role.
+    #[error("the {0} stopped unexpectedly: {1}")]
+    RoleFailed(&'static str, String),
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -74,23 +78,22 @@ pub async fn serve(
     let queue = app.queue().await.map_err(start)?;
     let stop = CancellationToken::new();
 
-    let processor = roles.contains(&Role::Processor).then(|| {
+    let failure: Arc<Mutex<Option<DaemonError>>> = Arc::default();
+    let mut loops = Vec::new();
+    if roles.contains(&Role::Processor) {
         let config = ProcessorConfig {
             visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
             ..ProcessorConfig::default()
         };
         let processor =
             Arc::new(Processor::new(Arc::clone(&store), Arc::clone(&queue), app.providers().clone(), config));
-        tracing::info!("processor started");
-        tokio::spawn(processor.run(stop.clone()))
-    });
-
-    let relay = roles.contains(&Role::Relay).then(|| {
+        loops.push(watched("processor", &stop, &failure, processor.run(stop.clone())));
+    }
+    if roles.contains(&Role::Relay) {
         let relay = Arc::new(Relay::new(Arc::clone(&store), Arc::clone(&queue), RelayConfig::default()));
-        tracing::info!("relay started");
-        tokio::spawn(relay.run(stop.clone()))
-    });
-    let sender = if roles.contains(&Role::Sender) {
+        loops.push(watched("relay", &stop, &failure, relay.run(stop.clone())));
+    }
+    if roles.contains(&Role::Sender) {
         let sender = Arc::new(Sender::new(
             Arc::clone(&store),
             Arc::clone(&queue),
@@ -103,17 +106,14 @@ pub async fn serve(
                 ..SenderConfig::default()
             },
         ));
-        tracing::info!("sender started");
-        Some(tokio::spawn(sender.run(stop.clone())))
-    } else {
-        None
-    };
+        loops.push(watched("sender", &stop, &failure, sender.run(stop.clone())));
+    }
 
     let trigger = stop.clone();
-    let shutdown = async move {
+    tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
-    };
+    });
     match listener {
         Some(listener) => {
             let key = app.master_key().map_err(start)?;
@@ -129,19 +129,48 @@ pub async fn serve(
             warn_about_identity(&app).await;
             let state = Arc::new(ServerState::new(Arc::clone(&app), intake));
             let service = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+            let stopped = stop.clone().cancelled_owned();
+            axum::serve(listener, service).with_graceful_shutdown(stopped).await?;
         }
-        None => shutdown.await,
+        None => stop.cancelled().await,
     }
     stop.cancel();
-    for (name, task) in [("processor", processor), ("relay", relay), ("sender", sender)] {
-        if let Some(task) = task {
-            let _ = task.await;
-            tracing::info!("{name} drained");
+    for (name, task) in loops {
+        let _ = task.await;
+        tracing::info!("{name} drained");
+    }
+    match failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        Some(failed) => Err(failed),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
         }
     }
-    tracing::info!("stopped");
-    Ok(())
+}
+
+/// Runs a role's loop as its own task and watches it: if it ends while the daemon runs (a panic
+/// that escaped its workers' supervision, or an unexpected return), the failure is logged and
+/// kept, and the whole daemon stops (exit 1) rather than run on without that role.
+fn watched(
+    name: &'static str,
+    stop: &CancellationToken,
+    failure: &Arc<Mutex<Option<DaemonError>>>,
+    role: impl Future<Output = ()> + Send + 'static,
+) -> (&'static str, tokio::task::JoinHandle<()>) {
+    tracing::info!("{name} started");
+    let (stop, failure) = (stop.clone(), Arc::clone(failure));
+    let task = tokio::spawn(async move {
+        let ended = tokio::spawn(role).await;
+        let why = match ended {
+            Ok(()) if stop.is_cancelled() => return,
+            Ok(()) => "its loop returned".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(role = name, %why, "a role stopped while the daemon runs; stopping the daemon");
+        failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(DaemonError::RoleFailed(name, why));
+        stop.cancel();
+    });
+    (name, task)
 }
 
 /// Logs a warning for each way the identity provider's setup lets a user rewrite their own tenant

@@ -4,11 +4,14 @@
 mod common;
 
 use common::app::{Backend, PAGE_ID, TestApp, messenger_text, spawn_app, telegram_text};
+use common::queues::{Fault, Faulty};
 use kamshub::domain::{ConversationId, Direction};
+use kamshub::pipeline::processor::{Processor, ProcessorConfig};
 use kamshub::queue::QueueName;
 use kamshub::store::ConversationQuery;
 use reqwest::StatusCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -31,6 +34,7 @@ on_both_backends!(
     a_messenger_mid_delivered_three_times_is_stored_once_and_echoes_are_not_inbound,
     two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_proceed,
     a_poison_message_reaches_the_dlq_and_the_rest_flow_on,
+    a_processor_worker_that_panics_is_restarted_and_nothing_is_lost,
 );
 
 async fn conversations(app: &TestApp) -> Vec<kamshub::domain::Conversation> {
@@ -136,6 +140,40 @@ async fn two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_
     assert!(all.iter().filter(|c| c.external_thread_id != "100").all(|c| c.message_count == 5));
     let counts = app.processor.stats().read();
     assert_eq!((counts.visibility_lapses, counts.extend_failures), (0, 0), "a fault-free run: {counts:?}");
+}
+
+/// The processor's only worker panics (here: on its first delete, after the events were
+/// applied); it is counted and started again, and every event is stored once.
+async fn a_processor_worker_that_panics_is_restarted_and_nothing_is_lost(app: TestApp) {
+    let store = app.store().await;
+    let config = ProcessorConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: Duration::from_secs(2),
+    };
+    let queue = Faulty::wrap(Arc::clone(&app.queue), Fault::PanicOnFirstDelete);
+    let processor = Arc::new(Processor::new(Arc::clone(&store), queue, app.app.providers().clone(), config));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(Arc::clone(&processor).run(stop.clone()));
+    for i in 0..3i64 {
+        assert_eq!(
+            app.post_telegram(&telegram_text(30_000 + i, 3_000 + i, 1, 1_700_000_000, "hi")).await,
+            StatusCode::OK
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let depth = app.queue.depth(QueueName::Incoming).await.unwrap();
+        if conversations(&app).await.len() == 3 && depth.visible == 0 && depth.in_flight == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the processor stopped processing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+    assert!(conversations(&app).await.iter().all(|c| c.message_count == 1), "each event stored once");
+    assert_eq!(processor.stats().read().worker_restarts, 1, "the panic was noticed");
 }
 
 async fn a_poison_message_reaches_the_dlq_and_the_rest_flow_on(app: TestApp) {

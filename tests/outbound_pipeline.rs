@@ -6,10 +6,11 @@ mod common;
 
 use common::app::{Backend, TestApp, messenger_text, spawn_app_with, telegram_text};
 use common::fake_providers::{Answer, FakeSends};
+use common::queues::{Fault, Faulty};
 use kamshub::domain::{ChannelHealth, ConversationId, MessageStatus, OutboxStatus, SendId};
 use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::providers::Providers;
-use kamshub::queue::{OutgoingMessage, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage};
+use kamshub::queue::QueueName;
 use kamshub::service::outbox;
 use kamshub::store::{ConversationQuery, OutboxQuery};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ on_both_backends!(
     a_reply_over_the_provider_limit_goes_out_in_ordered_parts,
     a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_redelivery_gave_it_up,
     an_absurd_retry_after_waits_an_hour_at_most,
+    a_sender_task_that_panics_is_counted_and_sending_goes_on,
 );
 
 /// A Telegram conversation for `chat`, created by a webhook.
@@ -250,6 +252,46 @@ async fn a_429_is_retried_no_sooner_than_retry_after(app: TestApp, fake: FakeSen
     );
 }
 
+/// A batch task of the sender panics (here: its first delete); the panic is counted and the
+/// sender goes on with later replies.
+async fn a_sender_task_that_panics_is_counted_and_sending_goes_on(app: TestApp, fake: FakeSends, _: Backend) {
+    let conversation = telegram_conversation(&app, 7020).await;
+    let store = app.store().await;
+    let config = SenderConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: Duration::from_secs(2),
+        pacing: common::app::fast_pacing(),
+        ..SenderConfig::default()
+    };
+    let sender = Arc::new(Sender::new(
+        Arc::clone(&store),
+        Faulty::wrap(Arc::clone(&app.queue), Fault::PanicOnFirstDelete),
+        app.app.providers().clone(),
+        app.app.master_key().unwrap(),
+        config,
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(Arc::clone(&sender).run(stop.clone()));
+    let first = reply(&app, &conversation, "the delete after this one panics").await;
+    app.relay.run_once().await.unwrap();
+    relay_until(&app, || {
+        let (store, first) = (Arc::clone(&store), first.clone());
+        async move { store.get_outbox_for_send(&first).await.unwrap().unwrap().status == OutboxStatus::Sent }
+    })
+    .await;
+    let second = reply(&app, &conversation, "and still this one").await;
+    relay_until(&app, || {
+        let (store, second) = (Arc::clone(&store), second.clone());
+        async move { store.get_outbox_for_send(&second).await.unwrap().unwrap().status == OutboxStatus::Sent }
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(fake.delivered_to("7020"), ["the delete after this one panics", "and still this one"]);
+    assert_eq!(sender.stats().read().worker_restarts, 1, "the panic was noticed");
+}
+
 /// A 429 asking to wait for centuries (Telegram's number, read as is) parks the reply for the
 /// bounded time instead: it stays PENDING, due within the hour, and nothing crashes.
 async fn an_absurd_retry_after_waits_an_hour_at_most(app: TestApp, fake: FakeSends, _: Backend) {
@@ -380,37 +422,6 @@ async fn messenger_replies_carry_their_send_id_and_the_echo_adds_no_message(app:
     );
 }
 
-/// A queue whose visibility changes all fail: a heartbeat that cannot extend anything.
-struct NoHeartbeat(Arc<dyn kamshub::queue::Queue>);
-
-#[async_trait::async_trait]
-impl kamshub::queue::Queue for NoHeartbeat {
-    fn kind(&self) -> &'static str {
-        self.0.kind()
-    }
-    fn max_receive(&self) -> usize {
-        self.0.max_receive()
-    }
-    async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
-        self.0.send(queue, messages).await
-    }
-    async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
-        self.0.receive(queue, max, wait).await
-    }
-    async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()> {
-        self.0.delete(queue, receipts).await
-    }
-    async fn set_visibility(&self, _: QueueName, _: &Receipt, _: Duration) -> QueueResult<()> {
-        Err(QueueError::Unavailable("the visibility change timed out".into()))
-    }
-    async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
-        self.0.dead_letter(queue, message).await
-    }
-    async fn depth(&self, queue: QueueName) -> QueueResult<kamshub::queue::Depth> {
-        self.0.depth(queue).await
-    }
-}
-
 /// A sender whose heartbeat fails keeps sending a slow reply; its visibility lapses, and a second
 /// sender receives the message and gives the item up as UNKNOWN. The first send did succeed: the
 /// item ends SENT with its provider id, sent once, and the first sender counted what went wrong.
@@ -437,7 +448,7 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
     };
     let first = Arc::new(Sender::new(
         Arc::clone(&store),
-        Arc::new(NoHeartbeat(Arc::clone(&app.queue))),
+        Faulty::wrap(Arc::clone(&app.queue), Fault::NoVisibility),
         patient,
         app.app.master_key().unwrap(),
         config,

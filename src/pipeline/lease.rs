@@ -87,21 +87,31 @@ impl Leases {
         }
     }
 
-    /// Runs the heartbeat until the returned task is aborted: extends every held message at a
-    /// third of the timeout, and sooner (a sixth) after a failure.
-    pub fn heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Runs the heartbeat until the returned guard is dropped (also when the consumer panics, so
+    /// its messages lapse and come back instead of staying hidden for ever): extends every held
+    /// message at a third of the timeout, and sooner (a sixth) after a failure.
+    pub fn heartbeat(self: &Arc<Self>) -> Heartbeat {
         let leases = Arc::clone(self);
-        tokio::spawn(async move {
+        Heartbeat(tokio::spawn(async move {
             let mut pause = leases.timeout / 3;
             loop {
                 tokio::time::sleep(pause).await;
                 pause = if leases.extend_all().await { leases.timeout / 3 } else { leases.timeout / 6 };
             }
-        })
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Receipt, Instant>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running heartbeat; stops when dropped.
+pub struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -94,7 +94,7 @@ impl Processor {
     /// Runs `workers` loops until `shutdown` is cancelled; in-flight batches finish (or are
     /// released) before it returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        run_workers("processor", self.config.workers, || {
+        run_workers("processor", self.config.workers, &shutdown, &self.stats, || {
             let (me, shutdown) = (Arc::clone(&self), shutdown.clone());
             async move {
                 run_loop("processor", &shutdown, None, || async {
@@ -132,7 +132,7 @@ impl Processor {
         ));
         let heartbeat = leases.heartbeat();
         let step = self.handle(received, &leases, shutdown).await;
-        heartbeat.abort();
+        drop(heartbeat);
         step
     }
 

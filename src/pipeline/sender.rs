@@ -195,7 +195,7 @@ impl Sender {
             Ok(Err(e)) => tracing::warn!(error = %e, "sender: queue error while finishing a batch"),
             Err(e) => {
                 self.stats.worker_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(error = %e, "sender: a batch task panicked; its messages return after their timeout");
+                tracing::error!(error = %e, "sender: a batch task panicked; its messages return after their timeout, the sender goes on");
             }
         }
     }
@@ -251,7 +251,7 @@ impl Sender {
             groups.into_values().map(|messages| self.send_group(messages, &leases, shutdown)),
         )
         .await;
-        heartbeat.abort();
+        drop(heartbeat);
         for result in results {
             for outcome in result? {
                 match outcome {

@@ -2,7 +2,7 @@
 //! idle for a while, or back off after a failure (capped exponential backoff with jitter, reset
 //! on success), until shutdown.
 
-use super::Backoff;
+use super::{Backoff, LoopStats};
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
@@ -66,19 +66,40 @@ where
 }
 
 /// Runs `workers` (at least one) copies of the loop `make` builds, each as its own task, and
-/// returns when all have ended.
-pub async fn run_workers<F, Fut>(name: &'static str, workers: usize, make: F)
-where
+/// returns when all have ended. A worker that panics is logged with the panic's message, counted
+/// in `stats.worker_restarts`, and started again (after a second, so a worker that keeps
+/// panicking cannot spin), unless shutdown has begun: a worker is never silently gone.
+pub async fn run_workers<F, Fut>(
+    name: &'static str,
+    workers: usize,
+    shutdown: &CancellationToken,
+    stats: &LoopStats,
+    make: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let tasks: Vec<_> = (0..workers.max(1)).map(|_| tokio::spawn(make())).collect();
-    for task in tasks {
-        if let Err(e) = task.await {
-            tracing::error!(worker = name, error = %e, "{name}: a worker task ended abnormally");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        tasks.spawn(make());
+    }
+    while let Some(ended) = tasks.join_next().await {
+        let Err(e) = ended else { continue };
+        stats.worker_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(worker = name, error = %e, "{name}: a worker task panicked; restarting it");
+        if shutdown.is_cancelled() {
+            continue;
         }
+        tokio::select! {
+            () = tokio::time::sleep(RESTART_PAUSE) => {}
+            () = shutdown.cancelled() => continue,
+        }
+        tasks.spawn(make());
     }
 }
+
+/// Pause before a panicked worker starts again.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +119,24 @@ mod tests {
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 4);
         assert!(started.elapsed() >= BACKOFF_BASE / 2 * 3, "three backoff waits: {:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_worker_is_counted_and_started_again() {
+        let (shutdown, stats, runs) = (CancellationToken::new(), LoopStats::default(), Arc::new(AtomicU32::new(0)));
+        let stop = shutdown.clone();
+        run_workers("test", 1, &shutdown, &stats, || {
+            let (runs, stop) = (Arc::clone(&runs), stop.clone());
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the first run fails");
+                }
+                stop.cancel();
+            }
+        })
+        .await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "the worker ran again after its panic");
+        assert_eq!(stats.read().worker_restarts, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod daemon;
 pub mod fake_providers;
+pub mod queues;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

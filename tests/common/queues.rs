@@ -1,0 +1,64 @@
+//! Queue wrappers that break one thing: a heartbeat that cannot extend anything, a consumer
+//! that panics once.
+
+use async_trait::async_trait;
+use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What a wrapper does to visibility changes and deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every visibility change fails (a heartbeat that cannot extend anything).
+    NoVisibility,
+    /// The first delete panics (a bug in a consumer, or in a driver it calls).
+    PanicOnFirstDelete,
+}
+
+/// A queue with one [`Fault`].
+pub struct Faulty {
+    inner: Arc<dyn Queue>,
+    fault: Fault,
+    panicked: AtomicBool,
+}
+
+impl Faulty {
+    pub fn wrap(inner: Arc<dyn Queue>, fault: Fault) -> Arc<dyn Queue> {
+        Arc::new(Faulty { inner, fault, panicked: AtomicBool::new(false) })
+    }
+}
+
+#[async_trait]
+impl Queue for Faulty {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn max_receive(&self) -> usize {
+        self.inner.max_receive()
+    }
+    async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
+        self.inner.send(queue, messages).await
+    }
+    async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+        self.inner.receive(queue, max, wait).await
+    }
+    async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()> {
+        if self.fault == Fault::PanicOnFirstDelete && !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("injected: the first delete panics");
+        }
+        self.inner.delete(queue, receipts).await
+    }
+    async fn set_visibility(&self, queue: QueueName, receipt: &Receipt, timeout: Duration) -> QueueResult<()> {
+        if self.fault == Fault::NoVisibility {
+            return Err(QueueError::Unavailable("injected: the visibility change timed out".into()));
+        }
+        self.inner.set_visibility(queue, receipt, timeout).await
+    }
+    async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
+        self.inner.dead_letter(queue, message).await
+    }
+    async fn depth(&self, queue: QueueName) -> QueueResult<Depth> {
+        self.inner.depth(queue).await
+    }
+}
