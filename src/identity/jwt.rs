@@ -1,12 +1,14 @@
 //! The one token verifier, for local and Cognito tokens alike: signature by a JWKS key chosen by
 //! `kid` (the algorithm comes from the key, never from the token), then `exp`, `iss`, `token_use`,
 //! and `aud` (ID token) or `client_id` (access token). A remote JWKS is cached and fetched again
-//! only for an unknown `kid`, at most once per 10 seconds.
+//! only for an unknown `kid`, at most once per 10 seconds. The fetch happens outside the cache's
+//! lock: tokens under known keys never wait for it, and concurrent unknown `kid`s share one fetch.
 
 use crate::domain::{Email, Role, TenantId, UserId};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -89,12 +91,18 @@ enum KeySource {
     /// Keys held in memory (the local identity's own key).
     Static(JwkSet),
     /// A JWKS URL, cached.
-    Remote { url: String, http: reqwest::Client, cache: Mutex<RemoteKeys> },
+    Remote(RemoteKeys),
 }
 
+/// A remote JWKS and its cache.
 struct RemoteKeys {
-    keys: JwkSet,
-    fetched_at: Option<Instant>,
+    url: String,
+    http: reqwest::Client,
+    /// The keys last fetched. Its lock is held only to read or swap the set, never across a fetch.
+    keys: RwLock<Arc<JwkSet>>,
+    /// When the last fetch started; held across a fetch, so unknown `kid`s arriving meanwhile wait
+    /// for that one fetch instead of starting their own.
+    fetching: Mutex<Option<Instant>>,
 }
 
 /// Verifies tokens of one issuer and app client.
@@ -113,8 +121,9 @@ impl JwtVerifier {
     /// A verifier that fetches keys from `jwks_url` when it meets a `kid` it does not know.
     pub fn with_jwks_url(issuer: String, client_id: String, jwks_url: String) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("HTTP client");
-        let cache = Mutex::new(RemoteKeys { keys: JwkSet { keys: Vec::new() }, fetched_at: None });
-        Self { issuer, client_id, keys: KeySource::Remote { url: jwks_url, http, cache } }
+        let keys = RwLock::new(Arc::new(JwkSet { keys: Vec::new() }));
+        let remote = RemoteKeys { url: jwks_url, http, keys, fetching: Mutex::new(None) };
+        Self { issuer, client_id, keys: KeySource::Remote(remote) }
     }
 
     /// The issuer tokens must name.
@@ -168,19 +177,34 @@ impl JwtVerifier {
         let unknown = || VerifyError::Invalid("unknown kid".to_owned());
         match &self.keys {
             KeySource::Static(set) => set.find(kid).cloned().ok_or_else(unknown),
-            KeySource::Remote { url, http, cache } => {
-                let mut cache = cache.lock().await;
-                if let Some(jwk) = cache.keys.find(kid) {
-                    return Ok(jwk.clone());
-                }
-                if cache.fetched_at.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-                    return Err(unknown());
-                }
-                cache.fetched_at = Some(Instant::now());
-                cache.keys = fetch_jwks(http, url).await?;
-                cache.keys.find(kid).cloned().ok_or_else(unknown)
-            }
+            KeySource::Remote(remote) => remote.key(kid).await?.ok_or_else(unknown),
         }
+    }
+}
+
+impl RemoteKeys {
+    /// The key `kid` names, fetching the JWKS again when the `kid` is unknown (at most once per
+    /// [`JWKS_REFETCH_INTERVAL`], and once for all the lookups waiting on it).
+    async fn key(&self, kid: &str) -> Result<Option<Jwk>, VerifyError> {
+        if let Some(jwk) = self.cached(kid) {
+            return Ok(Some(jwk));
+        }
+        let mut last_fetch = self.fetching.lock().await;
+        // A fetch that finished while this lookup waited may have brought the key.
+        if let Some(jwk) = self.cached(kid) {
+            return Ok(Some(jwk));
+        }
+        if last_fetch.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+            return Ok(None);
+        }
+        *last_fetch = Some(Instant::now());
+        let fresh = Arc::new(fetch_jwks(&self.http, &self.url).await?);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        Ok(fresh.find(kid).cloned())
+    }
+
+    fn cached(&self, kid: &str) -> Option<Jwk> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).find(kid).cloned()
     }
 }
 
