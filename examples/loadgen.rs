@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use kamshub::app::App;
 use kamshub::config::{FlagOverrides, Settings};
 use kamshub::domain::{Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, TenantId, TenantName};
-use kamshub::sealing::MasterKey;
+use kamshub::sealing::{MasterKey, SealContext};
 use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -259,8 +259,10 @@ fn new_channel(
     let id = ChannelId::generate();
     let now = kamshub::domain::now();
     Ok(Channel {
-        credentials: key.seal(&SecretString::from("123456789:loadgen-fake-token"), id.as_str()),
-        webhook_secret: webhook_secret.map(|s| key.seal(&SecretString::from(s.to_owned()), id.as_str())),
+        credentials: key
+            .seal(&SecretString::from("123456789:loadgen-fake-token"), SealContext::channel_credentials(id.as_str())),
+        webhook_secret: webhook_secret
+            .map(|s| key.seal(&SecretString::from(s.to_owned()), SealContext::channel_webhook_secret(id.as_str()))),
         display_name: DisplayName::parse(&format!("Loadgen {kind} {}", external_id.as_str()))?,
         tenant_id: tenant.clone(),
         kind,

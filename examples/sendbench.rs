@@ -243,7 +243,10 @@ async fn seed_channels(app: &App, bots: usize) -> anyhow::Result<(TenantId, Vec<
         let id = ChannelId::generate();
         let now = kamshub::domain::now();
         let channel = Channel {
-            credentials: key.seal(&SecretString::from(format!("{i}:TOKEN")), id.as_str()),
+            credentials: key.seal(
+                &SecretString::from(format!("{i}:TOKEN")),
+                kamshub::sealing::SealContext::channel_credentials(id.as_str()),
+            ),
             webhook_secret: None,
             tenant_id: tenant.id.clone(),
             kind: ChannelKind::Telegram,

@@ -1,8 +1,11 @@
 //! Sealing of channel secrets (bot tokens, page tokens, webhook secrets) with AES-256-GCM.
 //!
-//! A sealed value is `v1.<key id>.<base64(nonce ‖ ciphertext)>`. The key id names the master key
-//! that sealed it, so a wrong key is reported as such instead of as garbage. The channel id is
-//! bound in as associated data: a sealed token copied onto another channel does not open.
+//! A sealed value is `v2.<key id>.<base64(nonce ‖ ciphertext)>`. The key id names the master key
+//! that sealed it, so a wrong key is reported as such instead of as garbage. The record and the
+//! field it was sealed for ([`SealContext`], e.g. `chn_…:credentials`) are bound in as associated
+//! data: a sealed value copied onto another channel, or into another field of the same channel
+//! (a bot token as the webhook secret), does not open. Values sealed by earlier versions (`v1`,
+//! bound to the record only) still open; sealing again (`channel rotate-credentials`) upgrades them.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -32,6 +35,35 @@ impl Sealed {
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Sealed(..)")
+    }
+}
+
+/// What a sealed secret belongs to: the owning record's id and the field within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealContext<'a> {
+    record: &'a str,
+    field: &'a str,
+}
+
+impl<'a> SealContext<'a> {
+    /// Field `field` of the record `record`.
+    pub fn new(record: &'a str, field: &'a str) -> Self {
+        Self { record, field }
+    }
+
+    /// A channel's credentials (its bot token or page token).
+    pub fn channel_credentials(channel_id: &'a str) -> Self {
+        Self::new(channel_id, "credentials")
+    }
+
+    /// A Telegram channel's webhook secret.
+    pub fn channel_webhook_secret(channel_id: &'a str) -> Self {
+        Self::new(channel_id, "webhookSecret")
+    }
+
+    /// The associated data of the current format: `record:field`.
+    fn bound(&self) -> String {
+        format!("{}:{}", self.record, self.field)
     }
 }
 
@@ -86,23 +118,33 @@ impl MasterKey {
         &self.key_id
     }
 
-    /// Encrypts `secret`, bound to `context` (the owning record's id).
-    pub fn seal(&self, secret: &SecretString, context: &str) -> Sealed {
+    /// Encrypts `secret`, bound to `context` (record and field).
+    pub fn seal(&self, secret: &SecretString, context: SealContext<'_>) -> Sealed {
+        Sealed(format!("v2.{}.{}", self.key_id, B64.encode(self.encrypt(secret, &context.bound()))))
+    }
+
+    fn encrypt(&self, secret: &SecretString, aad: &str) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let payload = Payload { msg: secret.expose_secret().as_bytes(), aad: context.as_bytes() };
+        let payload = Payload { msg: secret.expose_secret().as_bytes(), aad: aad.as_bytes() };
         let ciphertext =
             self.cipher.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption of a short secret");
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
-        Sealed(format!("v1.{}.{}", self.key_id, B64.encode(blob)))
+        blob
     }
 
-    /// Decrypts a value sealed by [`MasterKey::seal`] with the same `context`.
-    pub fn open(&self, sealed: &Sealed, context: &str) -> Result<SecretString, SealingError> {
+    /// Decrypts a value sealed by [`MasterKey::seal`] with the same `context`, or by an earlier
+    /// kamshub for the same record (`v1`, which bound the record only).
+    pub fn open(&self, sealed: &Sealed, context: SealContext<'_>) -> Result<SecretString, SealingError> {
         let mut parts = sealed.0.splitn(3, '.');
-        let (Some("v1"), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(version), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(SealingError::Corrupt);
+        };
+        let aad = match version {
+            "v2" => context.bound(),
+            "v1" => context.record.to_owned(),
+            _ => return Err(SealingError::Corrupt),
         };
         if key_id != self.key_id {
             return Err(SealingError::WrongKey { found: key_id.to_owned(), expected: self.key_id.clone() });
@@ -114,7 +156,7 @@ impl MasterKey {
         let (nonce, ciphertext) = blob.split_at(12);
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
             .map_err(|_| SealingError::Corrupt)?;
         let text = String::from_utf8(plain).map_err(|_| SealingError::Corrupt)?;
         Ok(SecretString::from(text))
@@ -129,37 +171,61 @@ mod tests {
         MasterKey::from_bytes(&[byte; 32])
     }
 
+    const TOKEN: SealContext<'static> = SealContext { record: "chn_1", field: "credentials" };
+    const HOOK: SealContext<'static> = SealContext { record: "chn_1", field: "webhookSecret" };
+
     #[test]
     fn round_trips_and_hides_the_plaintext() {
         let k = key(7);
-        let sealed = k.seal(&SecretString::from("123456:ABC-secret-token"), "chn_1");
+        let sealed = k.seal(&SecretString::from("123456:ABC-secret-token"), TOKEN);
+        assert!(sealed.as_str().starts_with("v2."));
         assert!(!sealed.as_str().contains("ABC-secret-token"));
-        assert!(!format!("{sealed:?}").contains("v1."));
-        assert_eq!(k.open(&sealed, "chn_1").unwrap().expose_secret(), "123456:ABC-secret-token");
+        assert!(!format!("{sealed:?}").contains("v2."));
+        assert_eq!(k.open(&sealed, TOKEN).unwrap().expose_secret(), "123456:ABC-secret-token");
     }
 
     #[test]
     fn same_secret_seals_differently_each_time() {
         let k = key(7);
         let s = SecretString::from("token");
-        assert_ne!(k.seal(&s, "c"), k.seal(&s, "c"));
+        assert_ne!(k.seal(&s, TOKEN), k.seal(&s, TOKEN));
     }
 
     #[test]
     fn refuses_another_records_context_and_tampering() {
         let k = key(7);
-        let sealed = k.seal(&SecretString::from("token"), "chn_1");
-        assert!(matches!(k.open(&sealed, "chn_2"), Err(SealingError::Corrupt)));
+        let sealed = k.seal(&SecretString::from("token"), TOKEN);
+        assert!(matches!(k.open(&sealed, SealContext::channel_credentials("chn_2")), Err(SealingError::Corrupt)));
         let mut text = sealed.as_str().to_owned();
         let last = text.pop().unwrap();
         text.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(matches!(k.open(&Sealed::from_stored(text), "chn_1"), Err(SealingError::Corrupt)));
+        assert!(matches!(k.open(&Sealed::from_stored(text), TOKEN), Err(SealingError::Corrupt)));
+    }
+
+    #[test]
+    fn fields_of_one_record_cannot_be_swapped() {
+        let k = key(7);
+        let token = k.seal(&SecretString::from("123456:bot-token"), TOKEN);
+        let hook = k.seal(&SecretString::from("webhook-secret"), HOOK);
+        assert!(matches!(k.open(&token, HOOK), Err(SealingError::Corrupt)), "a bot token is no webhook secret");
+        assert!(matches!(k.open(&hook, TOKEN), Err(SealingError::Corrupt)), "nor the other way round");
+        assert_eq!(k.open(&hook, HOOK).unwrap().expose_secret(), "webhook-secret");
+    }
+
+    #[test]
+    fn values_sealed_before_fields_were_bound_still_open() {
+        let k = key(7);
+        // The v1 format: the record id alone as associated data.
+        let blob = k.encrypt(&SecretString::from("legacy-token"), "chn_1");
+        let legacy = Sealed::from_stored(format!("v1.{}.{}", k.key_id(), B64.encode(blob)));
+        assert_eq!(k.open(&legacy, TOKEN).unwrap().expose_secret(), "legacy-token");
+        assert!(k.open(&legacy, SealContext::channel_credentials("chn_2")).is_err(), "still bound to its record");
     }
 
     #[test]
     fn names_the_key_mismatch() {
-        let sealed = key(1).seal(&SecretString::from("token"), "c");
-        let err = key(2).open(&sealed, "c").unwrap_err();
+        let sealed = key(1).seal(&SecretString::from("token"), TOKEN);
+        let err = key(2).open(&sealed, TOKEN).unwrap_err();
         assert!(matches!(err, SealingError::WrongKey { .. }), "{err}");
     }
 

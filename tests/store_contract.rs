@@ -15,7 +15,7 @@ use kamshub::domain::{
     ChannelHealth, ConversationId, Direction, Message, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus,
     Reaction, Revision, SendId, Transition,
 };
-use kamshub::sealing::MasterKey;
+use kamshub::sealing::{MasterKey, SealContext};
 use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError};
 use kamshub::store::{ConversationQuery, OutboxQuery};
 use secrecy::SecretString;
@@ -130,8 +130,9 @@ fn channel(tenant: &TenantId, kind: ChannelKind, external: &str) -> Channel {
         ChannelKind::Messenger => ExternalId::page_id(external).unwrap(),
     };
     Channel {
-        credentials: key().seal(&SecretString::from("123:token-value"), id.as_str()),
-        webhook_secret: (kind == ChannelKind::Telegram).then(|| key().seal(&SecretString::from("hook"), id.as_str())),
+        credentials: key().seal(&SecretString::from("123:token-value"), SealContext::channel_credentials(id.as_str())),
+        webhook_secret: (kind == ChannelKind::Telegram)
+            .then(|| key().seal(&SecretString::from("hook"), SealContext::channel_webhook_secret(id.as_str()))),
         id,
         tenant_id: tenant.clone(),
         kind,
@@ -244,7 +245,7 @@ async fn channels_round_trip_with_sealed_credentials(store: Arc<dyn Store>) {
     assert_eq!(read, c);
     assert_eq!(
         key()
-            .open(&read.credentials, c.id.as_str())
+            .open(&read.credentials, SealContext::channel_credentials(c.id.as_str()))
             .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
             .unwrap(),
         "123:token-value"

@@ -34,7 +34,7 @@ use crate::domain::{
 use crate::providers::send::{classify, split_text};
 use crate::providers::{Provider, Providers, ReplyPart};
 use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
-use crate::sealing::MasterKey;
+use crate::sealing::{MasterKey, SealContext};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -427,7 +427,7 @@ impl Sender {
             };
             return (Vec::new(), Some(failure));
         }
-        let token = match self.key.open(&channel.credentials, channel.id.as_str()) {
+        let token = match self.key.open(&channel.credentials, SealContext::channel_credentials(channel.id.as_str())) {
             Ok(token) => token,
             Err(e) => {
                 let failure = SendFailure::Permanent { code: None, description: e.to_string(), needs_reauth: false };

@@ -7,7 +7,7 @@ use super::page::{Page, PageRequest, time_key};
 use super::{ServiceError, ServiceResult};
 use crate::app::App;
 use crate::domain::{AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, ExternalId, TenantId};
-use crate::sealing::MasterKey;
+use crate::sealing::{MasterKey, SealContext};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use rand::RngCore;
@@ -135,8 +135,8 @@ pub async fn add(
         kind,
         display_name,
         external_id,
-        credentials: key.seal(token, id.as_str()),
-        webhook_secret: webhook_secret.as_ref().map(|s| key.seal(s, id.as_str())),
+        credentials: key.seal(token, SealContext::channel_credentials(id.as_str())),
+        webhook_secret: webhook_secret.as_ref().map(|s| key.seal(s, SealContext::channel_webhook_secret(id.as_str()))),
         is_active: true,
         health: Default::default(),
         auto_reply: None,
@@ -326,12 +326,12 @@ pub async fn set_webhook(
         )));
     }
     let key = app.master_key()?;
-    let token = open(&key, &channel, &channel.credentials)?;
+    let token = open(&key, &channel, &channel.credentials, SealContext::channel_credentials(channel.id.as_str()))?;
     let sealed_secret = channel
         .webhook_secret
         .as_ref()
         .ok_or_else(|| ServiceError::Internal(format!("telegram channel `{id}` has no webhook secret")))?;
-    let secret = open(&key, &channel, sealed_secret)?;
+    let secret = open(&key, &channel, sealed_secret, SealContext::channel_webhook_secret(channel.id.as_str()))?;
     let url = webhook_url(app, &channel);
     app.telegram().set_webhook(&token, &url, &secret).await?;
     store
@@ -374,12 +374,14 @@ pub async fn rotate_credentials(
                 .webhook_secret
                 .as_ref()
                 .ok_or_else(|| ServiceError::Internal(format!("telegram channel `{id}` has no webhook secret")))?;
-            let secret = open(&key, &channel, sealed)?;
+            let secret = open(&key, &channel, sealed, SealContext::channel_webhook_secret(channel.id.as_str()))?;
+            // Sealed again in the current format, bound to its field.
+            channel.webhook_secret = Some(key.seal(&secret, SealContext::channel_webhook_secret(channel.id.as_str())));
             app.telegram().set_webhook(&token, &webhook_url(app, &channel), &secret).await?;
         }
         ChannelKind::Messenger => app.messenger().subscribe_app(channel.external_id.as_str(), &token).await?,
     }
-    channel.credentials = key.seal(&token, channel.id.as_str());
+    channel.credentials = key.seal(&token, SealContext::channel_credentials(channel.id.as_str()));
     channel.health = crate::domain::ChannelHealth::Ok;
     channel.updated_at = crate::domain::now();
     let audit = AuditEntry::new(&caller.actor(), tenant_id, "channel.rotate_credentials", id.as_str(), json!({}));
@@ -387,8 +389,13 @@ pub async fn rotate_credentials(
     Ok(view(app, &channel))
 }
 
-fn open(key: &MasterKey, channel: &Channel, sealed: &crate::sealing::Sealed) -> ServiceResult<SecretString> {
-    key.open(sealed, channel.id.as_str())
+fn open(
+    key: &MasterKey,
+    channel: &Channel,
+    sealed: &crate::sealing::Sealed,
+    context: SealContext<'_>,
+) -> ServiceResult<SecretString> {
+    key.open(sealed, context)
         .map_err(|e| ServiceError::Internal(format!("cannot open the credentials of channel `{}`: {e}", channel.id)))
 }
 

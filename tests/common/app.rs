@@ -9,6 +9,7 @@ use kamshub::pipeline::processor::{Processor, ProcessorConfig, Step};
 use kamshub::pipeline::relay::{Relay, RelayConfig};
 use kamshub::pipeline::sender::{Sender, SenderConfig};
 use kamshub::queue::{Queue, QueueName};
+use kamshub::sealing::SealContext;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,8 +208,9 @@ fn channel(
     let id = ChannelId::generate();
     let now = kamshub::domain::now();
     Channel {
-        credentials: key.seal(&SecretString::from("token"), id.as_str()),
-        webhook_secret: secret.map(|s| key.seal(&SecretString::from(s.to_owned()), id.as_str())),
+        credentials: key.seal(&SecretString::from("token"), SealContext::channel_credentials(id.as_str())),
+        webhook_secret: secret
+            .map(|s| key.seal(&SecretString::from(s.to_owned()), SealContext::channel_webhook_secret(id.as_str()))),
         tenant_id: tenant.clone(),
         kind,
         display_name: DisplayName::parse("Test").unwrap(),

@@ -29,7 +29,7 @@ use crate::domain::inbound::{ENVELOPE_VERSION, Envelope};
 use crate::domain::{Channel, ChannelId, ChannelKind, TenantId};
 use crate::providers::{lone_surrogates_replaced, messenger_webhook, telegram_webhook};
 use crate::queue::{OutgoingMessage, Queue, QueueName, check_outgoing};
-use crate::sealing::MasterKey;
+use crate::sealing::{MasterKey, SealContext};
 use crate::store::{Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -319,7 +319,7 @@ impl Intake {
         let webhook_secret = channel
             .webhook_secret
             .as_ref()
-            .map(|sealed| self.key.open(sealed, channel.id.as_str()))
+            .map(|sealed| self.key.open(sealed, SealContext::channel_webhook_secret(channel.id.as_str())))
             .transpose()
             .map_err(|e| {
                 tracing::error!(channel = %channel.id, error = %e, "cannot open the channel's webhook secret");
