@@ -365,10 +365,13 @@ impl Settings {
                 return Err(ConfigError(format!("invalid setting `{key}`: must be at least 1")));
             }
         }
-        if self.queue.visibility_timeout_secs > 43_200 {
-            return Err(ConfigError(
-                "invalid setting `[queue] visibility_timeout_secs`: must be at most 43200 (12 h)".to_owned(),
-            ));
+        if !(MIN_VISIBILITY_TIMEOUT_SECS..=43_200).contains(&self.queue.visibility_timeout_secs) {
+            return Err(ConfigError(format!(
+                "invalid setting `[queue] visibility_timeout_secs` (KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS): must be \
+                 {MIN_VISIBILITY_TIMEOUT_SECS} to 43200 (12 h), not {}: consumers extend what they hold every third \
+                 of it, and SQS counts whole seconds",
+                self.queue.visibility_timeout_secs
+            )));
         }
         for (key, url) in [
             ("[providers] telegram_api_base", Some(&self.providers.telegram_api_base)),
@@ -384,6 +387,11 @@ impl Settings {
         Ok(())
     }
 }
+
+/// Shortest `[queue] visibility_timeout_secs`. Consumers extend what they hold every third of the
+/// timeout and SQS counts visibility in whole seconds: below this a held message cannot be
+/// extended in time (0 would make every received message visible again at once).
+pub const MIN_VISIBILITY_TIMEOUT_SECS: u32 = 2;
 
 fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
     let chosen = explicit
@@ -453,6 +461,20 @@ mod tests {
         assert!(err.contains("lisen"), "{err}");
         let err = from_toml("[queue]\nmax_receive_count = \"many\"").unwrap_err().to_string();
         assert!(err.contains("queue.max_receive_count"), "{err}");
+    }
+
+    #[test]
+    fn a_visibility_timeout_too_short_to_extend_is_refused_naming_the_key() {
+        for short in [0, 1] {
+            let err = from_toml(&format!("[queue]\nvisibility_timeout_secs = {short}")).unwrap_err().to_string();
+            assert!(
+                err.contains("[queue] visibility_timeout_secs")
+                    && err.contains("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS"),
+                "{err}"
+            );
+        }
+        assert!(from_toml("[queue]\nvisibility_timeout_secs = 2").is_ok());
+        assert!(from_toml("[queue]\nvisibility_timeout_secs = 43201").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod common;
 
 use common::daemon::{Daemon, strip_ansi};
 use std::process::Command;
+use std::time::Duration;
 
 #[tokio::test]
 async fn serve_starts_embedded_answers_health_and_exits_0_on_sigterm() {
@@ -47,4 +48,22 @@ fn serve_refuses_a_busy_port_with_exit_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on"));
+}
+
+#[test]
+fn serve_refuses_a_visibility_timeout_of_0_with_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("kamshub")
+        .unwrap()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("KAMSHUB_HTTP__LISTEN", "127.0.0.1:0")
+        .env("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS", "0")
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[queue] visibility_timeout_secs"), "{stderr}");
+    assert!(stderr.contains("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS"), "{stderr}");
 }
