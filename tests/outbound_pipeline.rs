@@ -215,8 +215,8 @@ async fn twenty_replies_in_one_conversation_arrive_in_order_and_nothing_lapses(
     stop.cancel();
     running.await.unwrap();
     relay.await.unwrap();
-    assert_eq!(fake.delivered_to("6001"), expected, "in the order they were queued");
     let counts = app.sender.stats().read();
+    assert_eq!(fake.delivered_to("6001"), expected, "in the order they were queued ({counts:?})");
     assert_eq!((counts.visibility_lapses, counts.extend_failures), (0, 0), "{counts:?}");
 }
 
@@ -457,7 +457,13 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
         let first = Arc::clone(&first);
         async move { first.run_once().await }
     });
-    // The message lapses and comes back to the second sender, which takes the item for abandoned.
+    // The first sender claims it and calls the slow provider...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&app, &id).await.status != OutboxStatus::Sending {
+        assert!(Instant::now() < deadline, "the first sender did not claim the reply");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...the message lapses and comes back to the second sender, which takes the item for abandoned.
     pump_until(&app, || {
         let (store, id) = (Arc::clone(&store), id.clone());
         async move { store.get_outbox_for_send(&id).await.unwrap().unwrap().status == OutboxStatus::Unknown }

@@ -7,7 +7,7 @@
 //! planned retry, release), and count a lapse when a hold ended after its deadline.
 
 use super::LoopStats;
-use crate::queue::{Queue, QueueName, Receipt};
+use crate::queue::{Queue, QueueError, QueueName, Receipt};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The messages one received batch still holds, with the instant each one's visibility ends.
+/// The lock is held only to read or update the deadlines, never across a queue call.
 pub struct Leases {
     queue: Arc<dyn Queue>,
     name: QueueName,
@@ -37,43 +38,62 @@ impl Leases {
         Self { queue, name, timeout, stats, held: Mutex::new(held) }
     }
 
-    /// Whether `receipt` is still held with at least `margin` of visibility left.
-    pub fn holds(&self, receipt: &Receipt, margin: Duration) -> bool {
-        self.lock().get(receipt).is_some_and(|deadline| *deadline > Instant::now() + margin)
+    /// Whether `receipt` is still held with at least `margin` of visibility left, extending it
+    /// now if the heartbeat has fallen behind (a loaded machine, a slow queue). False means the
+    /// message may already be another consumer's: leave it alone.
+    pub async fn secure(&self, receipt: &Receipt, margin: Duration) -> bool {
+        let Some(deadline) = self.lock().get(receipt).copied() else { return false };
+        let now = Instant::now();
+        if deadline > now + margin {
+            return true;
+        }
+        if deadline <= now {
+            return false;
+        }
+        self.extend(receipt).await
     }
 
-    /// Extends every held message by the visibility timeout. A failed extension is logged and
-    /// counted; the message keeps its old deadline (and lapses if no later extension succeeds).
-    /// Returns whether every extension succeeded.
+    /// Extends every held message by the visibility timeout, all at once. A failed extension is
+    /// logged and counted; the message keeps its old deadline (and lapses if no later extension
+    /// succeeds). Returns whether every extension succeeded.
     pub async fn extend_all(&self) -> bool {
         let receipts: Vec<Receipt> = self.lock().keys().cloned().collect();
-        let mut all = true;
-        for receipt in receipts {
-            let asked = Instant::now();
-            match self.queue.set_visibility(self.name, &receipt, self.timeout).await {
-                Ok(()) => {
-                    if let Some(deadline) = self.lock().get_mut(&receipt) {
-                        *deadline = asked + self.timeout;
-                    }
+        let results = futures::future::join_all(receipts.iter().map(|r| self.extend(r))).await;
+        results.into_iter().all(|extended| extended)
+    }
+
+    /// Extends one held message; given up after a third of the timeout (a later answer would
+    /// come too late anyway).
+    async fn extend(&self, receipt: &Receipt) -> bool {
+        let asked = Instant::now();
+        let call = self.queue.set_visibility(self.name, receipt, self.timeout);
+        let result = match tokio::time::timeout(self.timeout / 3, call).await {
+            Ok(result) => result,
+            Err(_) => Err(QueueError::Unavailable("the visibility change did not answer in time".into())),
+        };
+        match result {
+            Ok(()) => {
+                // Not for a hold that ended meanwhile.
+                if let Some(deadline) = self.lock().get_mut(receipt) {
+                    *deadline = asked + self.timeout;
                 }
-                // Finished meanwhile (its hold ends before it is deleted or hidden): nothing lost.
-                Err(_) if !self.lock().contains_key(&receipt) => {}
-                Err(e) => {
-                    all = false;
-                    self.stats.extend_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(queue = ?self.name, error = %e, "cannot extend a held message's visibility");
-                }
+                true
+            }
+            // Finished meanwhile (its hold ends before it is deleted or hidden): nothing lost.
+            Err(_) if !self.lock().contains_key(receipt) => true,
+            Err(e) => {
+                self.stats.extend_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(queue = ?self.name, error = %e, "cannot extend a held message's visibility");
+                false
             }
         }
-        all
     }
 
     /// Ends the hold on `receipt` (the caller deletes, hides or releases it): counts a lapse if
     /// its visibility had already run out.
-    pub fn end(&self, receipt: &Receipt) {
-        if let Some(deadline) = self.lock().remove(receipt)
-            && Instant::now() >= deadline
-        {
+    pub async fn end(&self, receipt: &Receipt) {
+        let deadline = self.lock().remove(receipt);
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             self.stats.visibility_lapses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(queue = ?self.name, "a held message's visibility lapsed before it was finished");
         }
@@ -81,10 +101,14 @@ impl Leases {
 
     /// Ends the hold on `receipt` and makes it visible again at once (its turn comes again).
     pub async fn release(&self, receipt: &Receipt) {
-        self.end(receipt);
+        self.end(receipt).await;
         if let Err(e) = self.queue.set_visibility(self.name, receipt, Duration::ZERO).await {
             tracing::warn!(queue = ?self.name, error = %e, "cannot release a message; it returns after its timeout");
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Receipt, Instant>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs the heartbeat until the returned guard is dropped (also when the consumer panics, so
@@ -99,10 +123,6 @@ impl Leases {
                 pause = if leases.extend_all().await { leases.timeout / 3 } else { leases.timeout / 6 };
             }
         }))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Receipt, Instant>> {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

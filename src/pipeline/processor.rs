@@ -151,7 +151,7 @@ impl Processor {
                     // The same bytes fail the same way every time: retrying would only hold up
                     // the rest of the conversation. The DLQ keeps it for inspection and redrive.
                     tracing::error!(group = %message.group_id, %why, "processor: unreadable event; moving it to the DLQ");
-                    leases.end(&message.receipt);
+                    leases.end(&message.receipt).await;
                     self.queue.dead_letter(QueueName::Incoming, &message).await?;
                     step.dead_lettered += 1;
                 }
@@ -193,13 +193,15 @@ impl Processor {
             }
         }
         if !done.is_empty() {
-            done.iter().for_each(|receipt| leases.end(receipt));
+            for receipt in &done {
+                leases.end(receipt).await;
+            }
             self.queue.delete(QueueName::Incoming, &done).await?;
         }
         step.retried = retry.len();
         for message in retry {
             let delay = retry_delay(message.receive_count, self.config.visibility_timeout);
-            leases.end(&message.receipt);
+            leases.end(&message.receipt).await;
             if let Err(e) = self.queue.set_visibility(QueueName::Incoming, &message.receipt, delay).await {
                 tracing::debug!(error = %e, "processor: could not set the retry delay; the visibility timeout applies");
             }

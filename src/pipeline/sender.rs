@@ -96,6 +96,7 @@ pub struct SendStep {
 }
 
 /// What became of one queue message.
+#[derive(Debug)]
 enum Disposition {
     Done(Outcome),
     DeadLetter,
@@ -109,7 +110,7 @@ enum Disposition {
     Later(Duration),
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Outcome {
     Sent,
     Retried,
@@ -282,15 +283,16 @@ impl Sender {
         let mut messages = messages.into_iter().peekable();
         while let Some(message) = messages.next_if(|_| !shutdown.is_cancelled()) {
             let disposition = self.deliver(&message, leases, shutdown).await;
+            tracing::debug!(group = %message.group_id, receive_count = message.receive_count, body = %message.body, disposition = ?disposition, "sender: message handled");
             let receipt = std::slice::from_ref(&message.receipt);
             match disposition {
                 Disposition::Done(outcome) => {
-                    leases.end(&message.receipt);
+                    leases.end(&message.receipt).await;
                     self.queue.delete(QueueName::Send, receipt).await?;
                     outcomes.push(outcome);
                 }
                 Disposition::DeadLetter => {
-                    leases.end(&message.receipt);
+                    leases.end(&message.receipt).await;
                     self.queue.dead_letter(QueueName::Send, &message).await?;
                     outcomes.push(Outcome::Failed);
                 }
@@ -299,7 +301,7 @@ impl Sender {
                     // must never come before the provider's retry_after.
                     let seconds = u64::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
                     let hidden = Duration::from_secs(seconds).min(crate::queue::MAX_VISIBILITY);
-                    leases.end(&message.receipt);
+                    leases.end(&message.receipt).await;
                     self.queue.set_visibility(QueueName::Send, &message.receipt, hidden).await?;
                     outcomes.push(Outcome::Retried);
                     break;
@@ -309,7 +311,7 @@ impl Sender {
                     break;
                 }
                 Disposition::Lost => {
-                    leases.end(&message.receipt);
+                    leases.end(&message.receipt).await;
                     break;
                 }
             }
@@ -398,7 +400,7 @@ impl Sender {
         }
         // Claim only while the message is surely ours: a redelivery to another sender would find
         // the item SENDING and take it for abandoned.
-        if !leases.holds(&message.receipt, self.config.visibility_timeout / 3) {
+        if !leases.secure(&message.receipt, self.config.visibility_timeout / 3).await {
             tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
             return Ok(Disposition::Lost);
         }
