@@ -11,6 +11,7 @@ mod common;
 use base64::Engine;
 use common::app::{Backend, PAGE_ID, TestApp, spawn_app, telegram_text};
 use kamshub::domain::inbound::InboundEventRecord;
+use kamshub::pipeline::intake::telegram_event_id_of;
 use kamshub::queue::QueueName;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -42,9 +43,10 @@ on_both_backends!(
 /// What becomes of one corpus case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
-    /// Stored as a message (its inbound event, by `update_id`, applied).
+    /// Stored as a message (its inbound event, keyed by `update_id` and a digest, applied).
     Message(i64),
-    /// Recorded, by `update_id`, as ignored (an update type kamshub does not handle).
+    /// Recorded (keyed by `update_id` and a digest) as ignored (an update type kamshub does not
+    /// handle).
     Ignored(i64),
     /// Intake could not read it: recorded raw, as ignored, under `unusable:{sha256 of the body}`.
     Unusable,
@@ -149,13 +151,13 @@ async fn every_telegram_body_is_acknowledged_kept_and_never_costs_a_neighbour(ap
     for (i, (name, body)) in cases.iter().enumerate() {
         assert_eq!(texts_of(&app, &(900_000 + i).to_string()).await, ["neighbour"], "{name}: its neighbour is stored");
         match telegram_fate(name) {
-            Fate::Message(id) => {
-                let record = event(&app, &app.telegram, &id.to_string()).await;
+            Fate::Message(_) => {
+                let record = event(&app, &app.telegram, &telegram_event_id_of(body).unwrap()).await;
                 let outcome = record.unwrap_or_else(|| panic!("{name}: not recorded")).outcome;
                 assert!(outcome.starts_with("message"), "{name}: {outcome}");
             }
-            Fate::Ignored(id) => {
-                let record = event(&app, &app.telegram, &id.to_string()).await;
+            Fate::Ignored(_) => {
+                let record = event(&app, &app.telegram, &telegram_event_id_of(body).unwrap()).await;
                 let outcome = record.unwrap_or_else(|| panic!("{name}: not recorded")).outcome;
                 assert!(outcome.starts_with("ignored: unsupported update type"), "{name}: {outcome}");
             }

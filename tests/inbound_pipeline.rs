@@ -31,6 +31,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_telegram_update_delivered_three_times_at_once_is_stored_once,
+    a_reused_telegram_update_id_after_a_quiet_week_is_a_new_update,
     a_messenger_mid_delivered_three_times_is_stored_once_and_echoes_are_not_inbound,
     two_hundred_messages_of_one_chat_are_stored_in_order_while_other_chats_proceed,
     a_poison_message_reaches_the_dlq_and_the_rest_flow_on,
@@ -63,6 +64,23 @@ async fn a_telegram_update_delivered_three_times_at_once_is_stored_once(app: Tes
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].text.as_deref(), Some("hello once"));
     assert_eq!(stored[0].external_message_id.as_deref(), Some("555:1"));
+}
+
+/// Telegram restarts `update_id`s at a random number after a week without updates: an id seen
+/// before can name a new message, which must be stored (a retry of it still is not stored twice).
+async fn a_reused_telegram_update_id_after_a_quiet_week_is_a_new_update(app: TestApp) {
+    let before = telegram_text(777, 9100, 1, 1_700_000_000, "before the quiet week");
+    assert_eq!(app.post_telegram(&before).await, StatusCode::OK);
+    app.drain().await;
+    let after = telegram_text(777, 9200, 5, 1_700_700_000, "after the quiet week");
+    assert_eq!(app.post_telegram(&after).await, StatusCode::OK);
+    assert_eq!(app.post_telegram(&after).await, StatusCode::OK, "Telegram retries it");
+    app.drain().await;
+    for (chat, text) in [("9100", "before the quiet week"), ("9200", "after the quiet week")] {
+        let stored = messages(&app, &conversation_of(&app, chat).await).await;
+        let texts: Vec<_> = stored.iter().map(|m| m.text.as_deref()).collect();
+        assert_eq!(texts, [Some(text)], "chat {chat}");
+    }
 }
 
 async fn a_messenger_mid_delivered_three_times_is_stored_once_and_echoes_are_not_inbound(app: TestApp) {

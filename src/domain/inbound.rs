@@ -327,6 +327,18 @@ pub enum ReceiptStatus {
     Read,
 }
 
+/// The provider event id of a Telegram update: its `update_id` and a digest of the update
+/// (`{update_id}:{16 hex digits}`). Telegram numbers a bot's updates with `update_id`, but after a
+/// week without updates it starts again from a random number, so an old id can name a new update,
+/// which deduplication on the bare id would drop for ever. A redelivery of one update carries the
+/// same content, so the pair names exactly one update, with no window to tune.
+pub fn telegram_event_id(update_id: i64, update: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(update.to_string());
+    let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{update_id}:{short}")
+}
+
 /// A sortable provider position: the time as 15 zero-padded digits of milliseconds, then a
 /// tie-breaker (Telegram `message_id`, zero-padded; Messenger the `mid`). String order is
 /// provider order.
@@ -352,6 +364,15 @@ mod tests {
         let mut keys = vec![order_key(2_000, "1"), order_key(1_000, "10"), order_key(1_000, "9")];
         keys.sort();
         assert_eq!(keys, vec![order_key(1_000, "9"), order_key(1_000, "10"), order_key(2_000, "1")]);
+    }
+
+    #[test]
+    fn a_reused_update_id_names_another_update_and_a_redelivery_the_same() {
+        let first = serde_json::json!({"update_id": 7, "message": {"message_id": 1, "chat": {"id": 1}, "text": "a"}});
+        let reused = serde_json::json!({"update_id": 7, "message": {"message_id": 9, "chat": {"id": 2}, "text": "b"}});
+        assert_ne!(telegram_event_id(7, &first), telegram_event_id(7, &reused));
+        assert_eq!(telegram_event_id(7, &first), telegram_event_id(7, &first.clone()));
+        assert!(telegram_event_id(i64::MAX, &first).len() <= 128);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod trace;
 pub use trace::{IntakeStats, LOG_EVERY};
 
 use super::batcher::{EnqueueBatcher, EnqueueError};
-use crate::domain::inbound::{ENVELOPE_VERSION, Envelope};
+use crate::domain::inbound::{ENVELOPE_VERSION, Envelope, telegram_event_id};
 use crate::domain::{Channel, ChannelId, ChannelKind, TenantId};
 use crate::providers::{lone_surrogates_replaced, messenger_webhook, telegram_webhook};
 use crate::queue::{OutgoingMessage, Queue, QueueName, check_outgoing};
@@ -140,7 +140,7 @@ impl Intake {
             Err(e) => Err(e.to_string()),
         });
         let envelope = match read {
-            Ok((update, key)) => envelope(&route, key.update_id.to_string(), key.thread_id, update),
+            Ok((update, key)) => envelope(&route, telegram_event_id(key.update_id, &update), key.thread_id, update),
             Err(why) => self.unusable(&route, body, why),
         };
         self.enqueue(vec![envelope]).await.map(|_| ())
@@ -361,6 +361,15 @@ fn envelope(route: &Route, provider_event_id: String, thread_id: String, payload
 
 /// A webhook body as JSON, read leniently: a UTF-8 byte order mark before it is skipped, and a
 /// lone UTF-16 surrogate escape reads as U+FFFD (`lone_surrogates_replaced`); else why not.
+/// The provider event id intake gives a Telegram update body (`domain::inbound::telegram_event_id`),
+/// or None when intake cannot read the body (it is then kept as `unusable:{sha256}`). Operators
+/// and tests find an update's inbound event by it.
+pub fn telegram_event_id_of(body: &[u8]) -> Option<String> {
+    let update = parse(body).and_then(shallow).ok()?;
+    let key = telegram_webhook::update_key(&update).ok()?;
+    Some(telegram_event_id(key.update_id, &update))
+}
+
 fn parse(body: &[u8]) -> Result<Value, String> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     serde_json::from_slice(&lone_surrogates_replaced(body)).map_err(|e| format!("body is not JSON: {e}"))
