@@ -20,6 +20,7 @@
 //! is unreachable, so intake keeps acknowledging through a short store outage: the queue, not the
 //! store, is what must be up.
 
+mod cache;
 mod trace;
 
 pub use trace::{IntakeStats, LOG_EVERY};
@@ -31,16 +32,13 @@ use crate::providers::{lone_surrogates_replaced, messenger_webhook, telegram_web
 use crate::queue::{OutgoingMessage, Queue, QueueName, check_outgoing};
 use crate::sealing::{MasterKey, SealContext};
 use crate::store::{Store, StoreError};
+use cache::Lookups;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::RwLock;
 use trace::{LogLimiter, count};
-
-/// How long a channel lookup is trusted before the store is asked again.
-const CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Deepest JSON nesting intake passes on as parsed JSON. Provider events nest a few levels; a
 /// deeper one is kept raw (as text), since the queue message wrapping it must stay within the
@@ -76,10 +74,11 @@ struct Route {
     webhook_secret: Option<SecretString>,
 }
 
+/// Channel lookups by webhook URL id and by Messenger page id ([`cache`]: bounded).
 #[derive(Default)]
 struct Cache {
-    by_id: HashMap<ChannelId, (Option<Route>, Instant)>,
-    by_page: HashMap<String, (Option<Route>, Instant)>,
+    by_id: Lookups<ChannelId, Route>,
+    by_page: Lookups<String, Route>,
 }
 
 /// The intake of one daemon.
@@ -119,7 +118,7 @@ impl Intake {
     /// Forgets cached lookups of a channel (after a change in this process).
     pub async fn invalidate(&self, channel: &ChannelId) {
         let mut cache = self.cache.write().await;
-        cache.by_id.remove(channel);
+        cache.by_id.forget(channel);
         cache.by_page.clear();
     }
 
@@ -282,16 +281,16 @@ impl Intake {
     }
 
     async fn route_by_id(&self, id: &ChannelId) -> Result<Option<Route>, IntakeError> {
-        let cached = self.cache.read().await.by_id.get(id).cloned();
+        let cached = self.cache.read().await.by_id.get(id);
         if let Some((route, at)) = &cached
-            && at.elapsed() < CACHE_TTL
+            && at.elapsed() < cache::TTL
         {
             return Ok(route.clone());
         }
         match self.store.find_channel(id).await {
             Ok(channel) => {
                 let route = channel.map(|c| self.route(&c)).transpose()?;
-                self.cache.write().await.by_id.insert(id.clone(), (route.clone(), Instant::now()));
+                self.cache.write().await.by_id.remember(id.clone(), route.clone(), Instant::now());
                 Ok(route)
             }
             Err(e) => stale_or_unavailable(cached.map(|(route, _)| route), e),
@@ -299,16 +298,16 @@ impl Intake {
     }
 
     async fn route_by_page(&self, page_id: &str) -> Result<Option<Route>, IntakeError> {
-        let cached = self.cache.read().await.by_page.get(page_id).cloned();
+        let cached = self.cache.read().await.by_page.get(page_id);
         if let Some((route, at)) = &cached
-            && at.elapsed() < CACHE_TTL
+            && at.elapsed() < cache::TTL
         {
             return Ok(route.clone());
         }
         match self.store.find_active_channel(ChannelKind::Messenger, page_id).await {
             Ok(channel) => {
                 let route = channel.map(|c| self.route(&c)).transpose()?;
-                self.cache.write().await.by_page.insert(page_id.to_owned(), (route.clone(), Instant::now()));
+                self.cache.write().await.by_page.remember(page_id.to_owned(), route.clone(), Instant::now());
                 Ok(route)
             }
             Err(e) => stale_or_unavailable(cached.map(|(route, _)| route), e),
