@@ -28,6 +28,12 @@ _kamshub() {
             kamshub,conversation)
                 cmd="kamshub__subcmd__conversation"
                 ;;
+            kamshub,dlq)
+                cmd="kamshub__subcmd__dlq"
+                ;;
+            kamshub,doctor)
+                cmd="kamshub__subcmd__doctor"
+                ;;
             kamshub,help)
                 cmd="kamshub__subcmd__help"
                 ;;
@@ -130,6 +136,30 @@ _kamshub() {
             kamshub__subcmd__conversation__subcmd__help,show)
                 cmd="kamshub__subcmd__conversation__subcmd__help__subcmd__show"
                 ;;
+            kamshub__subcmd__dlq,help)
+                cmd="kamshub__subcmd__dlq__subcmd__help"
+                ;;
+            kamshub__subcmd__dlq,list)
+                cmd="kamshub__subcmd__dlq__subcmd__list"
+                ;;
+            kamshub__subcmd__dlq,peek)
+                cmd="kamshub__subcmd__dlq__subcmd__peek"
+                ;;
+            kamshub__subcmd__dlq,redrive)
+                cmd="kamshub__subcmd__dlq__subcmd__redrive"
+                ;;
+            kamshub__subcmd__dlq__subcmd__help,help)
+                cmd="kamshub__subcmd__dlq__subcmd__help__subcmd__help"
+                ;;
+            kamshub__subcmd__dlq__subcmd__help,list)
+                cmd="kamshub__subcmd__dlq__subcmd__help__subcmd__list"
+                ;;
+            kamshub__subcmd__dlq__subcmd__help,peek)
+                cmd="kamshub__subcmd__dlq__subcmd__help__subcmd__peek"
+                ;;
+            kamshub__subcmd__dlq__subcmd__help,redrive)
+                cmd="kamshub__subcmd__dlq__subcmd__help__subcmd__redrive"
+                ;;
             kamshub__subcmd__help,bootstrap)
                 cmd="kamshub__subcmd__help__subcmd__bootstrap"
                 ;;
@@ -141,6 +171,12 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help,conversation)
                 cmd="kamshub__subcmd__help__subcmd__conversation"
+                ;;
+            kamshub__subcmd__help,dlq)
+                cmd="kamshub__subcmd__help__subcmd__dlq"
+                ;;
+            kamshub__subcmd__help,doctor)
+                cmd="kamshub__subcmd__help__subcmd__doctor"
                 ;;
             kamshub__subcmd__help,help)
                 cmd="kamshub__subcmd__help__subcmd__help"
@@ -198,6 +234,15 @@ _kamshub() {
                 ;;
             kamshub__subcmd__help__subcmd__conversation,show)
                 cmd="kamshub__subcmd__help__subcmd__conversation__subcmd__show"
+                ;;
+            kamshub__subcmd__help__subcmd__dlq,list)
+                cmd="kamshub__subcmd__help__subcmd__dlq__subcmd__list"
+                ;;
+            kamshub__subcmd__help__subcmd__dlq,peek)
+                cmd="kamshub__subcmd__help__subcmd__dlq__subcmd__peek"
+                ;;
+            kamshub__subcmd__help__subcmd__dlq,redrive)
+                cmd="kamshub__subcmd__help__subcmd__dlq__subcmd__redrive"
                 ;;
             kamshub__subcmd__help__subcmd__message,send)
                 cmd="kamshub__subcmd__help__subcmd__message__subcmd__send"
@@ -326,7 +371,7 @@ _kamshub() {
 
     case "${cmd}" in
         kamshub)
-            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel conversation message outbox queues completions man help"
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1123,8 +1168,248 @@ _kamshub() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kamshub__subcmd__dlq)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version list peek redrive help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__help)
+            opts="list peek redrive help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__help__subcmd__peek)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__help__subcmd__redrive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__list)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__peek)
+            opts="-o -v -h -V --limit --tenant --config --output --verbose --data-dir --help --version incoming send"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__dlq__subcmd__redrive)
+            opts="-o -v -h -V --dry-run --tenant --max --rate --yes --config --output --verbose --data-dir --help --version incoming send"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__doctor)
+            opts="-o -v -h -V --config --output --verbose --data-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kamshub__subcmd__help)
-            opts="serve bootstrap tenant user channel conversation message outbox queues completions man help"
+            opts="serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1336,6 +1621,76 @@ _kamshub() {
         kamshub__subcmd__help__subcmd__conversation__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__dlq)
+            opts="list peek redrive"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__dlq__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__dlq__subcmd__peek)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__dlq__subcmd__redrive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kamshub__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -39,7 +39,9 @@ complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "channel" -d 'Connec
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "conversation" -d 'List and show a tenant\'s conversations'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "message" -d 'Queue replies'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "outbox" -d 'Inspect, show and retry outbox items'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "dlq" -d 'Dead-letter queues: list depths, peek at what is stuck and why, redrive it'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "doctor" -d 'Check the deployment: configuration, store, queues, identity, master key, providers; OK/WARN/FAIL with the fix for each; exit 1 on any FAIL'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -340,6 +342,49 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one item in full'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand outbox; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -f -a "list" -d 'Each queue and its DLQ: messages waiting and in flight (approximate on SQS) and the oldest message\'s age (embedded queues; SQS tells it only through CloudWatch)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -f -a "peek" -d 'Show DLQ messages with their tenant, channel, group, key, receive count, the reason their last attempt failed, and age, without taking them'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -f -a "redrive" -d 'Move DLQ messages back to their source queue, in order within each conversation, keeping their group (audited). Asks first unless --yes; refuses while another redrive of the same queue runs'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and not __fish_seen_subcommand_from list peek redrive help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -l limit -d 'At most this many messages' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -l tenant -d 'Only this tenant\'s messages' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from peek" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l tenant -d 'Only this tenant\'s messages' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l max -d 'Move at most this many' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l rate -d 'At most this many messages per second' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l dry-run -d 'Count what would move, per tenant and reason; move nothing'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -l yes -d 'Do not ask for confirmation'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from redrive" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "list" -d 'Each queue and its DLQ: messages waiting and in flight (approximate on SQS) and the oldest message\'s age (embedded queues; SQS tells it only through CloudWatch)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "peek" -d 'Show DLQ messages with their tenant, channel, group, key, receive count, the reason their last attempt failed, and age, without taking them'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "redrive" -d 'Move DLQ messages back to their source queue, in order within each conversation, keeping their group (audited). Asks first unless --yes; refuses while another redrive of the same queue runs'
+complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -358,6 +403,13 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from help" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -373,18 +425,20 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l data-dir -d 'Dat
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "tenant" -d 'Create, list and show tenants'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "user" -d 'Invite and list users'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "message" -d 'Queue replies'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "outbox" -d 'Inspect, show and retry outbox items'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox queues completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "message" -d 'Queue replies'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "outbox" -d 'Inspect, show and retry outbox items'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "dlq" -d 'Dead-letter queues: list depths, peek at what is stuck and why, redrive it'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "doctor" -d 'Check the deployment: configuration, store, queues, identity, master key, providers; OK/WARN/FAIL with the fix for each; exit 1 on any FAIL'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List every tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
@@ -405,4 +459,7 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "inspect" -d 'List outbox items, newest first'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "show" -d 'Show one item in full'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from outbox" -f -a "retry" -d 'Send a FAILED or UNKNOWN item again (audited; for UNKNOWN this accepts a possible duplicate)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "list" -d 'Each queue and its DLQ: messages waiting and in flight (approximate on SQS) and the oldest message\'s age (embedded queues; SQS tells it only through CloudWatch)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "peek" -d 'Show DLQ messages with their tenant, channel, group, key, receive count, the reason their last attempt failed, and age, without taking them'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "redrive" -d 'Move DLQ messages back to their source queue, in order within each conversation, keeping their group (audited). Asks first unless --yes; refuses while another redrive of the same queue runs'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from queues" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'

@@ -1094,6 +1094,37 @@ impl Store for TimedStore {
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         self.stats.time("store.list_audit", self.inner.list_audit(tenant, limit)).await
     }
+    async fn record_inbound_failure(
+        &self,
+        envelope: &kamshub::domain::inbound::Envelope,
+        failure: &kamshub::store::InboundFailure,
+    ) -> StoreResult<()> {
+        self.stats.time("store.record_inbound_failure", self.inner.record_inbound_failure(envelope, failure)).await
+    }
+    async fn inbound_failure(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<kamshub::store::InboundFailure>> {
+        self.stats.time("store.inbound_failure", self.inner.inbound_failure(tenant, channel, provider_event_id)).await
+    }
+    async fn acquire_lease(
+        &self,
+        lease: &kamshub::store::Lease,
+        replacing: Option<&str>,
+    ) -> StoreResult<Option<kamshub::store::Lease>> {
+        self.stats.time("store.acquire_lease", self.inner.acquire_lease(lease, replacing)).await
+    }
+    async fn renew_lease(&self, name: &str, holder_id: &str, expires_at: time::OffsetDateTime) -> StoreResult<bool> {
+        self.stats.time("store.renew_lease", self.inner.renew_lease(name, holder_id, expires_at)).await
+    }
+    async fn release_lease(&self, name: &str, holder_id: &str) -> StoreResult<()> {
+        self.stats.time("store.release_lease", self.inner.release_lease(name, holder_id)).await
+    }
+    async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64> {
+        self.stats.time("store.count_outbox", self.inner.count_outbox(status)).await
+    }
 }
 
 /// The stats name of an outbox step.
@@ -1141,5 +1172,11 @@ impl Queue for TimedQueue {
     }
     async fn depth(&self, queue: QueueName) -> QueueResult<Depth> {
         self.stats.time("queue.depth", self.inner.depth(queue)).await
+    }
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<kamshub::queue::PeekedMessage>> {
+        self.stats.time("queue.peek", self.inner.peek(queue, max)).await
+    }
+    async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>> {
+        self.stats.time("queue.oldest_sent_at", self.inner.oldest_sent_at(queue)).await
     }
 }

@@ -6,9 +6,9 @@ use crate::identity::cognito::CognitoIdentity;
 use crate::identity::local::LocalIdentity;
 use crate::identity::{Identity, IdentityError};
 use crate::providers::{Providers, messenger::MessengerClient, telegram::TelegramClient};
-use crate::queue::{Queue, QueueError, sqlite::SqliteQueue, sqs::SqsQueue};
+use crate::queue::{Queue, QueueError, metered::MeteredQueue, sqlite::SqliteQueue, sqs::SqsQueue};
 use crate::sealing::MasterKey;
-use crate::store::{Store, StoreError, mongo::MongoStore, sqlite::SqliteStore};
+use crate::store::{Store, StoreError, metered::MeteredStore, mongo::MongoStore, sqlite::SqliteStore};
 use secrecy::ExposeSecret;
 use std::io::Write;
 use std::path::Path;
@@ -83,7 +83,7 @@ impl App {
         )
     }
 
-    /// The store, opened on first use.
+    /// The store, opened on first use, measured ([`MeteredStore`]).
     pub async fn store(&self) -> Result<Arc<dyn Store>, AppError> {
         self.store
             .get_or_try_init(|| async {
@@ -94,13 +94,14 @@ impl App {
                         Arc::new(MongoStore::connect(uri.expose_secret(), &self.settings.store.database).await?)
                     }
                 };
-                Ok(store)
+                Ok(Arc::new(MeteredStore::new(store)) as Arc<dyn Store>)
             })
             .await
             .cloned()
     }
 
-    /// The queues, opened on first use (`{data_dir}/queues.sqlite3` when embedded).
+    /// The queues, opened on first use (`{data_dir}/queues.sqlite3` when embedded), measured
+    /// ([`MeteredQueue`]).
     pub async fn queue(&self) -> Result<Arc<dyn Queue>, AppError> {
         self.queue
             .get_or_try_init(|| async {
@@ -113,7 +114,7 @@ impl App {
                     )?),
                     crate::config::QueueKind::Sqs => Arc::new(SqsQueue::connect(s).await?),
                 };
-                Ok(queue)
+                Ok(Arc::new(MeteredQueue::new(queue)) as Arc<dyn Queue>)
             })
             .await
             .cloned()

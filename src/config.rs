@@ -37,6 +37,9 @@ pub struct Settings {
     /// Provider API endpoints and Meta app secrets.
     #[serde(default)]
     pub providers: ProviderSettings,
+    /// How log lines are written.
+    #[serde(default)]
+    pub log: LogSettings,
     /// Base64 of the 32-byte key that seals channel credentials (`KAMSHUB_MASTER_KEY`). Without
     /// it the embedded deployment keeps a generated key file in the data dir.
     #[serde(default)]
@@ -72,6 +75,10 @@ pub struct HttpSettings {
     /// client). The client address is the entry this many hops from the right.
     #[serde(default)]
     pub trusted_proxies: u8,
+    /// Seconds `serve` keeps answering after SIGTERM with `/readyz` at 503, so a load balancer
+    /// stops routing to it before it stops accepting connections.
+    #[serde(default)]
+    pub drain_secs: u32,
 }
 
 impl Default for HttpSettings {
@@ -84,8 +91,30 @@ impl Default for HttpSettings {
             sign_ins_per_email_per_minute: default_sign_ins_per_email(),
             sign_ins_per_address_per_minute: default_sign_ins_per_address(),
             trusted_proxies: 0,
+            drain_secs: 0,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only on a terminal (and never with `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line, for journald-to-Loki/Elasticsearch pipelines.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Line format. (The level is `KAMSHUB_LOG`, an `EnvFilter` directive such as `info` or
+    /// `kamshub=debug`, or `-v`.)
+    #[serde(default)]
+    pub format: LogFormat,
 }
 
 impl HttpSettings {
@@ -288,7 +317,14 @@ fn default_graph_api_base() -> String {
 /// Top-level names the environment may set; other `KAMSHUB_*` variables (`KAMSHUB_CONFIG`,
 /// test switches) are not settings.
 const ENV_KEYS: &[&str] =
-    &["data_dir", "http", "store", "queue", "identity", "providers", "master_key", "bootstrap_token"];
+    &["data_dir", "http", "store", "queue", "identity", "providers", "log", "master_key", "bootstrap_token"];
+
+/// `KAMSHUB_LOG` alone is the log filter (`KAMSHUB_LOG=debug`), not the `[log]` section, which
+/// the environment sets key by key (`KAMSHUB_LOG__FORMAT=json`).
+fn is_setting(key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or_default();
+    ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top)) && !key.eq_ignore_ascii_case("log")
+}
 
 /// Values given as command-line flags: the last layer.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -307,10 +343,7 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("KAMSHUB_").split("__").filter(|key| {
-                let top = key.as_str().split('.').next().unwrap_or_default();
-                ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
-            }))
+            .merge(Env::prefixed("KAMSHUB_").split("__").filter(|key| is_setting(key.as_str())))
             .merge(Serialized::defaults(flags));
         let settings: Settings = figment.extract().map_err(describe)?;
         settings.validate()?;
@@ -394,6 +427,12 @@ impl Settings {
 pub const MIN_VISIBILITY_TIMEOUT_SECS: u32 = 2;
 
 fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(chosen_file(explicit)?.map(|(path, _)| path))
+}
+
+/// The config file to read and what chose it (`--config`, `KAMSHUB_CONFIG`, or the working
+/// directory's `kamshub.toml`).
+fn chosen_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, &'static str)>, ConfigError> {
     let chosen = explicit
         .map(|p| (p.to_path_buf(), "--config"))
         .or_else(|| std::env::var_os("KAMSHUB_CONFIG").map(|p| (PathBuf::from(p), "KAMSHUB_CONFIG")));
@@ -401,8 +440,69 @@ fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> 
         Some((path, source)) if !path.is_file() => {
             Err(ConfigError(format!("config file {} (from {source}) does not exist", path.display())))
         }
-        Some((path, _)) => Ok(Some(path)),
-        None => Ok(Some(PathBuf::from("kamshub.toml")).filter(|p| p.is_file())),
+        Some(chosen) => Ok(Some(chosen)),
+        None => Ok(Some(PathBuf::from("kamshub.toml")).filter(|p| p.is_file()).map(|p| (p, "./kamshub.toml"))),
+    }
+}
+
+/// `KAMSHUB_*` variables that are kamshub's own switches rather than settings.
+const SWITCHES: &[&str] = &["KAMSHUB_CONFIG", "KAMSHUB_LOG", "KAMSHUB_REQUIRE_SERVICES"];
+
+/// Where the settings came from, for `kamshub doctor`. Names only: never a value.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// The file read, and what chose it.
+    pub file: Option<(PathBuf, &'static str)>,
+    /// Keys the file sets, dotted (`queue.kind`).
+    pub file_keys: Vec<String>,
+    /// `KAMSHUB_*` variables that set a setting.
+    pub env_vars: Vec<String>,
+    /// `KAMSHUB_*` variables that are neither a setting nor a switch: ignored, likely a typo
+    /// (`KAMSHUB_QUEUE_KIND` for `KAMSHUB_QUEUE__KIND`).
+    pub ignored_env_vars: Vec<String>,
+    /// Flags that set a setting.
+    pub flags: Vec<String>,
+}
+
+impl Provenance {
+    /// Reads which layer sets what, as [`Settings::load`] would layer them.
+    pub fn read(config_file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        let file = chosen_file(config_file)?;
+        let file_keys = match &file {
+            Some((path, _)) => {
+                let value: serde_json::Value = Figment::from(Toml::file_exact(path)).extract().map_err(describe)?;
+                let mut keys = Vec::new();
+                leaf_keys("", &value, &mut keys);
+                keys
+            }
+            None => Vec::new(),
+        };
+        let (mut env_vars, mut ignored_env_vars) = (Vec::new(), Vec::new());
+        for (name, _) in std::env::vars() {
+            let Some(rest) = name.strip_prefix("KAMSHUB_") else { continue };
+            let key = rest.to_lowercase().replace("__", ".");
+            if is_setting(&key) {
+                env_vars.push(name);
+            } else if !SWITCHES.contains(&name.as_str()) && !name.starts_with("KAMSHUB_TEST_") {
+                ignored_env_vars.push(name);
+            }
+        }
+        env_vars.sort();
+        ignored_env_vars.sort();
+        let flags = flags.data_dir.iter().map(|_| "--data-dir".to_owned()).collect();
+        Ok(Self { file, file_keys, env_vars, ignored_env_vars, flags })
+    }
+}
+
+fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaf_keys(&key, v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
     }
 }
 
@@ -475,6 +575,17 @@ mod tests {
         }
         assert!(from_toml("[queue]\nvisibility_timeout_secs = 2").is_ok());
         assert!(from_toml("[queue]\nvisibility_timeout_secs = 43201").is_err());
+    }
+
+    #[test]
+    fn the_log_filter_variable_is_not_the_log_section() {
+        assert!(!is_setting("log") && !is_setting("LOG"));
+        assert!(is_setting("log.format") && is_setting("queue.kind") && is_setting("master_key"));
+        assert!(!is_setting("config") && !is_setting("test_mongodb_uri"));
+        let s = from_toml("[log]\nformat = \"json\"\n[http]\ndrain_secs = 10").unwrap();
+        assert_eq!((s.log.format, s.http.drain_secs), (LogFormat::Json, 10));
+        let err = from_toml("[log]\nformat = \"xml\"").unwrap_err().to_string();
+        assert!(err.contains("log.format"), "{err}");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `kamshub serve`: opens the backends, runs the chosen roles (HTTP: API and webhooks;
-//! processor, relay, sender), and on SIGINT/SIGTERM stops taking work, finishes or releases what is in flight,
-//! and exits 0.
+//! processor, relay, sender), tells systemd when it is ready (and keeps its watchdog fed while the
+//! loops make progress), and on SIGINT/SIGTERM drains: `/readyz` turns 503 for `[http]
+//! drain_secs`, then it stops taking work, finishes or releases what is in flight, and exits 0.
 
 use crate::app::App;
-use crate::http::ServerState;
+use crate::http::{Readiness, ServerState};
 use crate::pipeline::intake::Intake;
 use crate::pipeline::processor::{Processor, ProcessorConfig};
 use crate::pipeline::relay::{Relay, RelayConfig};
 use crate::pipeline::sender::{Sender, SenderConfig};
+use crate::queue::QueueName;
 use clap::ValueEnum;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,6 +50,11 @@ pub enum DaemonError {
     RoleFailed(&'static str, String),
 }
 
+/// The longest a healthy loop goes without a heartbeat: a 20 s long-poll receive, then the
+/// batch it brought. A loop silent for longer than this (or than `WatchdogSec`, if longer) is
+/// wedged, and the systemd watchdog pings stop.
+const LONGEST_QUIET: Duration = Duration::from_secs(45);
+
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(app: App, roles: &[Role]) -> Result<(), DaemonError> {
     let names: Vec<String> = roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
@@ -74,19 +81,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let start = |e: crate::app::AppError| DaemonError::Start(e.to_string());
+    crate::metrics::install();
     let store = app.store().await.map_err(start)?;
     let queue = app.queue().await.map_err(start)?;
     let stop = CancellationToken::new();
+    let readiness = Arc::new(Readiness::default());
 
     let failure: Arc<Mutex<Option<DaemonError>>> = Arc::default();
     let mut loops = Vec::new();
     if roles.contains(&Role::Processor) {
         let config = ProcessorConfig {
             visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
+            max_attempts: app.settings.queue.max_receive_count,
             ..ProcessorConfig::default()
         };
         let processor =
             Arc::new(Processor::new(Arc::clone(&store), Arc::clone(&queue), app.providers().clone(), config));
+        let watched_stats = Arc::clone(&processor);
+        crate::metrics::watch_loop(QueueName::Incoming, move || watched_stats.stats().read());
         loops.push(watched("processor", &stop, &failure, processor.run(stop.clone())));
     }
     if roles.contains(&Role::Relay) {
@@ -106,14 +118,20 @@ pub async fn serve(
                 ..SenderConfig::default()
             },
         ));
+        let watched_stats = Arc::clone(&sender);
+        crate::metrics::watch_loop(QueueName::Send, move || watched_stats.stats().read());
         loops.push(watched("sender", &stop, &failure, sender.run(stop.clone())));
     }
 
-    let trigger = stop.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        trigger.cancel();
+    let address = listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    tokio::spawn(drain_then_stop(shutdown, Arc::clone(&readiness), app.settings.http.drain_secs, stop.clone()));
+    let watchdog = crate::systemd::watchdog_interval().map(|interval| {
+        let allowance = interval.max(LONGEST_QUIET);
+        tracing::info!(?interval, ?allowance, "systemd watchdog enabled");
+        let heartbeats = Arc::clone(crate::systemd::heartbeats());
+        tokio::spawn(crate::systemd::watchdog(heartbeats, interval, allowance, stop.clone()))
     });
+    let ready = ready_status(address, roles);
     match listener {
         Some(listener) => {
             let key = app.master_key().map_err(start)?;
@@ -127,17 +145,24 @@ pub async fn serve(
             ));
             tracing::info!(store = store.kind(), queue = queue.kind(), address = %listener.local_addr()?, "listening");
             warn_about_identity(&app).await;
-            let state = Arc::new(ServerState::new(Arc::clone(&app), intake));
+            let state = Arc::new(ServerState { readiness, ..ServerState::new(Arc::clone(&app), intake) });
             let service = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
             let stopped = stop.clone().cancelled_owned();
+            crate::systemd::ready(&ready);
             axum::serve(listener, service).with_graceful_shutdown(stopped).await?;
         }
-        None => stop.cancelled().await,
+        None => {
+            crate::systemd::ready(&ready);
+            stop.cancelled().await;
+        }
     }
     stop.cancel();
     for (name, task) in loops {
         let _ = task.await;
         tracing::info!("{name} drained");
+    }
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
     }
     match failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
         Some(failed) => Err(failed),
@@ -194,27 +219,71 @@ async fn warn_about_identity(app: &App) {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The `STATUS=` line once ready: where it listens and which loops run.
+fn ready_status(address: Option<std::net::SocketAddr>, roles: &[Role]) -> String {
+    let loops: Vec<String> =
+        roles.iter().filter(|r| **r != Role::Http).map(|r| format!("{r:?}").to_lowercase()).collect();
+    let http = address.map_or_else(|| "no HTTP".to_owned(), |a| format!("listening on {a}"));
+    let loops = if loops.is_empty() { "no loops".to_owned() } else { format!("running {}", loops.join(", ")) };
+    format!("ready: {http}; {loops}")
+}
+
+/// Waits for `signal`, then drains: `/readyz` answers 503 and systemd hears `STOPPING=1` at
+/// once; new requests are still served for `drain_secs` (so a load balancer that polls
+/// readiness stops routing here first), then `stop` is cancelled and the future completes, which
+/// closes the listener and stops the loops.
+async fn drain_then_stop(
+    signal: impl Future<Output = ()> + Send + 'static,
+    readiness: Arc<Readiness>,
+    drain_secs: u32,
+    stop: CancellationToken,
+) {
+    signal.await;
+    readiness.start_draining();
+    crate::systemd::stopping("draining: finishing in-flight work");
+    if drain_secs > 0 {
+        tracing::info!(drain_secs, "draining: /readyz answers 503; still serving until the drain period ends");
+        tokio::time::sleep(Duration::from_secs(u64::from(drain_secs))).await;
+    }
+    stop.cancel();
+}
+
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a SIGTERM that arrives while the daemon is still starting (systemd
+/// may send it right after READY=1) starts a clean shutdown instead of killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(stream) => Some(stream),
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                tracing::error!(error = %e, "cannot listen for {name}");
+                None
+            }
+        };
+        (listen(SignalKind::interrupt(), "SIGINT"), listen(SignalKind::terminate(), "SIGTERM"))
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => tracing::info!("SIGINT received, shutting down"),
+                () = wait(terminate) => tracing::info!("SIGTERM received, shutting down"),
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("SIGINT received, shutting down");
+        }
     }
 }

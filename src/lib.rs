@@ -14,6 +14,8 @@
 //! - [`service`]: use cases shared by the CLI and the HTTP API.
 //! - [`app`]: builds the chosen adapters from settings.
 //! - [`http`] and [`daemon`]: the `kamshub serve` process (HTTP and the pipeline loops).
+//! - [`metrics`]: the Prometheus metric names, the recorder `serve` installs, backend gauges.
+//! - [`systemd`]: readiness, status, stopping and watchdog notifications to systemd.
 //! - [`cli`]: the operator command line.
 
 pub mod app;
@@ -24,9 +26,11 @@ pub mod domain;
 mod embedded;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod queue;
 pub mod sealing;
 pub mod service;
 pub mod store;
+pub mod systemd;

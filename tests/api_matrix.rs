@@ -81,6 +81,7 @@ fn rows() -> BTreeMap<&'static str, Row> {
         ("POST /tenant/outbox/{outboxId}/retry", row(Tenant(Action::Reply), &[200], None)),
         ("GET /healthz", row(Public, &[200], None)),
         ("GET /readyz", row(Public, &[200], None)),
+        ("GET /metrics", row(Public, &[200], None)),
         ("GET /.well-known/jwks.json", row(Public, &[200], None)),
         ("GET /openapi.json", row(Public, &[200], None)),
         ("POST /webhooks/telegram/{channelId}", row(Public, &[401], Some(bodies::update))),

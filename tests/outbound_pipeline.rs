@@ -325,9 +325,28 @@ async fn a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq(app: TestApp, fak
     let item = until_status(&app, &id, OutboxStatus::Failed).await;
     assert_eq!(item.attempts, common::app::MAX_RECEIVES);
     assert!(item.last_error.as_deref().unwrap().contains("attempts exhausted"), "{:?}", item.last_error);
-    let dead = app.queue.receive(QueueName::SendDlq, 10, Duration::from_secs(2)).await.unwrap();
-    assert_eq!(dead.len(), 1);
-    assert!(dead[0].body.contains(id.as_str()));
+
+    // `dlq peek send` explains it from the outbox item; once the provider is back, `dlq redrive
+    // send` gives the item one more attempt and it is delivered once.
+    let cli = |args: &[&str]| {
+        let out = app.cli().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let peeked = cli(&["-o", "json", "dlq", "peek", "send"]);
+    let rows = peeked.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{peeked}");
+    assert_eq!(rows[0]["tenantId"], app.tenant.as_str());
+    assert_eq!(rows[0]["receiveCount"], common::app::MAX_RECEIVES);
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("FAILED: attempts exhausted"), "{reason}");
+    let moved = cli(&["-o", "json", "dlq", "redrive", "send", "--yes"]);
+    assert_eq!(moved, serde_json::json!({"moved": 1, "skipped": 0, "failed": 0}));
+    let item = until_status(&app, &id, OutboxStatus::Sent).await;
+    assert_eq!(item.attempts, common::app::MAX_RECEIVES + 1, "one more attempt");
+    assert_eq!(fake.delivered_to("7002"), ["recovering", "doomed"], "delivered once");
+    let dlq = app.queue.depth(QueueName::SendDlq).await.unwrap();
+    assert_eq!(dlq.visible + dlq.in_flight, 0);
 }
 
 async fn a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_flags_the_channel(

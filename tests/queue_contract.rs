@@ -99,6 +99,8 @@ contract!(
     depth_counts_waiting_and_in_flight,
     a_waiting_receive_answers_as_soon_as_a_message_arrives,
     limits_are_refused_before_sending,
+    a_peek_shows_dlq_messages_in_order_and_takes_nothing,
+    a_peek_refuses_source_queues,
 );
 
 fn msg(group: &str, dedupe: &str, body: &str) -> OutgoingMessage {
@@ -281,6 +283,63 @@ async fn dead_letter_moves_a_message_now(f: Fixture) {
     let err = q.dead_letter(SendDlq, &dead).await.unwrap_err();
     assert!(matches!(err, QueueError::Invalid(_)), "{err:?}");
     assert_eq!(q.depth(IncomingDlq).await.unwrap(), Depth::default());
+}
+
+/// Moves `bodies` (in one group each as given) from `Incoming` to its DLQ, in order.
+async fn dead_letter_all(q: &dyn Queue, messages: &[(&str, &str)]) {
+    let outgoing: Vec<_> = messages.iter().map(|(group, body)| msg(group, body, body)).collect();
+    q.send(Incoming, &outgoing).await.unwrap();
+    for _ in messages {
+        let m = receive_n(q, Incoming, 1).await.remove(0);
+        q.dead_letter(Incoming, &m).await.unwrap();
+    }
+}
+
+async fn a_peek_shows_dlq_messages_in_order_and_takes_nothing(f: Fixture) {
+    let q = f.queue.as_ref();
+    let before = now_ms();
+    dead_letter_all(q, &[("g1", "a1"), ("g2", "b1"), ("g1", "a2"), ("g1", "a3"), ("g2", "b2")]).await;
+    let after = now_ms();
+
+    let first = q.peek(IncomingDlq, 100).await.unwrap();
+    let per_group = |peeked: &[kamshub::queue::PeekedMessage], group: &str| -> Vec<String> {
+        peeked.iter().filter(|m| m.group_id == group).map(|m| m.body.clone()).collect()
+    };
+    assert_eq!(first.len(), 5);
+    assert_eq!(per_group(&first, "g1"), vec!["a1", "a2", "a3"], "each group in order");
+    assert_eq!(per_group(&first, "g2"), vec!["b1", "b2"]);
+    assert!(first.iter().all(|m| (before - 1000..=after + 1000).contains(&m.sent_at_ms)), "{first:?}");
+    assert_eq!(q.peek(IncomingDlq, 2).await.unwrap().len(), 2, "at most `max`");
+
+    // Nothing was taken: a second peek sees the same, and a consumer gets every message at once.
+    let second = q.peek(IncomingDlq, 100).await.unwrap();
+    assert_eq!(
+        second.iter().map(|m| &m.message_id).collect::<Vec<_>>(),
+        first.iter().map(|m| &m.message_id).collect::<Vec<_>>()
+    );
+    assert_eq!(q.depth(IncomingDlq).await.unwrap().visible, 5);
+    let all = receive_n(q, IncomingDlq, 5).await;
+    let mut got: Vec<&str> = bodies(&all);
+    got.sort();
+    assert_eq!(got, vec!["a1", "a2", "a3", "b1", "b2"]);
+    if let Some(oldest) = q.oldest_sent_at(IncomingDlq).await.unwrap() {
+        assert!((before - 1000..=after + 1000).contains(&oldest));
+    }
+    assert!(q.peek(SendDlq, 10).await.unwrap().is_empty());
+}
+
+async fn a_peek_refuses_source_queues(f: Fixture) {
+    let q = f.queue.as_ref();
+    q.send(Incoming, &[msg("g", "d", "live")]).await.unwrap();
+    for source in [Incoming, Send] {
+        let err = q.peek(source, 10).await.unwrap_err();
+        assert!(matches!(err, QueueError::Invalid(_)), "{err:?}");
+    }
+    assert_eq!(bodies(&receive_n(q, Incoming, 1).await), vec!["live"], "the message was not touched");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 async fn a_superseded_receipt_cannot_touch_the_redelivery(f: Fixture) {
@@ -471,12 +530,14 @@ async fn sqs_init_is_idempotent_and_sets_the_redrive_policy() {
     assert!(attributes.0["deadLetterTargetArn"].as_str().unwrap().ends_with(&first[0].name), "{:?}", attributes.0);
     assert_eq!(attributes.1, VISIBILITY.as_secs().to_string());
 
-    // Changed settings update the sources only.
+    // A changed redrive count updates the sources only; a changed visibility timeout every queue.
     settings.max_receive_count = 7;
-    settings.visibility_timeout_secs = 45;
     let changed = SqsQueue::connect(&settings).await.unwrap().init().await.unwrap();
     let statuses: Vec<InitStatus> = changed.iter().map(|q| q.status).collect();
     assert_eq!(statuses, vec![InitStatus::Exists, InitStatus::Updated, InitStatus::Exists, InitStatus::Updated]);
+    settings.visibility_timeout_secs = 45;
+    let changed = SqsQueue::connect(&settings).await.unwrap().init().await.unwrap();
+    assert!(changed.iter().all(|q| q.status == InitStatus::Updated), "{changed:?}");
     let attributes = source_attributes(&sqs, &first[3].url).await;
     assert_eq!(attributes.0["maxReceiveCount"].to_string().trim_matches('"'), "7");
     assert_eq!(attributes.1, "45");

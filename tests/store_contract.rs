@@ -16,7 +16,7 @@ use kamshub::domain::{
     Reaction, Revision, SendId, Transition,
 };
 use kamshub::sealing::{MasterKey, SealContext};
-use kamshub::store::{ApplyOutcome, CreateOutcome, InboundRecord, Store, StoreError};
+use kamshub::store::{ApplyOutcome, CreateOutcome, InboundFailure, InboundRecord, Lease, Store, StoreError};
 use kamshub::store::{ConversationQuery, OutboxQuery};
 use secrecy::SecretString;
 use serde_json::json;
@@ -94,6 +94,10 @@ contract!(
     a_reply_counts_in_its_conversation_once,
     an_outbox_item_is_nobody_elses,
     listings_page_newest_first_without_repeats_or_gaps,
+    a_failed_event_records_its_reason_until_it_is_applied,
+    a_failure_never_overwrites_an_applied_event,
+    a_lease_is_held_by_one_holder_until_released_or_lapsed,
+    outbox_items_are_counted_by_status,
 );
 
 fn actor() -> Actor {
@@ -1044,4 +1048,89 @@ async fn listings_page_newest_first_without_repeats_or_gaps(store: Arc<dyn Store
     }
     sent.reverse();
     assert_eq!(listed, sent);
+}
+
+fn failure(error: &str, receive_count: u32) -> InboundFailure {
+    // Whole milliseconds: both stores keep times at that precision.
+    let now = kamshub::domain::now().replace_nanosecond(0).unwrap();
+    InboundFailure { error: error.into(), receive_count, failed_at: now }
+}
+
+async fn a_failed_event_records_its_reason_until_it_is_applied(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let r = record(&tenant, &channel, "2001", "55", InboundEvent::Message(text("55", 1, 100, "late")));
+    let key = (&tenant, &channel, "2001");
+    assert_eq!(store.inbound_failure(key.0, key.1, key.2).await.unwrap(), None, "never failed");
+
+    store.record_inbound_failure(&r.envelope, &failure("first try", 1)).await.unwrap();
+    let second = failure("store refused the message", 2);
+    store.record_inbound_failure(&r.envelope, &second).await.unwrap();
+    assert_eq!(store.inbound_failure(key.0, key.1, key.2).await.unwrap(), Some(second), "the last attempt's reason");
+    assert!(store.inbound_failure(&TenantId::generate(), key.1, key.2).await.unwrap().is_none(), "scoped by tenant");
+
+    // A failed event is not a replay: applying it stores the message once and clears the failure.
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), vec![ApplyOutcome::Applied]);
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), vec![ApplyOutcome::Duplicate]);
+    assert_eq!(store.inbound_failure(key.0, key.1, key.2).await.unwrap(), None);
+    let conversation = only_conversation(&store, &tenant).await;
+    assert_eq!(texts(&store, &tenant, &conversation).await, ["late"]);
+}
+
+async fn a_failure_never_overwrites_an_applied_event(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let r = record(&tenant, &channel, "2002", "56", InboundEvent::Message(text("56", 1, 100, "once")));
+    store.apply_inbound(std::slice::from_ref(&r)).await.unwrap();
+    // A slow worker reports a failure of an attempt that another worker's replay already beat.
+    store.record_inbound_failure(&r.envelope, &failure("too late", 3)).await.unwrap();
+    assert_eq!(store.inbound_failure(&tenant, &channel, "2002").await.unwrap(), None);
+    assert_eq!(store.apply_inbound(std::slice::from_ref(&r)).await.unwrap(), vec![ApplyOutcome::Duplicate]);
+}
+
+fn lease(name: &str, holder: &str, ttl_secs: i64) -> Lease {
+    let now = kamshub::domain::now().replace_nanosecond(0).unwrap();
+    Lease {
+        name: name.into(),
+        holder_id: holder.into(),
+        actor: "cli:tester".into(),
+        host: "host-a".into(),
+        pid: 4242,
+        acquired_at: now,
+        expires_at: now + time::Duration::seconds(ttl_secs),
+    }
+}
+
+async fn a_lease_is_held_by_one_holder_until_released_or_lapsed(store: Arc<dyn Store>) {
+    let name = format!("redrive:test:{}", TenantId::generate());
+    let first = lease(&name, "run-1", 60);
+    assert_eq!(store.acquire_lease(&first, None).await.unwrap(), None, "a free name is taken");
+    let refused = store.acquire_lease(&lease(&name, "run-2", 60), None).await.unwrap();
+    assert_eq!(refused, Some(first.clone()), "the refusal names the holder");
+    assert!(store.renew_lease(&name, "run-1", first.expires_at + time::Duration::seconds(30)).await.unwrap());
+    assert!(!store.renew_lease(&name, "run-2", first.expires_at).await.unwrap(), "only the holder renews");
+
+    // A holder known to be dead can be replaced; then the old holder can neither renew nor release.
+    assert_eq!(store.acquire_lease(&lease(&name, "run-3", 60), Some("run-1")).await.unwrap(), None);
+    assert!(!store.renew_lease(&name, "run-1", first.expires_at).await.unwrap());
+    store.release_lease(&name, "run-1").await.unwrap();
+    assert!(store.acquire_lease(&lease(&name, "run-4", 60), None).await.unwrap().is_some(), "run-3 still holds it");
+    store.release_lease(&name, "run-3").await.unwrap();
+    assert_eq!(store.acquire_lease(&lease(&name, "run-4", -1), None).await.unwrap(), None, "released: free again");
+
+    // run-4's lease has lapsed (it expired a second ago): anyone may take it.
+    assert_eq!(store.acquire_lease(&lease(&name, "run-5", 60), None).await.unwrap(), None);
+    let other = format!("redrive:other:{}", TenantId::generate());
+    assert_eq!(store.acquire_lease(&lease(&other, "run-6", 60), None).await.unwrap(), None, "names are separate");
+}
+
+async fn outbox_items_are_counted_by_status(store: Arc<dyn Store>) {
+    let before = store.count_outbox(OutboxStatus::Pending).await.unwrap();
+    let (tenant, channel) = inbox(&store).await;
+    let r = record(&tenant, &channel, "3001", "57", InboundEvent::Message(text("57", 1, 100, "hi")));
+    store.apply_inbound(&[r]).await.unwrap();
+    let conversation = only_conversation(&store, &tenant).await;
+    for n in 0..3 {
+        let (item, message) = reply(&tenant, &channel, &conversation, "text", &format!("count-{n}"));
+        store.create_outbound(&item, &message).await.unwrap();
+    }
+    assert_eq!(store.count_outbox(OutboxStatus::Pending).await.unwrap(), before + 3);
 }

@@ -3,14 +3,16 @@
 
 mod channel;
 mod conversation;
+mod dlq;
 mod docs;
+mod doctor;
 mod onboarding;
 mod outbox;
 mod output;
 mod queues;
 
 use crate::app::App;
-use crate::config::{FlagOverrides, Settings};
+use crate::config::{FlagOverrides, LogFormat, Settings};
 use crate::service::ServiceError;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,9 +70,15 @@ pub enum Command {
     /// Inspect, show and retry outbox items.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Dead-letter queues: list depths, peek at what is stuck and why, redrive it.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Create the SQS queues and their redrive policies (embedded queues need none).
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
+    /// Check the deployment: configuration, store, queues, identity, master key, providers;
+    /// OK/WARN/FAIL with the fix for each; exit 1 on any FAIL.
+    Doctor,
     /// Print a shell completion script.
     Completions {
         /// Shell to complete for.
@@ -139,8 +147,27 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
         }
     };
-    init_logging(&cli);
-    match run(cli) {
+    let outcome = match &cli.command {
+        Command::Completions { shell } => {
+            init_logging(&cli, LogFormat::Text);
+            docs::completions(*shell)
+        }
+        Command::Man { out_dir } => {
+            init_logging(&cli, LogFormat::Text);
+            docs::man(out_dir)
+        }
+        _ => {
+            let flags = FlagOverrides { data_dir: cli.data_dir.clone() };
+            match Settings::load(cli.config.as_deref(), &flags) {
+                Ok(settings) => {
+                    init_logging(&cli, settings.log.format);
+                    run(cli, settings)
+                }
+                Err(e) => Err(CliError::usage(e.to_string())),
+            }
+        }
+    };
+    match outcome {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
             eprintln!("error: {}", e.message);
@@ -149,7 +176,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
+/// Logs go to stderr: JSON lines when `[log] format = "json"`, else text, coloured only on a
+/// terminal and never under `NO_COLOR` (journald and files get plain lines). The level is
+/// `KAMSHUB_LOG` if set, else `-v`/`-vv`, else `info` for `serve` and `warn` for the rest.
+fn init_logging(cli: &Cli, format: LogFormat) {
     let default = match (&cli.command, cli.verbose) {
         (_, 2..) => "debug",
         (Command::Serve { .. }, _) | (_, 1) => "info",
@@ -157,23 +187,20 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KAMSHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_ansi(colour_logs()).try_init(),
+    };
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
-    match &cli.command {
-        Command::Completions { shell } => return docs::completions(*shell),
-        Command::Man { out_dir } => return docs::man(out_dir),
-        _ => {}
-    }
-    let flags = FlagOverrides { data_dir: cli.data_dir.clone() };
-    let settings = Settings::load(cli.config.as_deref(), &flags).map_err(|e| CliError::usage(e.to_string()))?;
+/// Colour only for a person at a terminal who has not asked for none (<https://no-color.org>).
+fn colour_logs() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
     let app = App::new(settings);
     let format = cli.output;
     if let Command::Serve { roles } = &cli.command {
@@ -191,6 +218,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Conversation(command) => conversation::run(&app, format, command).await,
             Command::Message(command) => outbox::message(&app, format, command).await,
             Command::Outbox(command) => outbox::run(&app, format, command).await,
+            Command::Dlq(command) => dlq::run(&app, format, command).await,
+            Command::Doctor => {
+                let flags = FlagOverrides { data_dir: cli.data_dir.clone() };
+                let provenance = crate::config::Provenance::read(cli.config.as_deref(), &flags)
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+                doctor::run(&app, format, &provenance).await
+            }
             Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     })

@@ -1,5 +1,5 @@
-//! The HTTP face of the daemon: the tenant API ([`api`]), provider webhooks, health checks, the
-//! local identity's JWKS, and `GET /openapi.json` describing all of them.
+//! The HTTP face of the daemon: the tenant API ([`api`]), provider webhooks, health checks,
+//! Prometheus metrics, the local identity's JWKS, and `GET /openapi.json` describing all of them.
 //!
 //! Every route is registered with its OpenAPI description (utoipa), so the served document lists
 //! exactly the routes that exist; `tests/api_matrix.rs` walks it. Around every route: a body size
@@ -10,9 +10,11 @@ pub(crate) mod api;
 mod error;
 mod health;
 mod limits;
+mod metrics;
 mod webhooks;
 
 pub use error::ApiError;
+pub use health::Readiness;
 pub use limits::AuthLimits;
 
 use crate::app::App;
@@ -38,6 +40,8 @@ pub struct ServerState {
     pub intake: Arc<Intake>,
     /// Sign-in rate limits.
     pub limits: AuthLimits,
+    /// Whether the daemon still takes new work (`/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 impl ServerState {
@@ -50,7 +54,7 @@ impl ServerState {
             nonzero(http.sign_ins_per_address_per_minute),
             http.trusted_proxies,
         );
-        Self { app, intake, limits }
+        Self { app, intake, limits, readiness: Arc::default() }
     }
 }
 
@@ -59,6 +63,7 @@ fn routes() -> OpenApiRouter<Arc<ServerState>> {
     api::routes()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(health::jwks))
         .routes(routes!(openapi_json))
         .routes(routes!(webhooks::telegram))
@@ -91,5 +96,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .layer(concurrency)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -22,6 +22,24 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
 
+/// What [`CognitoIdentity::inspect`] found.
+#[derive(Debug, Clone)]
+pub struct PoolReport {
+    /// The pool's name.
+    pub pool_name: String,
+    /// Whether the pool's schema declares `custom:tenantID`.
+    pub has_tenant_attribute: bool,
+    /// Whether the app client may write `custom:tenantID` (users could then rewrite their own
+    /// tenant with their access token; kamshub checks it against the store, but it should not).
+    pub client_writes_tenant: bool,
+    /// Whether the app client allows `ADMIN_USER_PASSWORD_AUTH` (kamshub's sign-in flow).
+    pub admin_password_auth: bool,
+    /// Whether the app client has a secret.
+    pub client_has_secret: bool,
+    /// The pool's groups (kamshub's roles are created on first use).
+    pub groups: Vec<String>,
+}
+
 /// The Cognito user pool adapter.
 pub struct CognitoIdentity {
     client: Client,
@@ -56,6 +74,42 @@ impl CognitoIdentity {
         });
         let verifier = Arc::new(JwtVerifier::with_jwks_url(issuer, client_id.clone(), jwks_url));
         Ok(Self { client, pool_id, client_id, client_secret: settings.client_secret.clone(), verifier })
+    }
+
+    /// What `kamshub doctor` checks: the pool and app client exist, the pool declares
+    /// `custom:tenantID`, whether the app client may write it, its auth flows, and the groups.
+    pub async fn inspect(&self) -> IdentityResult<PoolReport> {
+        let pool = self.client.describe_user_pool().user_pool_id(&self.pool_id).send().await.map_err(sdk_error)?;
+        let pool = pool.user_pool().ok_or_else(|| IdentityError::Other("Cognito returned no user pool".into()))?;
+        let has_tenant_attribute = pool
+            .schema_attributes()
+            .iter()
+            .any(|a| a.name().is_some_and(|n| n == TENANT_ATTRIBUTE || format!("custom:{n}") == TENANT_ATTRIBUTE));
+        let app = self
+            .client
+            .describe_user_pool_client()
+            .user_pool_id(&self.pool_id)
+            .client_id(&self.client_id)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let app =
+            app.user_pool_client().ok_or_else(|| IdentityError::Other("Cognito returned no app client".into()))?;
+        // No write attributes listed means the client may write every attribute.
+        let writes = app.write_attributes();
+        let client_writes_tenant = writes.is_empty() || writes.iter().any(|a| a == TENANT_ATTRIBUTE);
+        let flows: Vec<String> = app.explicit_auth_flows().iter().map(|f| f.as_str().to_owned()).collect();
+        let admin_password_auth =
+            flows.iter().any(|f| f == "ALLOW_ADMIN_USER_PASSWORD_AUTH" || f == "ADMIN_NO_SRP_AUTH");
+        let groups = self.client.list_groups().user_pool_id(&self.pool_id).send().await.map_err(sdk_error)?;
+        Ok(PoolReport {
+            pool_name: pool.name().unwrap_or_default().to_owned(),
+            has_tenant_attribute,
+            client_writes_tenant,
+            admin_password_auth,
+            client_has_secret: app.client_secret().is_some(),
+            groups: groups.groups().iter().filter_map(|g| g.group_name().map(str::to_owned)).collect(),
+        })
     }
 
     fn secret_hash(&self, username: &str) -> Option<String> {

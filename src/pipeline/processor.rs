@@ -9,7 +9,11 @@
 //!   intake's reason, its raw body kept.
 //! - Any other failure (applying it) leaves the message for redelivery, with a growing delay; the
 //!   queue moves it to the DLQ after `max_receive_count` receives. Later messages of its
-//!   conversation wait.
+//!   conversation wait. Each failure is recorded on the event (FAILED, with its error and
+//!   receive count), so `kamshub dlq peek` can say why a dead message died. A failure on the
+//!   last allowed receive dead-letters the event at once: the later messages of its
+//!   conversation, which the queue delivered (and counted) with it each time, are applied in the
+//!   same step rather than reaching the DLQ with it.
 //! - A store outage is not the messages' fault: the processor holds them and retries with
 //!   backoff instead of letting receive counts run up.
 //! - Nothing held lapses: a heartbeat extends every message of a batch until it is finished
@@ -19,9 +23,11 @@ use super::lease::Leases;
 use super::worker::{Next, run_loop, run_workers};
 use super::{Backoff, LoopStats};
 use crate::domain::inbound::{Envelope, InboundEvent};
+use crate::metrics::{INBOUND_EVENT_AGE, INBOUND_EVENTS, PROCESSING_DURATION};
 use crate::providers::Providers;
 use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
-use crate::store::{ApplyOutcome, InboundRecord, Store, StoreError};
+use crate::store::{ApplyOutcome, InboundFailure, InboundRecord, Store, StoreError};
+use metrics::{counter, histogram};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,11 +43,20 @@ pub struct ProcessorConfig {
     /// The queue's visibility timeout: a heartbeat extends held messages by this much at a third
     /// of it.
     pub visibility_timeout: Duration,
+    /// The queue's `max_receive_count`: an event that fails on its last allowed receive is
+    /// dead-lettered by the processor at once, so the rest of its conversation, received with it
+    /// (and counted with it), is applied instead of following it into the DLQ.
+    pub max_attempts: u32,
 }
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
-        Self { workers: 4, receive_wait: Duration::from_secs(20), visibility_timeout: Duration::from_secs(30) }
+        Self {
+            workers: 4,
+            receive_wait: Duration::from_secs(20),
+            visibility_timeout: Duration::from_secs(30),
+            max_attempts: 5,
+        }
     }
 }
 
@@ -142,6 +157,7 @@ impl Processor {
         leases: &Leases,
         shutdown: &CancellationToken,
     ) -> Result<Step, ProcessorError> {
+        let started = tokio::time::Instant::now();
         let mut step = Step { received: received.len(), ..Step::default() };
         let mut ready = Vec::with_capacity(received.len());
         for message in received {
@@ -151,9 +167,10 @@ impl Processor {
                     // The same bytes fail the same way every time: retrying would only hold up
                     // the rest of the conversation. The DLQ keeps it for inspection and redrive.
                     tracing::error!(group = %message.group_id, %why, "processor: unreadable event; moving it to the DLQ");
-                    leases.end(&message.receipt).await;
-                    self.queue.dead_letter(QueueName::Incoming, &message).await?;
-                    step.dead_lettered += 1;
+                    if let Ok(envelope) = serde_json::from_str::<Envelope>(&message.body) {
+                        self.note_failure(&envelope, &message, &format!("cannot read the event: {why}")).await;
+                    }
+                    self.dead_letter(&message, leases, &mut step).await?;
                 }
             }
         }
@@ -164,8 +181,8 @@ impl Processor {
         let mut done = Vec::new();
         match self.apply_holding(&ready, leases, shutdown).await? {
             Ok(outcomes) => {
-                for ((message, _), outcome) in ready.into_iter().zip(outcomes) {
-                    count(&mut step, outcome);
+                for ((message, record), outcome) in ready.into_iter().zip(outcomes) {
+                    count(&mut step, outcome, &record);
                     done.push(message.receipt);
                 }
             }
@@ -176,17 +193,22 @@ impl Processor {
                         retry.push(message);
                         continue;
                     }
-                    let one = [(message.clone(), record)];
+                    let one = [(message.clone(), record.clone())];
                     match self.apply_holding(&one, leases, shutdown).await? {
                         Ok(outcomes) => {
-                            count(&mut step, outcomes[0]);
+                            count(&mut step, outcomes[0], &record);
                             done.push(message.receipt);
                         }
                         Err(e) => {
                             tracing::warn!(group = %message.group_id, receive_count = message.receive_count,
-                                error = %e, "processor: cannot apply event; leaving it for redelivery");
-                            failed_groups.insert(message.group_id.clone());
-                            retry.push(message);
+                                error = %e, "processor: cannot apply event");
+                            self.note_failure(&record.envelope, &message, &e.to_string()).await;
+                            if self.last_attempt(&message) {
+                                self.dead_letter(&message, leases, &mut step).await?;
+                            } else {
+                                failed_groups.insert(message.group_id.clone());
+                                retry.push(message);
+                            }
                         }
                     }
                 }
@@ -198,6 +220,7 @@ impl Processor {
             }
             self.queue.delete(QueueName::Incoming, &done).await?;
         }
+        histogram!(PROCESSING_DURATION).record(started.elapsed().as_secs_f64());
         step.retried = retry.len();
         for message in retry {
             let delay = retry_delay(message.receive_count, self.config.visibility_timeout);
@@ -234,6 +257,8 @@ impl Processor {
                     self.stats.store_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(%why, ?delay, held = batch.len(), "processor: store unavailable; holding messages");
+                    // Holding through an outage is progress, not a wedged loop.
+                    crate::systemd::still_alive();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => {}
@@ -241,6 +266,39 @@ impl Processor {
                 }
                 other => return Ok(other),
             }
+        }
+    }
+
+    /// Whether this delivery is the message's last before the queue would dead-letter it.
+    fn last_attempt(&self, message: &ReceivedMessage) -> bool {
+        message.receive_count >= self.config.max_attempts
+    }
+
+    /// Moves a held message to the DLQ now.
+    async fn dead_letter(
+        &self,
+        message: &ReceivedMessage,
+        leases: &Leases,
+        step: &mut Step,
+    ) -> Result<(), ProcessorError> {
+        leases.end(&message.receipt).await;
+        self.queue.dead_letter(QueueName::Incoming, message).await?;
+        counter!(INBOUND_EVENTS, "outcome" => "dead_lettered").increment(1);
+        step.dead_lettered += 1;
+        Ok(())
+    }
+
+    /// Records why an event failed where `dlq peek` shows it. A failure to record is logged
+    /// only: the message is retried (and may die) either way.
+    async fn note_failure(&self, envelope: &Envelope, message: &ReceivedMessage, error: &str) {
+        counter!(INBOUND_EVENTS, "outcome" => "failed").increment(1);
+        let failure = InboundFailure {
+            error: error.to_owned(),
+            receive_count: message.receive_count,
+            failed_at: crate::domain::now(),
+        };
+        if let Err(e) = self.store.record_inbound_failure(envelope, &failure).await {
+            tracing::warn!(group = %message.group_id, error = %e, "processor: cannot record the event's failure");
         }
     }
 }
@@ -256,10 +314,19 @@ fn read(providers: &Providers, body: &str) -> Result<InboundRecord, String> {
     Ok(InboundRecord { envelope, event })
 }
 
-fn count(step: &mut Step, outcome: ApplyOutcome) {
+fn count(step: &mut Step, outcome: ApplyOutcome, record: &InboundRecord) {
     match outcome {
-        ApplyOutcome::Applied => step.applied += 1,
-        ApplyOutcome::Duplicate => step.duplicates += 1,
+        ApplyOutcome::Applied => {
+            step.applied += 1;
+            counter!(INBOUND_EVENTS, "outcome" => "applied").increment(1);
+            let now_ms = crate::domain::inbound::to_ms(crate::domain::now());
+            let age_ms = (now_ms - record.envelope.received_at_ms).max(0);
+            histogram!(INBOUND_EVENT_AGE).record(age_ms as f64 / 1000.0);
+        }
+        ApplyOutcome::Duplicate => {
+            step.duplicates += 1;
+            counter!(INBOUND_EVENTS, "outcome" => "duplicate").increment(1);
+        }
     }
 }
 

@@ -470,6 +470,9 @@ impl Sender {
         if wait.is_zero() {
             return true;
         }
+        let kind = channel.kind.as_str();
+        metrics::counter!(crate::metrics::PACING_WAITS, "provider" => kind).increment(1);
+        metrics::histogram!(crate::metrics::PACING_WAIT, "provider" => kind).record(wait.as_secs_f64());
         tokio::select! {
             () = tokio::time::sleep(wait) => true,
             () = shutdown.cancelled() => false,
@@ -486,6 +489,10 @@ impl Sender {
         failure: Option<SendFailure>,
         shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
+        let kind = channel.kind.as_str();
+        if matches!(failure, Some(SendFailure::RetryAfter(_))) {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "provider" => kind).increment(1);
+        }
         let decision = after_send(item, sent, failure, &self.policy(), rand::random());
         if let Some(thread) = &decision.move_thread {
             let from = conversation.external_thread_id.as_str();
@@ -505,6 +512,13 @@ impl Sender {
             Transition::Unknown { .. } => Outcome::Unknown,
             _ => Outcome::Failed,
         };
+        let result = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Retried => "retry",
+            Outcome::Unknown => "unknown",
+            _ => "failed",
+        };
+        metrics::counter!(crate::metrics::SENDS, "provider" => kind, "result" => result).increment(1);
         Ok(match decision.queue {
             QueueAction::Delete => Disposition::Done(outcome),
             QueueAction::DeadLetter => Disposition::DeadLetter,

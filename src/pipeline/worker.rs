@@ -33,36 +33,41 @@ where
     Fut: Future<Output = Result<Next, E>>,
     E: Display,
 {
-    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
-    while !shutdown.is_cancelled() {
-        let wait = match step().await {
-            Ok(Next::Stop) => break,
-            Ok(Next::Again) => {
-                backoff.reset();
-                continue;
+    crate::systemd::beating(name, async {
+        let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+        while !shutdown.is_cancelled() {
+            // Each turn of the loop is progress the systemd watchdog counts.
+            crate::systemd::still_alive();
+            let wait = match step().await {
+                Ok(Next::Stop) => break,
+                Ok(Next::Again) => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Next::Idle(wait)) => {
+                    backoff.reset();
+                    wait
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(worker = name, error = %e, ?delay, "{name}: step failed, backing off");
+                    delay
+                }
+            };
+            let woken = async {
+                match wake {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = woken => {}
+                () = shutdown.cancelled() => {}
             }
-            Ok(Next::Idle(wait)) => {
-                backoff.reset();
-                wait
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(worker = name, error = %e, ?delay, "{name}: step failed, backing off");
-                delay
-            }
-        };
-        let woken = async {
-            match wake {
-                Some(notify) => notify.notified().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = woken => {}
-            () = shutdown.cancelled() => {}
         }
-    }
+    })
+    .await
 }
 
 /// Runs `workers` (at least one) copies of the loop `make` builds, each as its own task, and

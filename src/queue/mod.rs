@@ -15,6 +15,7 @@
 //!   any number on send and delete and split as needed;
 //! - receive long-polls: it waits up to `wait` for a message before answering empty.
 
+pub mod metered;
 pub mod sqlite;
 pub mod sqs;
 
@@ -122,6 +123,19 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
 }
 
+/// A DLQ message as [`Queue::peek`] shows it: looked at, not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekedMessage {
+    /// The queue's id for the message.
+    pub message_id: String,
+    /// FIFO group (kept from the source queue).
+    pub group_id: String,
+    /// Body as sent to the source queue.
+    pub body: String,
+    /// When it was sent to its first queue (Unix milliseconds), so operators see its age.
+    pub sent_at_ms: i64,
+}
+
 /// What a queue holds right now (approximate on SQS).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depth {
@@ -207,6 +221,30 @@ pub trait Queue: Send + Sync + 'static {
 
     /// How many messages the queue holds.
     async fn depth(&self, queue: QueueName) -> QueueResult<Depth>;
+
+    /// Up to `max` messages of a DLQ, in FIFO order (each group's in order), without taking
+    /// them: they stay where they are and nothing about them changes that matters. Embedded, a
+    /// pure read that also lists messages in flight. On SQS, which has no peek, a receive that
+    /// hides them for a moment and releases them at once; their receive count grows, which moves
+    /// nothing on a DLQ (it has no redrive policy). [`QueueError::Invalid`] on a source queue,
+    /// where a receive could hand a consumer's message away or burn its receive count.
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<PeekedMessage>>;
+
+    /// When the oldest message of the queue was sent (Unix milliseconds), where the backend can
+    /// tell without receiving anything: the embedded queue can; SQS answers `None` (its figure,
+    /// `ApproximateAgeOfOldestMessage`, is a CloudWatch metric, not a queue attribute).
+    async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>>;
+}
+
+/// Checks a peek's arguments: a DLQ, and at least one message.
+pub(crate) fn check_peek(queue: QueueName, max: usize) -> QueueResult<()> {
+    if queue.source().is_none() {
+        return Err(QueueError::Invalid(format!("{queue} is not a DLQ; only DLQs can be peeked")));
+    }
+    if max == 0 {
+        return Err(QueueError::Invalid("peek takes at least 1 message".into()));
+    }
+    Ok(())
 }
 
 /// Checks a message against SQS's limits, so both adapters refuse the same messages before

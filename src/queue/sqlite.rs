@@ -7,8 +7,8 @@
 //! Each job runs inside a savepoint, so one caller's failure never undoes another's work.
 
 use super::{
-    DEDUPE_WINDOW, Depth, OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage,
-    check_outgoing, check_receive, check_visibility,
+    DEDUPE_WINDOW, Depth, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName, QueueResult, Receipt,
+    ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
 };
 use crate::embedded::{Database, OpenError, WRITE_ATTEMPTS, is_busy, millis};
 use async_trait::async_trait;
@@ -560,6 +560,42 @@ impl Queue for SqliteQueue {
                     })
                 })
                 .map_err(db_error)
+            })
+            .await
+    }
+
+    /// A read: nothing is received, so nothing changes.
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<PeekedMessage>> {
+        check_peek(queue, max)?;
+        self.db
+            .run(move |conn| {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT message_id, group_id, body, sent_at FROM queue_messages WHERE queue = ?1
+                         ORDER BY seq LIMIT ?2",
+                    )
+                    .map_err(db_error)?;
+                let rows = select
+                    .query_map(params![queue.suffix(), i64::try_from(max).unwrap_or(i64::MAX)], |r| {
+                        Ok(PeekedMessage {
+                            message_id: r.get(0)?,
+                            group_id: r.get(1)?,
+                            body: r.get(2)?,
+                            sent_at_ms: r.get(3)?,
+                        })
+                    })
+                    .map_err(db_error)?;
+                rows.collect::<Result<_, _>>().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>> {
+        self.db
+            .run(move |conn| {
+                conn.prepare_cached("SELECT MIN(sent_at) FROM queue_messages WHERE queue = ?1")
+                    .and_then(|mut s| s.query_row([queue.suffix()], |r| r.get(0)))
+                    .map_err(db_error)
             })
             .await
     }

@@ -2,8 +2,8 @@
 //! their redrive policies (`kamshub queues init`).
 
 use super::{
-    Depth, MAX_BODY_BYTES, MAX_RECEIVE_BATCH, OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt,
-    ReceivedMessage, check_outgoing, check_receive, check_visibility,
+    Depth, MAX_BODY_BYTES, MAX_RECEIVE_BATCH, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName,
+    QueueResult, Receipt, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
 };
 use crate::config::QueueSettings;
 use async_trait::async_trait;
@@ -12,8 +12,8 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,9 @@ use tokio::sync::OnceCell;
 
 /// DLQs keep messages for SQS's maximum, 14 days, so an outage's failures wait for a redrive.
 const DLQ_RETENTION_SECS: &str = "1209600";
+/// How long a peek hides the messages it looks at; they are released as soon as it has them, so
+/// this only matters if the peeking process dies (they come back by themselves after it).
+pub const PEEK_HOLD_SECS: i32 = 60;
 
 /// The SQS FIFO queues of one environment (`{prefix}-incoming.fifo`, ...).
 pub struct SqsQueue {
@@ -55,6 +58,27 @@ impl InitStatus {
             InitStatus::Updated => "updated",
         }
     }
+}
+
+/// One queue's settings as SQS reports them, for `kamshub doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSetup {
+    /// Which queue.
+    pub queue: QueueName,
+    /// Its full SQS name.
+    pub name: String,
+    /// Whether it exists.
+    pub exists: bool,
+    /// `FifoQueue`.
+    pub fifo: bool,
+    /// `ContentBasedDeduplication` (kamshub always sets its own ids).
+    pub content_based_dedupe: bool,
+    /// `VisibilityTimeout`, seconds.
+    pub visibility_secs: Option<u32>,
+    /// `MessageRetentionPeriod`, seconds.
+    pub retention_secs: Option<u32>,
+    /// The redrive policy's DLQ (its queue name, from the ARN) and `maxReceiveCount`.
+    pub redrive: Option<(String, u32)>,
 }
 
 /// One queue's line in the `init` report.
@@ -94,8 +118,8 @@ impl SqsQueue {
     }
 
     /// Creates the four FIFO queues, each DLQ before its source (which points at it), or brings
-    /// existing ones in line with the settings (redrive policy, visibility timeout). Safe to run
-    /// again: a second run reports every queue as `Exists`.
+    /// existing ones in line with the settings (redrive policy, visibility timeout, also on the
+    /// DLQs for `dlq redrive`). Safe to run again: a second run reports every queue as `Exists`.
     pub async fn init(&self) -> QueueResult<Vec<QueueInit>> {
         let mut report = Vec::new();
         for source in [QueueName::Incoming, QueueName::Send] {
@@ -106,6 +130,8 @@ impl SqsQueue {
                     &[
                         (QueueAttributeName::ContentBasedDeduplication, "false".to_owned()),
                         (QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_owned()),
+                        // What `dlq redrive` holds a batch for; a killed redrive's batch comes back after it.
+                        (QueueAttributeName::VisibilityTimeout, self.visibility_timeout_secs.to_string()),
                     ],
                 )
                 .await?;
@@ -124,6 +150,50 @@ impl SqsQueue {
                 .await?;
             report.push(dlq_init);
             report.push(source_init);
+        }
+        Ok(report)
+    }
+
+    /// The four queues' settings as SQS reports them (`exists: false` for a missing one).
+    pub async fn describe(&self) -> QueueResult<Vec<QueueSetup>> {
+        let mut report = Vec::new();
+        for queue in QueueName::ALL {
+            let name = queue.full_name(&self.prefix);
+            let mut setup = QueueSetup {
+                queue,
+                name: name.clone(),
+                exists: false,
+                fifo: false,
+                content_based_dedupe: false,
+                visibility_secs: None,
+                retention_secs: None,
+                redrive: None,
+            };
+            let url = match self.lookup_url(queue).await {
+                Ok(url) => url,
+                Err(QueueError::Missing(_)) => {
+                    report.push(setup);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let out = self
+                .call()
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .map_err(|e| sdk_error(e, &name))?;
+            let attributes = out.attributes().cloned().unwrap_or_default();
+            let get = |a: QueueAttributeName| attributes.get(&a).cloned();
+            setup.exists = true;
+            setup.fifo = get(QueueAttributeName::FifoQueue).as_deref() == Some("true");
+            setup.content_based_dedupe = get(QueueAttributeName::ContentBasedDeduplication).as_deref() == Some("true");
+            setup.visibility_secs = get(QueueAttributeName::VisibilityTimeout).and_then(|v| v.parse().ok());
+            setup.retention_secs = get(QueueAttributeName::MessageRetentionPeriod).and_then(|v| v.parse().ok());
+            setup.redrive = get(QueueAttributeName::RedrivePolicy).as_deref().and_then(parse_redrive_policy);
+            report.push(setup);
         }
         Ok(report)
     }
@@ -268,6 +338,43 @@ impl SqsQueue {
         })
     }
 
+    /// Makes delivered messages visible again at once, ten per call; stale receipts are skipped.
+    async fn release_batch(&self, queue: QueueName, url: &str, receipts: &[Receipt]) -> QueueResult<()> {
+        let name = queue.full_name(&self.prefix);
+        for chunk in receipts.chunks(MAX_RECEIVE_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&r.0)
+                        .visibility_timeout(0)
+                        .build()
+                        .expect("id and receipt are set")
+                })
+                .collect();
+            let out = self
+                .call()
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sdk_error(e, &name))?;
+            let failed: Vec<String> =
+                out.failed().iter().filter(|f| !stale_code(f.code())).map(describe_entry).collect();
+            if !failed.is_empty() {
+                return Err(QueueError::Unavailable(format!(
+                    "SQS could not release {} messages of {name}: {}",
+                    failed.len(),
+                    failed.join("; ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn delete_batch(&self, queue: QueueName, url: &str, receipts: &[Receipt]) -> QueueResult<()> {
         let name = queue.full_name(&self.prefix);
         let entries = receipts
@@ -326,6 +433,17 @@ fn same_attribute(attribute: &QueueAttributeName, current: Option<&str>, wanted:
         Some((arn, count))
     };
     parse(current).is_some_and(|c| Some(c) == parse(wanted))
+}
+
+/// A redrive policy's DLQ name (the ARN's last part) and `maxReceiveCount` (number or string).
+fn parse_redrive_policy(text: &str) -> Option<(String, u32)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let arn = v.get("deadLetterTargetArn")?.as_str()?;
+    let count = match v.get("maxReceiveCount")? {
+        serde_json::Value::String(s) => s.parse().ok()?,
+        other => u32::try_from(other.as_u64()?).ok()?,
+    };
+    Some((arn.rsplit(':').next()?.to_owned(), count))
 }
 
 /// Splits messages into SQS batches, in order: at most 10 entries and 1 MiB of bodies each.
@@ -541,6 +659,68 @@ impl Queue for SqsQueue {
             in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         })
     }
+
+    /// Receives (hiding for [`PEEK_HOLD_SECS`]) until `max` messages or an empty answer, then
+    /// releases everything it received. Holding the earlier messages is what lets a FIFO queue
+    /// hand out the later messages of their groups.
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<PeekedMessage>> {
+        check_peek(queue, max)?;
+        let url = self.url(queue).await?;
+        let name = queue.full_name(&self.prefix);
+        let mut seen: Vec<(PeekedMessage, Receipt)> = Vec::new();
+        let outcome = async {
+            while seen.len() < max {
+                let want = (max - seen.len()).min(MAX_RECEIVE_BATCH);
+                let out = self
+                    .call()
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(i32::try_from(want).expect("at most 10"))
+                    .visibility_timeout(PEEK_HOLD_SECS)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                    .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(e, &name))?;
+                let batch = peeked(&out);
+                if batch.is_empty() {
+                    break;
+                }
+                seen.extend(batch);
+            }
+            Ok::<_, QueueError>(())
+        }
+        .await;
+        let receipts: Vec<Receipt> = seen.iter().map(|(_, r)| r.clone()).collect();
+        let released = self.release_batch(queue, &url, &receipts).await;
+        outcome?;
+        released?;
+        Ok(seen.into_iter().map(|(m, _)| m).collect())
+    }
+
+    async fn oldest_sent_at(&self, _queue: QueueName) -> QueueResult<Option<i64>> {
+        Ok(None)
+    }
+}
+
+/// Reads the messages of one receive as peeked messages, keeping their receipts to release them.
+fn peeked(out: &aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput) -> Vec<(PeekedMessage, Receipt)> {
+    out.messages()
+        .iter()
+        .filter_map(|m| {
+            let attribute = |a: MessageSystemAttributeName| m.attributes().and_then(|all| all.get(&a)).cloned();
+            let message = PeekedMessage {
+                message_id: m.message_id()?.to_owned(),
+                group_id: attribute(MessageSystemAttributeName::MessageGroupId)?,
+                body: m.body().unwrap_or_default().to_owned(),
+                sent_at_ms: attribute(MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or_default(),
+            };
+            Some((message, Receipt(m.receipt_handle()?.to_owned())))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -570,6 +750,18 @@ mod tests {
         assert!(!same_attribute(&a, Some(r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":4}"#), wanted));
         assert!(!same_attribute(&a, None, wanted));
         assert!(same_attribute(&QueueAttributeName::VisibilityTimeout, Some("30"), "30"));
+    }
+
+    #[test]
+    fn redrive_policies_name_their_dlq_and_count() {
+        let policy =
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-2:123456789012:p-incoming-dlq.fifo","maxReceiveCount":"5"}"#;
+        assert_eq!(parse_redrive_policy(policy), Some(("p-incoming-dlq.fifo".to_owned(), 5)));
+        assert_eq!(
+            parse_redrive_policy(r#"{"deadLetterTargetArn":"arn:x:q","maxReceiveCount":3}"#),
+            Some(("q".into(), 3))
+        );
+        assert_eq!(parse_redrive_policy("{}"), None);
     }
 
     #[test]

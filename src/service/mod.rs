@@ -3,10 +3,13 @@
 
 pub mod access;
 pub mod channels;
+pub mod dlq;
+pub mod doctor;
 pub mod inbox;
 pub mod onboarding;
 pub mod outbox;
 pub mod page;
+pub mod redrive;
 pub mod session;
 pub mod views;
 

@@ -9,6 +9,7 @@
 //! on the send queue.
 
 pub(crate) mod inbound;
+pub mod metered;
 pub mod mongo;
 pub mod sqlite;
 
@@ -144,6 +145,39 @@ pub enum ApplyOutcome {
     Applied,
     /// Already applied before: nothing changed.
     Duplicate,
+}
+
+/// Why an inbound event could not be applied, recorded on its inbound event (status FAILED) so
+/// `dlq peek` can show it next to the dead message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundFailure {
+    /// The error of the last attempt.
+    pub error: String,
+    /// The receive count of that attempt.
+    pub receive_count: u32,
+    /// When it failed.
+    pub failed_at: OffsetDateTime,
+}
+
+/// A named, expiring claim that one process at a time holds (one redrive per queue). A holder
+/// that dies keeps it until `expires_at`; one on the same host whose process is gone can be
+/// replaced at once (see [`Store::acquire_lease`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// What is claimed (`redrive:incoming`).
+    pub name: String,
+    /// This claim's unique id.
+    pub holder_id: String,
+    /// Who holds it, for the refusal message (`cli:alice`).
+    pub actor: String,
+    /// The holder's host name.
+    pub host: String,
+    /// The holder's process id.
+    pub pid: u32,
+    /// When it was taken.
+    pub acquired_at: OffsetDateTime,
+    /// When it lapses unless renewed.
+    pub expires_at: OffsetDateTime,
 }
 
 /// Durable state shared by the CLI and the daemon.
@@ -298,4 +332,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest audit entries of a tenant, newest first.
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Records that an event could not be applied: its inbound event becomes FAILED with the
+    /// failure (the raw payload kept), unless it was applied meanwhile (PROCESSED stays). A later
+    /// successful [`Store::apply_inbound`] takes the event over and marks it PROCESSED.
+    async fn record_inbound_failure(&self, envelope: &Envelope, failure: &InboundFailure) -> StoreResult<()>;
+
+    /// The failure recorded for an inbound event whose last attempt failed; `None` once it is
+    /// applied or if it never failed.
+    async fn inbound_failure(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundFailure>>;
+
+    /// Takes `lease` if its name is free, expired, or held by `replacing` (a holder known to be
+    /// dead). Returns `None` when taken, or the current holder's lease when refused.
+    async fn acquire_lease(&self, lease: &Lease, replacing: Option<&str>) -> StoreResult<Option<Lease>>;
+
+    /// Extends a lease this holder still holds; false if it lapsed and someone else took it.
+    async fn renew_lease(&self, name: &str, holder_id: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Gives a lease up (a no-op if this holder no longer holds it).
+    async fn release_lease(&self, name: &str, holder_id: &str) -> StoreResult<()>;
+
+    /// How many outbox items are in `status` (the metrics' gauge).
+    async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64>;
 }

@@ -119,6 +119,7 @@ pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str,
         workers: 1,
         receive_wait: Duration::from_millis(300),
         visibility_timeout: Duration::from_secs(2),
+        max_attempts: MAX_RECEIVES,
     };
     let store = app.store().await.unwrap();
     let processor = Processor::new(Arc::clone(&store), Arc::clone(&queue), app.providers().clone(), config);
@@ -308,32 +309,47 @@ impl TestApp {
     /// Runs the real `kamshub` binary on this app's config (either backend) with `-o json`;
     /// panics unless it succeeds.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KAMSHUB_") {
-                cmd.env_remove(key);
-            }
-        }
-        let out = cmd.arg("--config").arg(&self.config).args(["-o", "json"]).args(args).output().unwrap();
+        let out = self.cli().args(["-o", "json"]).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Like [`TestApp::cli_json`], printing a table: the text a person reads.
     pub fn cli_table(&self, args: &[&str]) -> String {
-        let mut cmd = assert_cmd::Command::cargo_bin("kamshub").unwrap();
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KAMSHUB_") {
-                cmd.env_remove(key);
-            }
-        }
-        let out = cmd.arg("--config").arg(&self.config).args(args).output().unwrap();
+        let out = self.cli().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
     pub async fn store(&self) -> Arc<dyn kamshub::store::Store> {
         self.app.store().await.unwrap()
+    }
+
+    /// Runs a processor (four workers) in the background, as `serve` does, until the token is
+    /// cancelled; the task ends once its in-flight batches are finished.
+    pub async fn run_processor(&self) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
+        let config = ProcessorConfig {
+            workers: 4,
+            receive_wait: Duration::from_millis(500),
+            visibility_timeout: Duration::from_secs(2),
+            max_attempts: MAX_RECEIVES,
+        };
+        let processor =
+            Arc::new(Processor::new(self.store().await, Arc::clone(&self.queue), self.app.providers().clone(), config));
+        let stop = tokio_util::sync::CancellationToken::new();
+        (stop.clone(), tokio::spawn(processor.run(stop)))
+    }
+
+    /// `kamshub --config <this app's settings> ARGS`, with no `KAMSHUB_*` from the environment.
+    pub fn cli(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMSHUB_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("--config").arg(&self.config);
+        cmd
     }
 }
 

@@ -65,9 +65,19 @@ impl Daemon {
     }
 
     /// Sends SIGTERM, waits for the exit, and returns the status with the whole log.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
+        self.sigterm();
+        self.wait()
+    }
+
+    /// Sends SIGTERM and returns at once (the daemon drains meanwhile).
+    pub fn sigterm(&self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
+    }
+
+    /// Waits for the exit and returns the status with the whole log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().unwrap();
         self.log.extend(self.lines.iter());
         (status, self.log)

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod daemon;
 pub mod fake_providers;
+pub mod prometheus;
 pub mod queues;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -51,6 +52,12 @@ pub async fn messages_oldest_first(
     let mut messages = store.list_messages(tenant, conversation, None, limit).await.unwrap();
     messages.reverse();
     messages
+}
+
+/// The Python of `scripts/test`'s virtualenv, which holds the Prometheus project's own client
+/// library (its text-format parser checks `/metrics`).
+pub fn python() -> Option<String> {
+    service_var("KAMSHUB_TEST_PYTHON")
 }
 
 /// A name no other test in this run uses, for databases and pools.

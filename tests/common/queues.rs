@@ -61,4 +61,10 @@ impl Queue for Faulty {
     async fn depth(&self, queue: QueueName) -> QueueResult<Depth> {
         self.inner.depth(queue).await
     }
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<kamshub::queue::PeekedMessage>> {
+        self.inner.peek(queue, max).await
+    }
+    async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>> {
+        self.inner.oldest_sent_at(queue).await
+    }
 }

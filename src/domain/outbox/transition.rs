@@ -5,6 +5,7 @@
 //!    ▲  ╰──────────Claim──────────────────▶   │ ├──Fail────▶ FAILED  ──Resend──▶ PENDING
 //!    ╰────────────────Retry───────────────────╯ ├──Unknown─▶ UNKNOWN ──Resend──▶ PENDING
 //!                                               ╰─Abandoned▶ UNKNOWN
+//!                                                            FAILED  ──Redrive─▶ ENQUEUED
 //! ```
 //! A provider success is a fact, so `Sent` applies from every status: a sender whose message
 //! was taken for abandoned (its visibility lapsed and a redelivery marked the item UNKNOWN), or
@@ -64,6 +65,11 @@ pub enum Transition {
     /// An operator asks for a resend (`outbox retry`): FAILED | UNKNOWN → PENDING; the outbound
     /// message is `pending` again. For UNKNOWN this accepts a possible duplicate.
     Resend,
+    /// An operator moves its dead-lettered send message back to the send queue (`dlq redrive
+    /// send`): FAILED → ENQUEUED, so that message drives one more attempt (the relay publishes
+    /// it again only if it gets stuck). UNKNOWN items stay put: they are never resent without
+    /// an explicit `outbox retry`.
+    Redrive,
 }
 
 /// Why [`OutboxItem::apply`] refused a step: the item is in a status the step does not leave from.
@@ -150,13 +156,14 @@ impl Transition {
                 &[Sending]
             }
             Transition::Resend => &[Failed, Unknown],
+            Transition::Redrive => &[Failed],
         }
     }
 
     /// The status this step ends in.
     pub fn target(&self) -> OutboxStatus {
         match self {
-            Transition::Enqueue => OutboxStatus::Enqueued,
+            Transition::Enqueue | Transition::Redrive => OutboxStatus::Enqueued,
             Transition::Claim => OutboxStatus::Sending,
             Transition::Sent { .. } => OutboxStatus::Sent,
             Transition::Retry { .. } | Transition::Resend => OutboxStatus::Pending,
@@ -176,6 +183,7 @@ impl Transition {
             Transition::Unknown { .. } => "unknown",
             Transition::Abandoned => "abandoned",
             Transition::Resend => "resend",
+            Transition::Redrive => "redrive",
         }
     }
 }
@@ -232,7 +240,7 @@ impl OutboxItem {
                 self.next_attempt_at = None;
                 applied.log = log(SendOutcome::Unknown, &[], Some("sender stopped mid-call".to_owned()));
             }
-            Transition::Resend => {
+            Transition::Resend | Transition::Redrive => {
                 self.last_error = None;
                 self.next_attempt_at = None;
                 applied.message_status = Some(MessageStatus::Pending);
@@ -272,6 +280,7 @@ mod tests {
             Transition::Unknown { error: "timeout".into(), provider_ids: ids },
             Transition::Abandoned,
             Transition::Resend,
+            Transition::Redrive,
         ]
     }
 
@@ -296,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn final_statuses_leave_only_by_an_operator_resend_or_a_late_success() {
+    fn final_statuses_leave_only_by_an_operator_resend_redrive_or_a_late_success() {
         let now = crate::domain::now();
         for status in [Sent, Failed, Unknown] {
             let leaving: Vec<_> = every_step()
@@ -304,7 +313,11 @@ mod tests {
                 .filter(|step| item(status).apply(step, now).is_ok())
                 .map(|step| step.name())
                 .collect();
-            let expected: &[&str] = if status == Sent { &["sent"] } else { &["sent", "resend"] };
+            let expected: &[&str] = match status {
+                Sent => &["sent"],
+                Failed => &["sent", "resend", "redrive"],
+                _ => &["sent", "resend"],
+            };
             assert_eq!(leaving, expected, "from {status}");
         }
     }

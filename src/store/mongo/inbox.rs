@@ -48,21 +48,33 @@ async fn apply_one(
     let e = &record.envelope;
     let events = db.coll("inbound_events");
     let key = doc! {"tenantId": e.tenant_id.as_str(), "channelId": e.channel_id.as_str(), "providerEventId": &e.provider_event_id};
-    if events.find_one(key.clone()).session(&mut *s).await?.is_some() {
-        return Ok(ApplyOutcome::Duplicate);
-    }
+    // An event whose earlier attempts failed (FAILED) is applied now; anything else is a replay.
+    let failed_before = match events.find_one(key.clone()).session(&mut *s).await? {
+        Some(existing) if existing.get_str("status").ok() == Some(InboundEventStatus::Failed.as_str()) => true,
+        Some(_) => return Ok(ApplyOutcome::Duplicate),
+        None => false,
+    };
     let current = load_current(db, s, record).await?;
     let plan = plan(e, &record.event, current, now);
     write_plan(db, s, &plan).await?;
-    let mut event = key;
-    event.extend(doc! {
-        "status": InboundEventStatus::Processed.as_str(), "outcome": &plan.outcome,
-        // The raw event as JSON text, as the SQLite adapter keeps it: exactly what arrived, with
-        // nothing BSON cannot hold lost (integers beyond 64 bits, `$` keys, deep nesting).
-        "payload": e.payload.to_string(),
-        "receivedAt": DateTime::from_millis(e.received_at_ms), "processedAt": dt(now),
-    });
-    events.insert_one(event).session(&mut *s).await?;
+    let processed =
+        doc! {"status": InboundEventStatus::Processed.as_str(), "outcome": &plan.outcome, "processedAt": dt(now)};
+    if failed_before {
+        // Only if still FAILED: a concurrent apply of the same event conflicts and retries.
+        let mut still_failed = key;
+        still_failed.insert("status", InboundEventStatus::Failed.as_str());
+        events.update_one(still_failed, doc! {"$set": processed}).session(&mut *s).await?;
+    } else {
+        let mut event = key;
+        event.extend(processed);
+        event.extend(doc! {
+            // The raw event as JSON text, as the SQLite adapter keeps it: exactly what arrived, with
+            // nothing BSON cannot hold lost (integers beyond 64 bits, `$` keys, deep nesting).
+            "payload": e.payload.to_string(),
+            "receivedAt": DateTime::from_millis(e.received_at_ms),
+        });
+        events.insert_one(event).session(&mut *s).await?;
+    }
     Ok(ApplyOutcome::Applied)
 }
 

@@ -7,7 +7,8 @@
 //! - [`indexes`]: the unique keys and lookups, created at connect;
 //! - [`tenants`]: tenants, users, channels, audit log;
 //! - [`outbox`]: replies, their compare-and-set transitions, the send log;
-//! - [`inbox`]: conversations, messages, inbound events, receipts.
+//! - [`inbox`]: conversations, messages, inbound events, receipts;
+//! - [`operations`]: inbound failures, leases, outbox counts (operators' records).
 //!
 //! Imports run one way (inbox → outbox → session → errors → codec).
 
@@ -15,12 +16,14 @@ mod codec;
 mod errors;
 mod inbox;
 mod indexes;
+mod operations;
 mod outbox;
 mod session;
 mod tenants;
 
 use super::{
-    ApplyOutcome, ConversationQuery, CreateOutcome, InboundRecord, OutboxQuery, Store, StoreError, StoreResult,
+    ApplyOutcome, ConversationQuery, CreateOutcome, InboundFailure, InboundRecord, Lease, OutboxQuery, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
@@ -222,5 +225,38 @@ impl Store for MongoStore {
 
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         tenants::list_audit(&self.db, tenant, limit).await
+    }
+
+    async fn record_inbound_failure(
+        &self,
+        envelope: &crate::domain::inbound::Envelope,
+        failure: &InboundFailure,
+    ) -> StoreResult<()> {
+        operations::record_inbound_failure(&self.db, envelope, failure).await
+    }
+
+    async fn inbound_failure(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundFailure>> {
+        operations::inbound_failure(&self.db, tenant, channel, provider_event_id).await
+    }
+
+    async fn acquire_lease(&self, lease: &Lease, replacing: Option<&str>) -> StoreResult<Option<Lease>> {
+        operations::acquire_lease(&self.db, lease, replacing).await
+    }
+
+    async fn renew_lease(&self, name: &str, holder_id: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        operations::renew_lease(&self.db, name, holder_id, expires_at).await
+    }
+
+    async fn release_lease(&self, name: &str, holder_id: &str) -> StoreResult<()> {
+        operations::release_lease(&self.db, name, holder_id).await
+    }
+
+    async fn count_outbox(&self, status: crate::domain::OutboxStatus) -> StoreResult<u64> {
+        operations::count_outbox(&self.db, status).await
     }
 }

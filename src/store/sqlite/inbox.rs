@@ -22,9 +22,12 @@ fn apply_one(c: &Connection, record: &InboundRecord, now: time::OffsetDateTime) 
     let e = &record.envelope;
     let claimed = c
         .prepare_cached(
-            "INSERT OR IGNORE INTO inbound_events
+            "INSERT INTO inbound_events
                  (tenant_id, channel_id, provider_event_id, status, outcome, payload, received_at, processed_at)
-             VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7)
+             ON CONFLICT (tenant_id, channel_id, provider_event_id) DO UPDATE
+                 SET status = excluded.status, processed_at = excluded.processed_at
+                 WHERE inbound_events.status = ?8",
         )?
         .execute(params![
             e.tenant_id.as_str(),
@@ -33,7 +36,9 @@ fn apply_one(c: &Connection, record: &InboundRecord, now: time::OffsetDateTime) 
             InboundEventStatus::Processing.as_str(),
             e.payload.to_string(),
             e.received_at_ms,
-            millis(now)
+            millis(now),
+            // An event whose earlier attempts failed is applied now; anything else is a replay.
+            InboundEventStatus::Failed.as_str(),
         ])?;
     if claimed == 0 {
         return Ok(ApplyOutcome::Duplicate);

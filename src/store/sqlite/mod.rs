@@ -5,7 +5,9 @@
 //! - [`messages`]: message rows, shared by the inbox and the outbox;
 //! - [`outbox`]: replies, their compare-and-set transitions, the send log;
 //! - [`inbox`]: conversations, inbound events, receipts;
-//! - `schema_v1.sql`, `schema_v2.sql` (thread aliases): the schema, applied in order.
+//! - [`operations`]: inbound failures, leases, outbox counts (operators' records);
+//! - `schema_v1.sql`, `schema_v2.sql` (thread aliases), `schema_v3.sql` (inbound failures, leases):
+//!   the schema, applied in order.
 //!
 //! Imports run one way (inbox → outbox → messages, tenants → codec). Every write runs in one
 //! transaction on the writer connection ([`SqliteStore::write`]); reads use reader connections.
@@ -13,11 +15,13 @@
 mod codec;
 mod inbox;
 mod messages;
+mod operations;
 mod outbox;
 mod tenants;
 
 use super::{
-    ApplyOutcome, ConversationQuery, CreateOutcome, InboundRecord, OutboxQuery, Store, StoreError, StoreResult,
+    ApplyOutcome, ConversationQuery, CreateOutcome, InboundFailure, InboundRecord, Lease, OutboxQuery, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::inbound::InboundEventRecord;
 use crate::domain::{
@@ -33,7 +37,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 
 /// Schema migrations, applied in order at open.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
 
 /// Read-only connections next to the writer: reads (the sender's and the API's lookups) never
 /// queue behind a write's fsync.
@@ -279,5 +284,43 @@ impl Store for SqliteStore {
     async fn list_audit(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         let tenant = tenant.clone();
         self.read(move |c| tenants::list_audit(c, &tenant, limit)).await
+    }
+
+    async fn record_inbound_failure(
+        &self,
+        envelope: &crate::domain::inbound::Envelope,
+        failure: &InboundFailure,
+    ) -> StoreResult<()> {
+        let (envelope, failure) = (envelope.clone(), failure.clone());
+        self.write(move |c| operations::record_inbound_failure(c, &envelope, &failure)).await
+    }
+
+    async fn inbound_failure(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        provider_event_id: &str,
+    ) -> StoreResult<Option<InboundFailure>> {
+        let (tenant, channel, event) = (tenant.clone(), channel.clone(), provider_event_id.to_owned());
+        self.read(move |c| operations::inbound_failure(c, &tenant, &channel, &event)).await
+    }
+
+    async fn acquire_lease(&self, lease: &Lease, replacing: Option<&str>) -> StoreResult<Option<Lease>> {
+        let (lease, replacing) = (lease.clone(), replacing.map(str::to_owned));
+        self.write(move |c| operations::acquire_lease(c, &lease, replacing.as_deref())).await
+    }
+
+    async fn renew_lease(&self, name: &str, holder_id: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder_id.to_owned());
+        self.write(move |c| operations::renew_lease(c, &name, &holder, expires_at)).await
+    }
+
+    async fn release_lease(&self, name: &str, holder_id: &str) -> StoreResult<()> {
+        let (name, holder) = (name.to_owned(), holder_id.to_owned());
+        self.write(move |c| operations::release_lease(c, &name, &holder)).await
+    }
+
+    async fn count_outbox(&self, status: crate::domain::OutboxStatus) -> StoreResult<u64> {
+        self.read(move |c| operations::count_outbox(c, status)).await
     }
 }
