@@ -330,7 +330,12 @@ impl<'a> Run<'a> {
                 let depth = self.queue.depth(self.dlq).await.map_err(queue_error)?;
                 let elsewhere = depth.in_flight.saturating_sub(self.held.len() as u64);
                 let since = *empty_since.get_or_insert_with(Instant::now);
-                if elsewhere == 0 || since.elapsed() > patience {
+                // Visible messages that a receive did not hand out (SQS counts are approximate,
+                // and a group can stay blocked a moment after another holder let go) are waited
+                // for too, within the same patience, unless this run holds messages: then they
+                // are the rest of groups it left in place on purpose.
+                let blocked = if self.held.is_empty() { depth.visible } else { 0 };
+                if (elsewhere == 0 && blocked == 0) || since.elapsed() > patience {
                     break;
                 }
                 progress.note(&format!(
