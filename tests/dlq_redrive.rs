@@ -159,6 +159,16 @@ async fn poison_the_dlq(app: &TestApp) -> u64 {
     dead
 }
 
+/// The Telegram update id in a provider event id (`{update_id}:{digest of the update}`).
+fn update_id_of(provider_event_id: &str) -> i64 {
+    provider_event_id.split(':').next().unwrap().parse().unwrap()
+}
+
+/// The update id of a `dlq peek` row's key.
+fn update_of(row: &Value) -> i64 {
+    update_id_of(row["key"].as_str().unwrap())
+}
+
 fn json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "kamshub failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
@@ -174,13 +184,12 @@ fn assert_peek_explains(app: &TestApp, dead: u64) {
     let rows = peeked.as_array().unwrap();
     let poison: BTreeSet<String> =
         (1..=CHATS).flat_map(|chat| POISON_AT.iter().map(move |i| update_id(chat, *i).to_string())).collect();
-    let keys: BTreeSet<String> = rows.iter().map(|r| r["key"].as_str().unwrap().to_owned()).collect();
+    let keys: BTreeSet<String> = rows.iter().map(|r| update_of(r).to_string()).collect();
     if embedded(app) {
         assert_eq!(keys.len(), rows.len(), "each dead message once");
         assert_eq!(keys, poison, "the poison events");
     } else {
-        let chats: BTreeSet<i64> =
-            rows.iter().map(|r| r["key"].as_str().unwrap().parse::<i64>().unwrap() / 1000).collect();
+        let chats: BTreeSet<i64> = rows.iter().map(|r| update_of(r) / 1000).collect();
         assert_eq!(chats.len(), CHATS as usize, "every stuck conversation is shown: {peeked}");
         if (rows.len() as u64) < dead {
             let note = String::from_utf8_lossy(&peek.stderr);
@@ -190,10 +199,10 @@ fn assert_peek_explains(app: &TestApp, dead: u64) {
     for r in rows {
         assert_eq!(r["tenantId"], app.tenant.as_str());
         assert_eq!(r["channelId"], app.telegram.as_str());
-        let chat = r["key"].as_str().unwrap().parse::<i64>().unwrap() / 1000;
+        let chat = update_of(r) / 1000;
         assert!(r["group"].as_str().unwrap().ends_with(&format!(":{chat}")), "{r}");
         let reason = r["reason"].as_str().unwrap();
-        if poison.contains(r["key"].as_str().unwrap()) {
+        if poison.contains(&update_of(r).to_string()) {
             assert!(
                 reason.contains("refuse_poison") || reason.contains("failed validation"),
                 "the database's reason: {r}"
@@ -295,7 +304,7 @@ async fn queued_in_order(queue: &dyn Queue, strict: bool) -> Vec<i64> {
     let mut ids = Vec::new();
     for m in &seen {
         let envelope: kamshub::domain::inbound::Envelope = serde_json::from_str(&m.body).unwrap();
-        let id: i64 = envelope.provider_event_id.parse().unwrap();
+        let id = update_id_of(&envelope.provider_event_id);
         per_group.entry(m.group_id.clone()).or_default().push(id);
         ids.push(id);
         queue.set_visibility(QueueName::Incoming, &m.receipt, Duration::ZERO).await.unwrap();
