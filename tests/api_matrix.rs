@@ -344,9 +344,10 @@ fn fill(path: &str, target: &Target) -> String {
         .replace("{outboxId}", target.outbox.as_str())
 }
 
-/// The role matrix of ARCHITECTURE.md, written out again here so the test does not trust the
-/// code it checks: platform admins everything; tenant admins everything inside their tenant;
-/// managers rename/activate/deactivate channels and read and reply in the inbox.
+/// The role matrix (docs/architecture.md, "HTTP API and access"), written out again here so the
+/// test does not trust the code it checks: platform admins everything; tenant admins everything
+/// inside their tenant; managers rename/activate/deactivate channels and read and reply in the
+/// inbox.
 fn may(role: Role, action: Action) -> bool {
     match role {
         Role::PlatformAdmin => true,
