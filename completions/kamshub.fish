@@ -40,6 +40,7 @@ complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "conversation" -d 'L
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "message" -d 'Queue replies'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "outbox" -d 'Inspect, show and retry outbox items'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "dlq" -d 'Dead-letter queues: list depths, peek at what is stuck and why, redrive it'
+complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "webhook" -d 'Outgoing webhooks: register endpoints, see their health and deliveries, replay events'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "doctor" -d 'Check the deployment: configuration, store, queues, identity, master key, providers; OK/WARN/FAIL with the fix for each; exit 1 on any FAIL'
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -47,8 +48,8 @@ complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "man" -d 'Write man 
 complete -c kamshub -n "__fish_kamshub_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l roles -d 'Roles to run, comma-separated (default: all), so roles can run on separate hosts' -r -f -a "http\t'HTTP: webhooks, API, health'
 processor\t'The inbound processor loop'
-relay\t'The outbox relay loop (outbox → send queue)'
-sender\t'The sender loop (send queue → providers)'"
+relay\t'The outbox relay loop (outbox → send and deliveries queues), and the pruning of expired events'
+sender\t'The sender loops (send queue → providers; deliveries queue → webhook endpoints)'"
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -385,6 +386,102 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_sub
 complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "peek" -d 'Show DLQ messages with their tenant, channel, group, key, receive count, the reason their last attempt failed, and age, without taking them'
 complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "redrive" -d 'Move DLQ messages back to their source queue, in order within each conversation, keeping their group (audited). Asks first unless --yes; refuses while another redrive of the same queue runs'
 complete -c kamshub -n "__fish_kamshub_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "add" -d 'Register an endpoint; prints its signing secret, this once'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "list" -d 'List a tenant\'s endpoints with their health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "show" -d 'Show one endpoint with its health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "enable" -d 'Turn deliveries back on (clears the failure count; replay what it missed)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "disable" -d 'Turn deliveries off'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "remove" -d 'Remove an endpoint (its deliveries stay listed; pending ones are not made)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "deliveries" -d 'List an endpoint\'s deliveries, newest first: status, attempts, last error or answer'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "replay" -d 'Deliver events again, as new deliveries: one delivery\'s event, or every event from an id on'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and not __fish_seen_subcommand_from add list show enable disable remove deliveries replay help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l url -d 'Where deliveries go: an https URL on a public address' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l event -d 'An event type to deliver (repeat for several; none: every type), e.g. `--event message.received --event reply.failed`' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l description -d 'What you call it' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -l status -d 'Only deliveries in this status (PENDING, ENQUEUED, SENDING, SENT, FAILED)' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -l limit -d 'At most this many' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from deliveries" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -l tenant -d 'Tenant id' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -l delivery -d 'Replay this delivery\'s event' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -l from-event -d 'Replay every event from this id on that the endpoint asks for' -r
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
+json\t'JSON for scripts'"
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -l data-dir -d 'Data directory for the embedded backends (overrides KAMSHUB_DATA_DIR)' -r -F
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "add" -d 'Register an endpoint; prints its signing secret, this once'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a tenant\'s endpoints with their health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one endpoint with its health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Turn deliveries back on (clears the failure count; replay what it missed)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Turn deliveries off'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an endpoint (its deliveries stay listed; pending ones are not made)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "deliveries" -d 'List an endpoint\'s deliveries, newest first: status, attempts, last error or answer'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Deliver events again, as new deliveries: one delivery\'s event, or every event from an id on'
+complete -c kamshub -n "__fish_kamshub_using_subcommand webhook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -l config -d 'Configuration file (default: $KAMSHUB_CONFIG, else ./kamshub.toml if present)' -r -F
 complete -c kamshub -n "__fish_kamshub_using_subcommand queues; and not __fish_seen_subcommand_from init help" -s o -l output -d 'Output format' -r -f -a "table\t'A table for people'
 json\t'JSON for scripts'"
@@ -425,20 +522,21 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand man" -l data-dir -d 'Dat
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kamshub -n "__fish_kamshub_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "tenant" -d 'Create, list and show tenants'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "user" -d 'Invite and list users'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "message" -d 'Queue replies'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "outbox" -d 'Inspect, show and retry outbox items'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "dlq" -d 'Dead-letter queues: list depths, peek at what is stuck and why, redrive it'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "doctor" -d 'Check the deployment: configuration, store, queues, identity, master key, providers; OK/WARN/FAIL with the fix for each; exit 1 on any FAIL'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
-complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq queues doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "serve" -d 'Run the daemon: HTTP (webhooks, API, health) and the pipeline loops'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "bootstrap" -d 'Create the first platform admin (tenant `platform`). Fails once one exists'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "tenant" -d 'Create, list and show tenants'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "user" -d 'Invite and list users'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "channel" -d 'Connect and manage Telegram bots and Messenger pages'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "conversation" -d 'List and show a tenant\'s conversations'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "message" -d 'Queue replies'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "outbox" -d 'Inspect, show and retry outbox items'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "dlq" -d 'Dead-letter queues: list depths, peek at what is stuck and why, redrive it'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "webhook" -d 'Outgoing webhooks: register endpoints, see their health and deliveries, replay events'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "queues" -d 'Create the SQS queues and their redrive policies (embedded queues need none)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "doctor" -d 'Check the deployment: configuration, store, queues, identity, master key, providers; OK/WARN/FAIL with the fix for each; exit 1 on any FAIL'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "man" -d 'Write man pages (kamshub.1 and one per subcommand) into a directory'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and not __fish_seen_subcommand_from serve bootstrap tenant user channel conversation message outbox dlq webhook queues doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create a tenant and its first tenant admin (temporary password, shown once)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List every tenant'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show one tenant'
@@ -462,4 +560,12 @@ complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_su
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "list" -d 'Each queue and its DLQ: messages waiting and in flight (approximate on SQS) and the oldest message\'s age (embedded queues; SQS tells it only through CloudWatch)'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "peek" -d 'Show DLQ messages with their tenant, channel, group, key, receive count, the reason their last attempt failed, and age, without taking them'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "redrive" -d 'Move DLQ messages back to their source queue, in order within each conversation, keeping their group (audited). Asks first unless --yes; refuses while another redrive of the same queue runs'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "add" -d 'Register an endpoint; prints its signing secret, this once'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "list" -d 'List a tenant\'s endpoints with their health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "show" -d 'Show one endpoint with its health'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "enable" -d 'Turn deliveries back on (clears the failure count; replay what it missed)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "disable" -d 'Turn deliveries off'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "remove" -d 'Remove an endpoint (its deliveries stay listed; pending ones are not made)'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "deliveries" -d 'List an endpoint\'s deliveries, newest first: status, attempts, last error or answer'
+complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from webhook" -f -a "replay" -d 'Deliver events again, as new deliveries: one delivery\'s event, or every event from an id on'
 complete -c kamshub -n "__fish_kamshub_using_subcommand help; and __fish_seen_subcommand_from queues" -f -a "init" -d 'Create the four FIFO queues (each DLQ before its source) with the configured redrive policy and visibility timeout, or update existing ones to match. Safe to run again'

@@ -31,9 +31,11 @@ use futures::StreamExt;
 use kamshub::app::App;
 use kamshub::config::{FlagOverrides, Settings};
 use kamshub::domain::inbound::{ENVELOPE_VERSION, Envelope, InboundEvent, IncomingMessage, order_key};
+use kamshub::domain::webhook::AttemptResult;
 use kamshub::domain::{
-    Actor, AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, MessageId, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName, Transition, User, UserId,
+    Actor, AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, Event,
+    EventId, ExternalId, Message, MessageId, OutboxId, OutboxItem, OutboxStatus, Tenant, TenantId, TenantName,
+    Transition, User, UserId, WebhookEndpoint, WebhookId,
 };
 use kamshub::pipeline::pacing::{Limit, PacingLimits};
 use kamshub::pipeline::relay::{Relay, RelayConfig};
@@ -1124,6 +1126,46 @@ impl Store for TimedStore {
     }
     async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64> {
         self.stats.time("store.count_outbox", self.inner.count_outbox(status)).await
+    }
+    async fn list_events(&self, tenant: &TenantId, after: EventId, limit: u32) -> StoreResult<Vec<Event>> {
+        self.stats.time("store.list_events", self.inner.list_events(tenant, after, limit)).await
+    }
+    async fn get_event(&self, tenant: &TenantId, id: EventId) -> StoreResult<Option<Event>> {
+        self.stats.time("store.get_event", self.inner.get_event(tenant, id)).await
+    }
+    async fn event_heads(&self, tenants: &[TenantId]) -> StoreResult<Vec<(TenantId, EventId)>> {
+        self.stats.time("store.event_heads", self.inner.event_heads(tenants)).await
+    }
+    async fn prune_events(&self, before: time::OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.stats.time("store.prune_events", self.inner.prune_events(before, limit)).await
+    }
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        self.stats.time("store.insert_webhook", self.inner.insert_webhook(endpoint, audit)).await
+    }
+    async fn get_webhook(&self, tenant: &TenantId, id: &WebhookId) -> StoreResult<WebhookEndpoint> {
+        self.stats.time("store.get_webhook", self.inner.get_webhook(tenant, id)).await
+    }
+    async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.stats.time("store.list_webhooks", self.inner.list_webhooks(tenant)).await
+    }
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        self.stats.time("store.update_webhook", self.inner.update_webhook(endpoint, audit)).await
+    }
+    async fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, audit: &AuditEntry) -> StoreResult<()> {
+        self.stats.time("store.delete_webhook", self.inner.delete_webhook(tenant, id, audit)).await
+    }
+    async fn record_webhook_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        attempt: &AttemptResult,
+        disable_after: Duration,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        let call = self.inner.record_webhook_attempt(tenant, id, attempt, disable_after);
+        self.stats.time("store.record_webhook_attempt", call).await
+    }
+    async fn insert_deliveries(&self, items: &[OutboxItem]) -> StoreResult<()> {
+        self.stats.time("store.insert_deliveries", self.inner.insert_deliveries(items)).await
     }
 }
 

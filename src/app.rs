@@ -2,6 +2,7 @@
 //! touches the identity provider or the key file.
 
 use crate::config::{IdentityKind, Settings, StoreKind};
+use crate::delivery::WebhookClient;
 use crate::identity::cognito::CognitoIdentity;
 use crate::identity::local::LocalIdentity;
 use crate::identity::{Identity, IdentityError};
@@ -41,6 +42,7 @@ pub struct App {
     queue: OnceCell<Arc<dyn Queue>>,
     local_identity: OnceCell<Arc<LocalIdentity>>,
     master_key: OnceLock<Arc<MasterKey>>,
+    webhook_client: OnceLock<Arc<WebhookClient>>,
     providers: Providers,
 }
 
@@ -58,6 +60,7 @@ impl App {
             queue: OnceCell::new(),
             local_identity: OnceCell::new(),
             master_key: OnceLock::new(),
+            webhook_client: OnceLock::new(),
             providers,
         }
     }
@@ -106,13 +109,17 @@ impl App {
         self.queue
             .get_or_try_init(|| async {
                 let s = &self.settings.queue;
+                let limits = self.settings.receive_limits();
                 let queue: Arc<dyn Queue> = match s.kind {
-                    crate::config::QueueKind::Embedded => Arc::new(SqliteQueue::open(
-                        &self.data_dir()?.join("queues.sqlite3"),
-                        s.max_receive_count,
-                        std::time::Duration::from_secs(s.visibility_timeout_secs.into()),
-                    )?),
-                    crate::config::QueueKind::Sqs => Arc::new(SqsQueue::connect(s).await?),
+                    crate::config::QueueKind::Embedded => Arc::new(
+                        SqliteQueue::open(
+                            &self.data_dir()?.join("queues.sqlite3"),
+                            s.max_receive_count,
+                            std::time::Duration::from_secs(s.visibility_timeout_secs.into()),
+                        )?
+                        .with_limits(limits),
+                    ),
+                    crate::config::QueueKind::Sqs => Arc::new(SqsQueue::connect(s).await?.with_limits(limits)),
                 };
                 Ok(Arc::new(MeteredQueue::new(queue)) as Arc<dyn Queue>)
             })
@@ -163,6 +170,17 @@ impl App {
             }
         };
         Ok(Arc::clone(self.master_key.get_or_init(|| Arc::new(key))))
+    }
+
+    /// The client that delivers webhooks and checks endpoint URLs, under `[webhooks]`.
+    pub fn webhook_client(&self) -> Result<Arc<WebhookClient>, AppError> {
+        if let Some(client) = self.webhook_client.get() {
+            return Ok(Arc::clone(client));
+        }
+        let hooks = &self.settings.webhooks;
+        let timeout = std::time::Duration::from_secs(u64::from(hooks.timeout_secs));
+        let client = WebhookClient::new(hooks.address_policy(), timeout, self.master_key()?);
+        Ok(Arc::clone(self.webhook_client.get_or_init(|| Arc::new(client))))
     }
 
     /// The providers (one per channel kind), for the pipelines.

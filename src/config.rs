@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A setting that is malformed or missing; the message names the key and where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,12 @@ pub struct Settings {
     /// How log lines are written.
     #[serde(default)]
     pub log: LogSettings,
+    /// The event log and live streams.
+    #[serde(default)]
+    pub events: EventSettings,
+    /// Outgoing webhooks: which endpoints are allowed, how long deliveries are retried.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
     /// Base64 of the 32-byte key that seals channel credentials (`KAMSHUB_MASTER_KEY`). Without
     /// it the embedded deployment keeps a generated key file in the data dir.
     #[serde(default)]
@@ -274,6 +281,125 @@ impl Default for ProviderSettings {
     }
 }
 
+/// `[events]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Seconds an event is kept (streams resume, webhooks deliver and replay from the log) before
+    /// it is pruned. At least `[webhooks] retry_for_secs`.
+    #[serde(default = "default_retention")]
+    pub retention_secs: u32,
+    /// Milliseconds between looks at the store for new events, while streams are open (events
+    /// stored by this process are streamed at once).
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u32,
+    /// Seconds between keep-alive comments on an idle stream.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u32,
+    /// Event streams open at once per process; more are answered 503.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: u32,
+    /// Events waiting for one stream's client to read them. A client that leaves its buffer full
+    /// for `slow_client_secs` is disconnected (it resumes with `Last-Event-ID`), so a slow reader
+    /// never grows the daemon's memory.
+    #[serde(default = "default_stream_buffer")]
+    pub stream_buffer: u32,
+    /// Seconds a stream's buffer may stay full before its client is disconnected.
+    #[serde(default = "default_slow_client")]
+    pub slow_client_secs: u32,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            retention_secs: default_retention(),
+            poll_ms: default_poll_ms(),
+            keep_alive_secs: default_keep_alive(),
+            max_streams: default_max_streams(),
+            stream_buffer: default_stream_buffer(),
+            slow_client_secs: default_slow_client(),
+        }
+    }
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Accept plain `http://` endpoint URLs (development only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Accept endpoints on loopback, private and shared addresses (development, or integrators
+    /// inside your own network). Link-local addresses are refused regardless.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    /// Seconds a delivery is retried (5xx, 408, 429, timeouts, refused connections) before it
+    /// is FAILED.
+    #[serde(default = "default_retry_for")]
+    pub retry_for_secs: u32,
+    /// Milliseconds before the first retry; each next one waits twice as long (with jitter).
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u32,
+    /// Longest wait between two attempts, in seconds (at most 43200, SQS's visibility limit).
+    #[serde(default = "default_backoff_cap")]
+    pub backoff_cap_secs: u32,
+    /// Seconds an endpoint has to answer one delivery.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_secs: u32,
+    /// Seconds of failures without a success after which an endpoint is disabled; default
+    /// `retry_for_secs`.
+    #[serde(default)]
+    pub disable_after_secs: Option<u32>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            retry_for_secs: default_retry_for(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_cap_secs: default_backoff_cap(),
+            timeout_secs: default_webhook_timeout(),
+            disable_after_secs: None,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Which endpoint addresses are allowed.
+    pub fn address_policy(&self) -> crate::domain::webhook::AddressPolicy {
+        crate::domain::webhook::AddressPolicy {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private_addresses,
+        }
+    }
+
+    /// How long deliveries are retried.
+    pub fn retry_for(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retry_for_secs))
+    }
+
+    /// How long an endpoint may fail before it is disabled.
+    pub fn disable_after(&self) -> Duration {
+        Duration::from_secs(u64::from(self.disable_after_secs.unwrap_or(self.retry_for_secs)))
+    }
+
+    /// The deliveries' retry policy: backoff, and retries ending `retry_for_secs` after the event;
+    /// `max_attempts` is what fits in that window at the shortest waits (a safety net: the window
+    /// ends retries first).
+    pub fn retry_policy(&self) -> crate::domain::RetryPolicy {
+        let mut policy = crate::domain::RetryPolicy {
+            max_attempts: u32::MAX,
+            backoff_base: Duration::from_millis(u64::from(self.backoff_base_ms)),
+            backoff_cap: Duration::from_secs(u64::from(self.backoff_cap_secs)),
+            give_up_after: Some(self.retry_for()),
+        };
+        policy.max_attempts = policy.attempts_within(self.retry_for());
+        policy
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./kamshub-data")
 }
@@ -307,6 +433,36 @@ fn default_max_receive_count() -> u32 {
 fn default_visibility_timeout() -> u32 {
     30
 }
+fn default_retention() -> u32 {
+    7 * 24 * 3600
+}
+fn default_poll_ms() -> u32 {
+    500
+}
+fn default_keep_alive() -> u32 {
+    15
+}
+fn default_max_streams() -> u32 {
+    1000
+}
+fn default_stream_buffer() -> u32 {
+    256
+}
+fn default_slow_client() -> u32 {
+    30
+}
+fn default_retry_for() -> u32 {
+    24 * 3600
+}
+fn default_backoff_base_ms() -> u32 {
+    5000
+}
+fn default_backoff_cap() -> u32 {
+    3600
+}
+fn default_webhook_timeout() -> u32 {
+    10
+}
 fn default_telegram_api_base() -> String {
     "https://api.telegram.org".to_owned()
 }
@@ -316,8 +472,19 @@ fn default_graph_api_base() -> String {
 
 /// Top-level names the environment may set; other `KAMSHUB_*` variables (`KAMSHUB_CONFIG`,
 /// test switches) are not settings.
-const ENV_KEYS: &[&str] =
-    &["data_dir", "http", "store", "queue", "identity", "providers", "log", "master_key", "bootstrap_token"];
+const ENV_KEYS: &[&str] = &[
+    "data_dir",
+    "http",
+    "store",
+    "queue",
+    "identity",
+    "providers",
+    "events",
+    "webhooks",
+    "log",
+    "master_key",
+    "bootstrap_token",
+];
 
 /// `KAMSHUB_LOG` alone is the log filter (`KAMSHUB_LOG=debug`), not the `[log]` section, which
 /// the environment sets key by key (`KAMSHUB_LOG__FORMAT=json`).
@@ -398,6 +565,7 @@ impl Settings {
                 return Err(ConfigError(format!("invalid setting `{key}`: must be at least 1")));
             }
         }
+        self.validate_events()?;
         if !(MIN_VISIBILITY_TIMEOUT_SECS..=43_200).contains(&self.queue.visibility_timeout_secs) {
             return Err(ConfigError(format!(
                 "invalid setting `[queue] visibility_timeout_secs` (KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS): must be \
@@ -425,6 +593,67 @@ impl Settings {
 /// timeout and SQS counts visibility in whole seconds: below this a held message cannot be
 /// extended in time (0 would make every received message visible again at once).
 pub const MIN_VISIBILITY_TIMEOUT_SECS: u32 = 2;
+impl Settings {
+    /// Receives after which each source queue dead-letters a message: `[queue] max_receive_count`,
+    /// and for webhook deliveries the attempts their retry window holds on top of it.
+    pub fn receive_limits(&self) -> crate::queue::ReceiveLimits {
+        let common = self.queue.max_receive_count;
+        let deliveries = self.webhooks.retry_policy().max_attempts.saturating_add(common).min(1000);
+        crate::queue::ReceiveLimits { common, deliveries }
+    }
+
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: String| Err(ConfigError(format!("invalid setting `{key}`: {why}")));
+        let (events, hooks) = (&self.events, &self.webhooks);
+        for (key, value) in [
+            ("[events] retention_secs", events.retention_secs),
+            ("[events] keep_alive_secs", events.keep_alive_secs),
+            ("[events] max_streams", events.max_streams),
+            ("[events] stream_buffer", events.stream_buffer),
+            ("[events] slow_client_secs", events.slow_client_secs),
+            ("[webhooks] retry_for_secs", hooks.retry_for_secs),
+            ("[webhooks] backoff_base_ms", hooks.backoff_base_ms),
+            ("[webhooks] backoff_cap_secs", hooks.backoff_cap_secs),
+            ("[webhooks] timeout_secs", hooks.timeout_secs),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        if events.poll_ms < 20 {
+            return invalid("[events] poll_ms", "must be at least 20".into());
+        }
+        if events.retention_secs < hooks.retry_for_secs {
+            return invalid(
+                "[events] retention_secs",
+                format!(
+                    "must be at least `[webhooks] retry_for_secs` ({}): deliveries read their event",
+                    hooks.retry_for_secs
+                ),
+            );
+        }
+        if hooks.retry_for_secs > 3 * 24 * 3600 {
+            return invalid(
+                "[webhooks] retry_for_secs",
+                "must be at most 259200 (3 days; SQS keeps messages 4)".into(),
+            );
+        }
+        if hooks.backoff_cap_secs > 43_200 {
+            return invalid("[webhooks] backoff_cap_secs", "must be at most 43200 (12 h)".into());
+        }
+        let needed = hooks.retry_policy().max_attempts.saturating_add(self.queue.max_receive_count);
+        if needed > 1000 {
+            return invalid(
+                "[webhooks] backoff_cap_secs",
+                format!(
+                    "retries within `retry_for_secs` need {needed} receives of the deliveries queue, more than SQS's \
+                     1000: raise the backoff"
+                ),
+            );
+        }
+        Ok(())
+    }
+}
 
 fn config_path(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
     Ok(chosen_file(explicit)?.map(|(path, _)| path))

@@ -7,8 +7,9 @@ use crate::app::App;
 use crate::http::{Readiness, ServerState};
 use crate::pipeline::intake::Intake;
 use crate::pipeline::processor::{Processor, ProcessorConfig};
+use crate::pipeline::pruner::Pruner;
 use crate::pipeline::relay::{Relay, RelayConfig};
-use crate::pipeline::sender::{Sender, SenderConfig};
+use crate::pipeline::sender::{Sender, SenderConfig, Webhooks};
 use crate::queue::QueueName;
 use clap::ValueEnum;
 use std::future::Future;
@@ -24,9 +25,10 @@ pub enum Role {
     Http,
     /// The inbound processor loop.
     Processor,
-    /// The outbox relay loop (outbox → send queue).
+    /// The outbox relay loop (outbox → send and deliveries queues), and the pruning of expired
+    /// events.
     Relay,
-    /// The sender loop (send queue → providers).
+    /// The sender loops (send queue → providers; deliveries queue → webhook endpoints).
     Sender,
 }
 
@@ -54,6 +56,8 @@ pub enum DaemonError {
 /// batch it brought. A loop silent for longer than this (or than `WatchdogSec`, if longer) is
 /// wedged, and the systemd watchdog pings stop.
 const LONGEST_QUIET: Duration = Duration::from_secs(45);
+/// How often the relay role looks for expired events.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(app: App, roles: &[Role]) -> Result<(), DaemonError> {
@@ -104,15 +108,19 @@ pub async fn serve(
     if roles.contains(&Role::Relay) {
         let relay = Arc::new(Relay::new(Arc::clone(&store), Arc::clone(&queue), RelayConfig::default()));
         loops.push(watched("relay", &stop, &failure, relay.run(stop.clone())));
+        let retention = Duration::from_secs(u64::from(app.settings.events.retention_secs));
+        let pruner = Arc::new(Pruner::new(Arc::clone(&store), retention, PRUNE_EVERY));
+        loops.push(watched("pruner", &stop, &failure, pruner.run(stop.clone())));
     }
     if roles.contains(&Role::Sender) {
+        let visibility_timeout = Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs));
         let sender = Arc::new(Sender::new(
             Arc::clone(&store),
             Arc::clone(&queue),
             app.providers().clone(),
             app.master_key().map_err(start)?,
             SenderConfig {
-                visibility_timeout: Duration::from_secs(u64::from(app.settings.queue.visibility_timeout_secs)),
+                visibility_timeout,
                 // The sender gives up before the queue would dead-letter the message on its own.
                 max_attempts: SenderConfig::default().max_attempts.min(app.settings.queue.max_receive_count),
                 ..SenderConfig::default()
@@ -121,6 +129,32 @@ pub async fn serve(
         let watched_stats = Arc::clone(&sender);
         crate::metrics::watch_loop(QueueName::Send, move || watched_stats.stats().read());
         loops.push(watched("sender", &stop, &failure, sender.run(stop.clone())));
+        let hooks = &app.settings.webhooks;
+        let policy = hooks.retry_policy();
+        let deliveries = Arc::new(
+            Sender::new(
+                Arc::clone(&store),
+                Arc::clone(&queue),
+                app.providers().clone(),
+                app.master_key().map_err(start)?,
+                SenderConfig {
+                    visibility_timeout,
+                    // Within the deliveries queue's receive limit (`Settings::receive_limits`).
+                    max_attempts: policy.max_attempts,
+                    backoff_base: policy.backoff_base,
+                    backoff_cap: policy.backoff_cap,
+                    give_up_after: policy.give_up_after,
+                    ..SenderConfig::default()
+                },
+            )
+            .for_webhooks(Webhooks {
+                client: app.webhook_client().map_err(start)?,
+                disable_after: hooks.disable_after(),
+            }),
+        );
+        let watched_stats = Arc::clone(&deliveries);
+        crate::metrics::watch_loop(QueueName::Deliveries, move || watched_stats.stats().read());
+        loops.push(watched("webhook sender", &stop, &failure, deliveries.run(stop.clone())));
     }
 
     let address = listener.as_ref().map(TcpListener::local_addr).transpose()?;
@@ -145,7 +179,7 @@ pub async fn serve(
             ));
             tracing::info!(store = store.kind(), queue = queue.kind(), address = %listener.local_addr()?, "listening");
             warn_about_identity(&app).await;
-            let state = Arc::new(ServerState { readiness, ..ServerState::new(Arc::clone(&app), intake) });
+            let state = Arc::new(ServerState { readiness, ..ServerState::new(Arc::clone(&app), intake, stop.clone()) });
             let service = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
             let stopped = stop.clone().cancelled_owned();
             crate::systemd::ready(&ready);

@@ -10,7 +10,8 @@
 //! - [`providers`]: the `Provider` abstraction over Telegram and Messenger: clients, webhook
 //!   parsing and normalisation, text limits, pacing keys.
 //! - [`pipeline`]: intake (webhook → queue), processor (queue → store), relay (outbox → queue),
-//!   sender (queue → providers), on one worker loop.
+//!   sender (queue → providers and webhook endpoints), on one worker loop.
+//! - [`delivery`]: the signed HTTP client for tenants' webhook endpoints, under the address rules.
 //! - [`service`]: use cases shared by the CLI and the HTTP API.
 //! - [`app`]: builds the chosen adapters from settings.
 //! - [`http`] and [`daemon`]: the `kamshub serve` process (HTTP and the pipeline loops).
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod domain;
 mod embedded;
 pub mod http;

@@ -53,7 +53,8 @@ pub const INBOUND_EVENTS: &str = "kamshub_inbound_events_total";
 pub const PROCESSING_DURATION: &str = "kamshub_processing_duration_seconds";
 /// Time from intake's acknowledgement of an event to its application.
 pub const INBOUND_EVENT_AGE: &str = "kamshub_inbound_event_age_seconds";
-/// Provider send attempts by `provider` (`telegram`, `messenger`) and `result` (`sent`,
+/// Provider send attempts by `provider` (`telegram`, `messenger`; `webhook` for deliveries to
+/// webhook endpoints) and `result` (`sent`,
 /// `retry`, `failed`, `unknown`).
 pub const SENDS: &str = "kamshub_sends_total";
 /// Provider answers of 429 (rate limited), by `provider`.
@@ -104,7 +105,10 @@ fn describe() {
         Unit::Seconds,
         "Time from intake's acknowledgement to the event's application."
     );
-    describe_counter!(SENDS, "Provider send attempts by provider and result.");
+    describe_counter!(
+        SENDS,
+        "Provider send attempts (and webhook deliveries: provider webhook) by provider and result."
+    );
     describe_counter!(RATE_LIMITED, "Provider 429 answers by provider.");
     describe_counter!(PACING_WAITS, "Sends that waited for a pacing slot, by provider.");
     describe_histogram!(PACING_WAIT, Unit::Seconds, "Time sends waited for their pacing slot.");

@@ -1,4 +1,5 @@
-//! Sealing of channel secrets (bot tokens, page tokens, webhook secrets) with AES-256-GCM.
+//! Sealing of secrets (bot tokens, page tokens, webhook secrets, webhook endpoints' signing secrets) with
+//! AES-256-GCM.
 //!
 //! A sealed value is `v2.<key id>.<base64(nonce ‖ ciphertext)>`. The key id names the master key
 //! that sealed it, so a wrong key is reported as such instead of as garbage. The record and the
@@ -54,6 +55,11 @@ impl<'a> SealContext<'a> {
     /// A channel's credentials (its bot token or page token).
     pub fn channel_credentials(channel_id: &'a str) -> Self {
         Self::new(channel_id, "credentials")
+    }
+
+    /// An outgoing webhook endpoint's signing secret.
+    pub fn webhook_signing_secret(webhook_id: &'a str) -> Self {
+        Self::new(webhook_id, "signingSecret")
     }
 
     /// A Telegram channel's webhook secret.

@@ -11,7 +11,7 @@
 mod common;
 
 use common::api::{Answer, Api, NEW_PASSWORD, now_secs, resign_local};
-use common::app::{BOOTSTRAP_TOKEN, Backend, Seeded, TestApp, seed_tenant, spawn_app_with, telegram_text};
+use common::app::{BOOTSTRAP_TOKEN, Backend, Seeded, TestApp, seed_tenant, spawn_app_configured, telegram_text};
 use kamshub::domain::{ChannelId, ConversationId, OutboxId, Role, TenantId, Transition};
 use kamshub::service::access::{Action, Caller};
 use reqwest::Method;
@@ -79,6 +79,17 @@ fn rows() -> BTreeMap<&'static str, Row> {
         ("GET /tenant/outbox", row(Tenant(Action::ReadInbox), &[200], None)),
         ("GET /tenant/outbox/{outboxId}", row(Tenant(Action::ReadInbox), &[200], None)),
         ("POST /tenant/outbox/{outboxId}/retry", row(Tenant(Action::Reply), &[200], None)),
+        ("GET /tenant/events", row(Tenant(Action::ReadInbox), &[200], None)),
+        ("POST /tenant/webhooks", row(Tenant(Action::ManageWebhooks), &[201], Some(bodies::webhook))),
+        ("GET /tenant/webhooks", row(Tenant(Action::ManageWebhooks), &[200], None)),
+        ("GET /tenant/webhooks/{webhookId}", row(Tenant(Action::ManageWebhooks), &[200], None)),
+        (
+            "PATCH /tenant/webhooks/{webhookId}",
+            row(Tenant(Action::ManageWebhooks), &[200], Some(bodies::webhook_change)),
+        ),
+        ("DELETE /tenant/webhooks/{webhookId}", row(Tenant(Action::ManageWebhooks), &[204], None)),
+        ("GET /tenant/webhooks/{webhookId}/deliveries", row(Tenant(Action::ManageWebhooks), &[200], None)),
+        ("POST /tenant/webhooks/{webhookId}/replay", row(Tenant(Action::ManageWebhooks), &[202], Some(bodies::replay))),
         ("GET /healthz", row(Public, &[200], None)),
         ("GET /readyz", row(Public, &[200], None)),
         ("GET /metrics", row(Public, &[200], None)),
@@ -131,6 +142,15 @@ mod bodies {
     pub fn update(_: &World, _: &Target) -> Value {
         json!({"update_id": 1})
     }
+    pub fn webhook(w: &World, _: &Target) -> Value {
+        json!({"url": format!("http://127.0.0.1:9/matrix/{}", w.next()), "eventTypes": ["message.received"]})
+    }
+    pub fn webhook_change(w: &World, _: &Target) -> Value {
+        json!({"description": format!("changed {}", w.next())})
+    }
+    pub fn replay(_: &World, _: &Target) -> Value {
+        json!({"fromEventId": 1})
+    }
 }
 
 /// One tenant's things the routes name.
@@ -140,6 +160,8 @@ struct Target {
     bot: String,
     conversation: ConversationId,
     outbox: OutboxId,
+    /// Its webhook endpoint, as stored (a DELETE removes it; it is put back before the next).
+    webhook: kamshub::domain::WebhookEndpoint,
 }
 
 impl Target {
@@ -151,6 +173,7 @@ impl Target {
             self.bot.clone(),
             self.conversation.to_string(),
             self.outbox.to_string(),
+            self.webhook.id.to_string(),
         ]
     }
 }
@@ -227,7 +250,9 @@ impl Respond for FakeBots {
 async fn world() -> World {
     let telegram = MockServer::start().await;
     Mock::given(wiremock::matchers::any()).respond_with(FakeBots).mount(&telegram).await;
-    let app = spawn_app_with(Backend::Embedded, &telegram.uri(), &telegram.uri()).await.unwrap();
+    // Webhook endpoints on loopback, so registering one needs no DNS (nothing is delivered here).
+    let hooks = "[webhooks]\nallow_http = true\nallow_private_addresses = true\n";
+    let app = spawn_app_configured(Backend::Embedded, &telegram.uri(), &telegram.uri(), hooks).await.unwrap();
     std::mem::forget(telegram);
     let api = Api::new(app.url(""));
     let operator = Caller::operator();
@@ -327,12 +352,21 @@ async fn target(app: &TestApp, operator: &Caller, seeded: Seeded, chat: i64) -> 
         .await
         .unwrap();
     let bot = store.get_channel(&seeded.tenant, &seeded.telegram).await.unwrap().external_id.as_str().to_owned();
+    let hook = kamshub::service::webhooks::NewWebhook {
+        url: format!("http://127.0.0.1:9/hooks/{chat}"),
+        event_types: Vec::new(),
+        description: None,
+    };
+    let created = kamshub::service::webhooks::create(&app.app, operator, &seeded.tenant, hook).await.unwrap();
+    let webhook_id = kamshub::domain::WebhookId::parse(&created.webhook.webhook_id).unwrap();
+    let webhook = store.get_webhook(&seeded.tenant, &webhook_id).await.unwrap();
     Target {
         tenant: seeded.tenant,
         channel: seeded.telegram,
         bot,
         conversation,
         outbox: OutboxId::parse(&sent.view.outbox_id).unwrap(),
+        webhook,
     }
 }
 
@@ -342,6 +376,7 @@ fn fill(path: &str, target: &Target) -> String {
         .replace("{channelId}", target.channel.as_str())
         .replace("{conversationId}", target.conversation.as_str())
         .replace("{outboxId}", target.outbox.as_str())
+        .replace("{webhookId}", target.webhook.id.as_str())
 }
 
 /// The role matrix (docs/architecture.md, "HTTP API and access"), written out again here so the
@@ -430,7 +465,30 @@ async fn snapshot(w: &World) -> Value {
         .map(|i| format!("{} {}", i.id, i.status))
         .collect();
     let audit = store.list_audit(t, 1000).await.unwrap().len();
-    json!({"channels": channels, "users": users, "messages": messages, "outbox": outbox, "audit": audit})
+    let webhooks: Vec<String> = store
+        .list_webhooks(t)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {:?} {:?}", e.id, e.state.as_str(), e.event_types, e.description))
+        .collect();
+    json!({"channels": channels, "users": users, "messages": messages, "outbox": outbox, "audit": audit, "webhooks": webhooks})
+}
+
+/// Puts a target's webhook endpoint back if a DELETE removed it, so the next call naming it finds
+/// it.
+async fn restore(w: &World, target: &Target) {
+    let store = w.app.store().await;
+    if store.get_webhook(&target.tenant, &target.webhook.id).await.is_err() {
+        let audit = kamshub::domain::AuditEntry::new(
+            &kamshub::domain::Actor::Cli("matrix".into()),
+            &target.tenant,
+            "webhook.create",
+            target.webhook.id.as_str(),
+            json!({}),
+        );
+        store.insert_webhook(&target.webhook, &audit).await.unwrap();
+    }
 }
 
 /// Puts an outbox item into FAILED (as a sender would), so a retry has something to do.
@@ -474,6 +532,9 @@ async fn every_route_refuses_every_forbidden_caller_and_leaks_nothing_across_ten
                 for (aim, target, tenant) in plan(&w, path, row, whos) {
                     if path.ends_with("/retry") && (target.tenant == w.a.tenant || phase == "platform admin") {
                         fail(&w, target).await;
+                    }
+                    if path.contains("{webhookId}") && (target.tenant == w.a.tenant || phase == "platform admin") {
+                        restore(&w, target).await;
                     }
                     let answer = call(&w, method, path, row, whos, aim, target, tenant).await;
                     calls += 1;

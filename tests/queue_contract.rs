@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use QueueName::{Incoming, IncomingDlq, Send, SendDlq};
+use QueueName::{Deliveries, DeliveriesDlq, Incoming, IncomingDlq, Send, SendDlq};
 
 /// Short, so redelivery tests are quick; tests that must not see a redelivery extend it.
 const VISIBILITY: Duration = Duration::from_secs(2);
@@ -517,7 +517,11 @@ async fn sqs_init_is_idempotent_and_sets_the_redrive_policy() {
 
     let first = queues.init().await.unwrap();
     let order: Vec<QueueName> = first.iter().map(|q| q.queue).collect();
-    assert_eq!(order, vec![IncomingDlq, Incoming, SendDlq, Send], "each DLQ before its source");
+    assert_eq!(
+        order,
+        vec![IncomingDlq, Incoming, SendDlq, Send, DeliveriesDlq, Deliveries],
+        "each DLQ before its source"
+    );
     assert!(first.iter().all(|q| q.status == InitStatus::Created), "{first:?}");
     assert!(first.iter().all(|q| q.name == q.queue.full_name(&settings.prefix) && q.url.ends_with(&q.name)));
     let again = queues.init().await.unwrap();
@@ -530,17 +534,23 @@ async fn sqs_init_is_idempotent_and_sets_the_redrive_policy() {
     assert!(attributes.0["deadLetterTargetArn"].as_str().unwrap().ends_with(&first[0].name), "{:?}", attributes.0);
     assert_eq!(attributes.1, VISIBILITY.as_secs().to_string());
 
-    // A changed redrive count updates the sources only; a changed visibility timeout every queue.
+    // A changed redrive count updates the sources only (the deliveries queue takes its own receive
+    // limit); a changed visibility timeout every queue.
     settings.max_receive_count = 7;
-    let changed = SqsQueue::connect(&settings).await.unwrap().init().await.unwrap();
+    let limits = kamshub::queue::ReceiveLimits { common: 7, deliveries: 60 };
+    let changed = SqsQueue::connect(&settings).await.unwrap().with_limits(limits).init().await.unwrap();
     let statuses: Vec<InitStatus> = changed.iter().map(|q| q.status).collect();
-    assert_eq!(statuses, vec![InitStatus::Exists, InitStatus::Updated, InitStatus::Exists, InitStatus::Updated]);
+    use InitStatus::{Exists, Updated};
+    assert_eq!(statuses, vec![Exists, Updated, Exists, Updated, Exists, Updated]);
     settings.visibility_timeout_secs = 45;
-    let changed = SqsQueue::connect(&settings).await.unwrap().init().await.unwrap();
+    let changed = SqsQueue::connect(&settings).await.unwrap().with_limits(limits).init().await.unwrap();
     assert!(changed.iter().all(|q| q.status == InitStatus::Updated), "{changed:?}");
     let attributes = source_attributes(&sqs, &first[3].url).await;
     assert_eq!(attributes.0["maxReceiveCount"].to_string().trim_matches('"'), "7");
     assert_eq!(attributes.1, "45");
+    let deliveries = source_attributes(&sqs, &first[5].url).await;
+    assert_eq!(deliveries.0["maxReceiveCount"].to_string().trim_matches('"'), "60");
+    assert!(deliveries.0["deadLetterTargetArn"].as_str().unwrap().ends_with(&first[4].name));
 }
 
 async fn raw_client(endpoint: &str) -> aws_sdk_sqs::Client {
@@ -598,7 +608,7 @@ fn cli_queues_init_creates_then_reports_existing_queues() {
     let first = run();
     let rows = first.as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["queue"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["incoming-dlq", "incoming", "send-dlq", "send"]);
+    assert_eq!(names, vec!["incoming-dlq", "incoming", "send-dlq", "send", "deliveries-dlq", "deliveries"]);
     for row in rows {
         assert_eq!(common::cli::keys(row), vec!["name", "queue", "status", "url"]);
         assert_eq!(row["status"], "created");

@@ -7,13 +7,14 @@ use kamshub::domain::inbound::{
     ENVELOPE_VERSION, EchoedMessage, Envelope, InboundEvent, IncomingMessage, MessageEdit, ReactionUpdate, Receipt,
     ReceiptStatus, Sender, order_key,
 };
+use kamshub::domain::webhook::{AttemptResult, EndpointHealth, EndpointState, SigningSecret};
 use kamshub::domain::{
     Actor, AuditEntry, Channel, ChannelId, ChannelKind, DisplayName, Email, ExternalId, Role, Tenant, TenantId,
     TenantName, User, UserId,
 };
 use kamshub::domain::{
-    ChannelHealth, ConversationId, Direction, Message, MessageStatus, NewReply, OutboxId, OutboxItem, OutboxStatus,
-    Reaction, Revision, SendId, Transition,
+    ChannelHealth, ConversationId, Direction, EventId, EventType, Message, MessageStatus, NewReply, OutboxId,
+    OutboxItem, OutboxKind, OutboxStatus, Reaction, Revision, SendId, Transition, WebhookEndpoint, WebhookId,
 };
 use kamshub::sealing::{MasterKey, SealContext};
 use kamshub::store::{ApplyOutcome, CreateOutcome, InboundFailure, InboundRecord, Lease, Store, StoreError};
@@ -98,6 +99,11 @@ contract!(
     a_failure_never_overwrites_an_applied_event,
     a_lease_is_held_by_one_holder_until_released_or_lapsed,
     outbox_items_are_counted_by_status,
+    every_change_records_its_event_in_the_same_unit_and_in_order,
+    event_ids_are_gap_free_and_readers_never_skip_under_concurrent_writers,
+    old_events_are_pruned_and_their_ids_never_come_back,
+    each_event_is_queued_for_the_enabled_endpoints_that_want_it,
+    webhook_endpoints_are_the_tenants_own_and_keep_their_health,
 );
 
 fn actor() -> Actor {
@@ -647,16 +653,18 @@ async fn a_reply_is_stored_once_per_send_id(store: Arc<dyn Store>) {
     let (tenant, item, message) = reply_setup(&store, "on my way", "key-1").await;
     assert_eq!(store.create_outbound(&item, &message).await.unwrap(), CreateOutcome::Created);
     // The same key and text again (a client retry) returns the first item, stores nothing new.
-    let (retry, retry_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "on my way", "key-1");
+    let (retry, retry_message) =
+        reply(&tenant, &item.reply().unwrap().channel_id, &item.reply().unwrap().conversation_id, "on my way", "key-1");
     match store.create_outbound(&retry, &retry_message).await.unwrap() {
         CreateOutcome::Existing(existing) => assert_eq!(existing.id, item.id),
         other => panic!("expected the existing item, got {other:?}"),
     }
     // The same key with other text is a client bug: refused.
-    let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "different", "key-1");
+    let (other, other_message) =
+        reply(&tenant, &item.reply().unwrap().channel_id, &item.reply().unwrap().conversation_id, "different", "key-1");
     let err = store.create_outbound(&other, &other_message).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict(m) if m.contains("key-1")), "{err:?}");
-    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.reply().unwrap().conversation_id, 10).await;
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1);
     assert_eq!((outbound[0].status, outbound[0].send_id.as_deref()), (MessageStatus::Pending, Some("key-1")));
@@ -703,8 +711,8 @@ async fn outbox_transitions_are_compare_and_set(store: Arc<dyn Store>) {
         None,
         "even for operators"
     );
-    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
-    let ours = messages.iter().find(|m| m.id == item.message_id).unwrap();
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.reply().unwrap().conversation_id, 10).await;
+    let ours = messages.iter().find(|m| m.id == item.reply().unwrap().message_id).unwrap();
     assert_eq!((ours.status, ours.external_message_id.as_deref()), (MessageStatus::Sent, Some("777:5001")));
     let missing = store.transition_outbox(&tenant, &OutboxId::generate(), &Transition::Claim, None).await.unwrap();
     assert_eq!(missing, None);
@@ -717,9 +725,11 @@ async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
     let failed = Transition::Fail { error: "code 403: blocked".into(), provider_ids: vec![] };
     let item = store.transition_outbox(&tenant, &item.id, &failed, None).await.unwrap().unwrap();
     assert_eq!((item.status, item.last_error.as_deref()), (OutboxStatus::Failed, Some("code 403: blocked")));
-    let outbound = |messages: Vec<Message>| messages.into_iter().find(|m| m.id == item.message_id).unwrap().status;
+    let outbound = |messages: Vec<Message>| {
+        messages.into_iter().find(|m| m.id == item.reply().unwrap().message_id).unwrap().status
+    };
     assert_eq!(
-        outbound(common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await),
+        outbound(common::messages_oldest_first(&*store, &tenant, &item.reply().unwrap().conversation_id, 10).await),
         MessageStatus::Failed
     );
 
@@ -727,7 +737,7 @@ async fn an_operator_resend_is_audited_with_the_step(store: Arc<dyn Store>) {
     let again = store.transition_outbox(&tenant, &item.id, &Transition::Resend, Some(&audit)).await.unwrap().unwrap();
     assert_eq!((again.status, again.last_error), (OutboxStatus::Pending, None));
     assert_eq!(
-        outbound(common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await),
+        outbound(common::messages_oldest_first(&*store, &tenant, &item.reply().unwrap().conversation_id, 10).await),
         MessageStatus::Pending
     );
     let logged = store.list_audit(&tenant, 10).await.unwrap();
@@ -738,7 +748,8 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     use OutboxStatus::*;
     let (tenant, due, due_message) = reply_setup(&store, "due", "due").await;
     store.create_outbound(&due, &due_message).await.unwrap();
-    let (later, later_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "later", "later");
+    let (later, later_message) =
+        reply(&tenant, &due.reply().unwrap().channel_id, &due.reply().unwrap().conversation_id, "later", "later");
     store.create_outbound(&later, &later_message).await.unwrap();
     let wait = Transition::Retry {
         error: "rate limited".into(),
@@ -747,7 +758,8 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     };
     store.transition_outbox(&tenant, &later.id, &Transition::Claim, None).await.unwrap().unwrap();
     store.transition_outbox(&tenant, &later.id, &wait, None).await.unwrap().unwrap();
-    let (queued, queued_message) = reply(&tenant, &due.channel_id, &due.conversation_id, "queued", "queued");
+    let (queued, queued_message) =
+        reply(&tenant, &due.reply().unwrap().channel_id, &due.reply().unwrap().conversation_id, "queued", "queued");
     store.create_outbound(&queued, &queued_message).await.unwrap();
     store.transition_outbox(&tenant, &queued.id, &Transition::Enqueue, None).await.unwrap().unwrap();
 
@@ -778,7 +790,7 @@ async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>)
         .unwrap();
     let items = store.list_outbox(&OutboxQuery::new(Some(&tenant), None, 10)).await.unwrap();
     assert_eq!(items.len(), 1, "one greeting per conversation: {items:?}");
-    assert_eq!(items[0].text, "Thanks! We reply within an hour.");
+    assert_eq!(items[0].reply().unwrap().text, "Thanks! We reply within an hour.");
     assert_eq!(items[0].status, OutboxStatus::Pending);
     let conversation = only_conversation(&store, &tenant).await;
     let texts = texts(&store, &tenant, &conversation).await;
@@ -791,7 +803,7 @@ async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>)
 
 async fn a_greeting_whose_send_id_is_taken_never_blocks_the_message_it_answers(store: Arc<dyn Store>) {
     let (tenant, first, _) = reply_setup(&store, "an earlier reply", "unused").await;
-    let channel = first.channel_id.clone();
+    let channel = first.reply().unwrap().channel_id.clone();
     let mut c = store.get_channel(&tenant, &channel).await.unwrap();
     c.auto_reply = Some("Thanks! We reply within an hour.".into());
     store.update_channel(&c, &audit(&tenant, "channel.auto_reply")).await.unwrap();
@@ -910,9 +922,9 @@ fn new_reply_of(item: &OutboxItem) -> NewReply {
     NewReply {
         tenant_id: item.tenant_id.clone(),
         send_id: item.send_id.clone(),
-        channel_id: item.channel_id.clone(),
-        conversation_id: item.conversation_id.clone(),
-        text: item.text.clone(),
+        channel_id: item.reply().unwrap().channel_id.clone(),
+        conversation_id: item.reply().unwrap().conversation_id.clone(),
+        text: item.reply().unwrap().text.clone(),
         order_key: order_key(200_000, "z"),
         sent_at: kamshub::domain::now(),
     }
@@ -923,7 +935,7 @@ async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(s
     store.create_outbound(&item, &message).await.unwrap();
     let echo = record(
         &tenant,
-        &item.channel_id,
+        &item.reply().unwrap().channel_id,
         "m_echo",
         "77",
         InboundEvent::Echo(EchoedMessage {
@@ -936,7 +948,7 @@ async fn an_echo_carrying_our_send_id_confirms_the_reply_instead_of_adding_one(s
         }),
     );
     store.apply_inbound(&[echo]).await.unwrap();
-    let messages = common::messages_oldest_first(&*store, &tenant, &item.conversation_id, 10).await;
+    let messages = common::messages_oldest_first(&*store, &tenant, &item.reply().unwrap().conversation_id, 10).await;
     let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Outbound).collect();
     assert_eq!(outbound.len(), 1, "{messages:?}");
     assert_eq!((outbound[0].status, outbound[0].external_message_id.as_deref()), (MessageStatus::Sent, Some("m_echo")));
@@ -959,17 +971,24 @@ async fn users_are_found_by_their_subject(store: Arc<dyn Store>) {
 
 async fn a_reply_counts_in_its_conversation_once(store: Arc<dyn Store>) {
     let (tenant, item, message) = reply_setup(&store, "on my way", "key-count").await;
-    let before = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    let before = store.get_conversation(&tenant, &item.reply().unwrap().conversation_id).await.unwrap();
     assert_eq!((before.message_count, before.preview.as_deref()), (1, Some("hi")));
     store.create_outbound(&item, &message).await.unwrap();
-    let after = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    let after = store.get_conversation(&tenant, &item.reply().unwrap().conversation_id).await.unwrap();
     assert_eq!(after.message_count, 2, "an agent's reply is a message of the conversation");
     assert_eq!((after.preview.as_deref(), after.last_message_at), (Some("on my way"), Some(message.sent_at)));
-    let (retry, retry_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "on my way", "key-count");
+    let (retry, retry_message) = reply(
+        &tenant,
+        &item.reply().unwrap().channel_id,
+        &item.reply().unwrap().conversation_id,
+        "on my way",
+        "key-count",
+    );
     assert!(matches!(store.create_outbound(&retry, &retry_message).await.unwrap(), CreateOutcome::Existing(_)));
-    let (other, other_message) = reply(&tenant, &item.channel_id, &item.conversation_id, "else", "key-count");
+    let (other, other_message) =
+        reply(&tenant, &item.reply().unwrap().channel_id, &item.reply().unwrap().conversation_id, "else", "key-count");
     assert!(store.create_outbound(&other, &other_message).await.is_err());
-    let last = store.get_conversation(&tenant, &item.conversation_id).await.unwrap();
+    let last = store.get_conversation(&tenant, &item.reply().unwrap().conversation_id).await.unwrap();
     assert_eq!(last.message_count, 2, "a replayed or refused key counts nothing");
 }
 
@@ -1133,4 +1152,252 @@ async fn outbox_items_are_counted_by_status(store: Arc<dyn Store>) {
         store.create_outbound(&item, &message).await.unwrap();
     }
     assert_eq!(store.count_outbox(OutboxStatus::Pending).await.unwrap(), before + 3);
+}
+
+// ---- events and outgoing webhooks ----
+
+/// The (id, type) of a tenant's events after `after`.
+async fn event_log(store: &Arc<dyn Store>, tenant: &TenantId, after: u64) -> Vec<(u64, &'static str)> {
+    let events = store.list_events(tenant, EventId::new(after), 500).await.unwrap();
+    events.iter().map(|e| (e.id.get(), e.event_type.as_str())).collect()
+}
+
+async fn every_change_records_its_event_in_the_same_unit_and_in_order(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let psid = "2400000000000077";
+    let first = IncomingMessage { external_message_id: "m_1".into(), ..text(psid, 1, 100, "where is my order?") };
+    store.apply_inbound(&[record(&tenant, &channel, "m_1", psid, InboundEvent::Message(first.clone()))]).await.unwrap();
+    let edit = MessageEdit {
+        message: IncomingMessage {
+            text: Some("where is order 5531?".into()),
+            revision: Revision { at_ms: 105_000, seq: 1 },
+            ..first.clone()
+        },
+        replaces_attachments: false,
+    };
+    store.apply_inbound(&[record(&tenant, &channel, "edit_1", psid, InboundEvent::Edit(edit))]).await.unwrap();
+    // A replay of an applied event records nothing.
+    store.apply_inbound(&[record(&tenant, &channel, "m_1", psid, InboundEvent::Message(first))]).await.unwrap();
+    let conversation = only_conversation(&store, &tenant).await;
+    let (item, message) = reply(&tenant, &channel, &conversation, "it ships today", "key-events");
+    store.create_outbound(&item, &message).await.unwrap();
+    store.create_outbound(&item, &message).await.unwrap();
+    store.transition_outbox(&tenant, &item.id, &Transition::Claim, None).await.unwrap().unwrap();
+    let sent = Transition::Sent { provider_ids: vec!["m_out".into()] };
+    store.transition_outbox(&tenant, &item.id, &sent, None).await.unwrap().unwrap();
+    let receipt = InboundEvent::Receipt(Receipt {
+        status: ReceiptStatus::Read,
+        watermark_ms: kamshub::domain::inbound::to_ms(kamshub::domain::now()) + 60_000,
+        mids: Vec::new(),
+    });
+    store.apply_inbound(&[record(&tenant, &channel, "read_1", psid, receipt)]).await.unwrap();
+    store.set_channel_health(&channel, ChannelHealth::NeedsReauth).await.unwrap();
+    store.set_channel_health(&channel, ChannelHealth::NeedsReauth).await.unwrap();
+
+    assert_eq!(
+        event_log(&store, &tenant, 0).await,
+        [
+            (1, "conversation.created"),
+            (2, "message.received"),
+            (3, "message.edited"),
+            (4, "reply.queued"),
+            (5, "reply.sent"),
+            (6, "message.status"),
+            (7, "channel.health"),
+        ],
+        "one event per change, none for a replay or a change that changes nothing"
+    );
+    let events = store.list_events(&tenant, EventId::START, 100).await.unwrap();
+    assert!(events.iter().all(|e| e.tenant_id == tenant));
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "times never go back");
+    assert_eq!(events[1].data["message"]["text"], "where is my order?", "what it read then");
+    assert_eq!(events[2].data["message"]["text"], "where is order 5531?");
+    assert_eq!(events[2].data["message"]["versions"][0]["text"], "where is my order?");
+    assert_eq!(events[3].data["reply"]["status"], "PENDING");
+    assert_eq!(
+        (events[4].data["reply"]["status"].as_str(), events[4].conversation_id.as_ref()),
+        (Some("SENT"), Some(&conversation))
+    );
+    assert_eq!(events[5].data["status"], "read");
+    assert_eq!(events[5].data["messageId"], json!(message.id));
+    assert_eq!((events[6].data["health"].as_str(), events[6].conversation_id.as_ref()), (Some("needs_reauth"), None));
+    assert_eq!(event_log(&store, &tenant, 5).await, [(6, "message.status"), (7, "channel.health")], "after a cursor");
+    assert_eq!(store.get_event(&tenant, EventId::new(2)).await.unwrap().unwrap(), events[1]);
+    assert_eq!(store.event_heads(std::slice::from_ref(&tenant)).await.unwrap(), [(tenant.clone(), EventId::new(7))]);
+    let other = insert_tenant(&store, &common::unique_name("Other")).await;
+    assert!(store.list_events(&other.id, EventId::START, 100).await.unwrap().is_empty(), "another tenant's log");
+    assert_eq!(store.get_event(&other.id, EventId::new(2)).await.unwrap(), None);
+    assert!(store.event_heads(&[other.id]).await.unwrap().iter().all(|(_, id)| *id == EventId::START));
+}
+
+/// Writers on several tasks record one tenant's events while a reader follows the log: ids are
+/// 1, 2, 3, … with no gap and no repeat, and the reader, always asking after the last id it saw,
+/// never skips one that commits late.
+async fn event_ids_are_gap_free_and_readers_never_skip_under_concurrent_writers(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let (writers, per_writer) = (6, 15);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, tenant, done) = (Arc::clone(&store), tenant.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let (mut seen, mut cursor) = (Vec::new(), EventId::START);
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                for event in store.list_events(&tenant, cursor, 7).await.unwrap() {
+                    assert_eq!(event.id, cursor.next(), "the reader skipped an event");
+                    cursor = event.id;
+                    seen.push(event.id.get());
+                }
+                if finished && store.list_events(&tenant, cursor, 1).await.unwrap().is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let tasks = (0..writers).map(|w| {
+        let (store, tenant, channel) = (Arc::clone(&store), tenant.clone(), channel.clone());
+        tokio::spawn(async move {
+            for n in 0..per_writer {
+                let thread = format!("{}", 9000 + w);
+                let event = InboundEvent::Message(text(&thread, n + 1, 100 + n as i64, "hello"));
+                store.apply_inbound(&[record(&tenant, &channel, &format!("{w}-{n}"), &thread, event)]).await.unwrap();
+            }
+        })
+    });
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    // Each writer's conversation: conversation.created and a message.received per message.
+    let total = writers * (per_writer + 1);
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    assert_eq!(store.event_heads(std::slice::from_ref(&tenant)).await.unwrap()[0].1, EventId::new(total));
+}
+
+async fn old_events_are_pruned_and_their_ids_never_come_back(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let message = |n: u64| InboundEvent::Message(text("31", n, 100 + n as i64, "hi"));
+    store.apply_inbound(&[record(&tenant, &channel, "1", "31", message(1))]).await.unwrap();
+    store.apply_inbound(&[record(&tenant, &channel, "2", "31", message(2))]).await.unwrap();
+    let past = kamshub::domain::now() - std::time::Duration::from_secs(3600);
+    assert_eq!(store.prune_events(past, 100).await.unwrap(), 0, "nothing is older than an hour");
+    let future = kamshub::domain::now() + std::time::Duration::from_secs(1);
+    let mut pruned = 0;
+    while let n @ 1.. = store.prune_events(future, 2).await.unwrap() {
+        assert!(n <= 2, "bounded batches");
+        pruned += n;
+    }
+    assert!(pruned >= 3, "this tenant's three events went (others' too): {pruned}");
+    assert!(store.list_events(&tenant, EventId::START, 10).await.unwrap().is_empty());
+    store.apply_inbound(&[record(&tenant, &channel, "3", "31", message(3))]).await.unwrap();
+    assert_eq!(event_log(&store, &tenant, 0).await, [(4, "message.received")], "the count goes on");
+}
+
+fn endpoint(tenant: &TenantId, types: Vec<EventType>) -> WebhookEndpoint {
+    let (id, now) = (WebhookId::generate(), kamshub::domain::now());
+    let secret = SecretString::from(SigningSecret::generate().expose().to_owned());
+    WebhookEndpoint {
+        secret: key().seal(&secret, SealContext::webhook_signing_secret(id.as_str())),
+        id,
+        tenant_id: tenant.clone(),
+        url: "https://hooks.example.com/kamshub".into(),
+        event_types: types,
+        description: Some("CRM".into()),
+        state: EndpointState::Enabled,
+        disabled_reason: None,
+        health: EndpointHealth::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The (endpoint, event id) of each webhook delivery of a tenant, oldest first.
+async fn deliveries(store: &Arc<dyn Store>, tenant: &TenantId) -> Vec<(WebhookId, u64)> {
+    let query = OutboxQuery { kind: Some(OutboxKind::Webhook), ..OutboxQuery::new(Some(tenant), None, 100) };
+    let mut items = store.list_outbox(&query).await.unwrap();
+    items.reverse();
+    items.iter().map(|i| (i.delivery().unwrap().webhook_id.clone(), i.delivery().unwrap().event_id.get())).collect()
+}
+
+async fn each_event_is_queued_for_the_enabled_endpoints_that_want_it(store: Arc<dyn Store>) {
+    let (tenant, channel) = inbox(&store).await;
+    let other = insert_tenant(&store, &common::unique_name("Other")).await;
+    let all = endpoint(&tenant, Vec::new());
+    let received = endpoint(&tenant, vec![EventType::MessageReceived]);
+    let mut off = endpoint(&tenant, Vec::new());
+    off.state = EndpointState::Disabled;
+    let elsewhere = endpoint(&other.id, Vec::new());
+    for e in [&all, &received, &off, &elsewhere] {
+        store.insert_webhook(e, &audit(&e.tenant_id, "webhook.create")).await.unwrap();
+    }
+    store
+        .apply_inbound(&[record(&tenant, &channel, "1", "41", InboundEvent::Message(text("41", 1, 100, "hi")))])
+        .await
+        .unwrap();
+    let made = deliveries(&store, &tenant).await;
+    assert_eq!(made, [(all.id.clone(), 1), (all.id.clone(), 2), (received.id.clone(), 2)], "{made:?}");
+    assert!(deliveries(&store, &other.id).await.is_empty(), "another tenant's endpoint gets nothing");
+    let query = OutboxQuery { webhook: Some(received.id.clone()), ..OutboxQuery::new(Some(&tenant), None, 10) };
+    let listed = store.list_outbox(&query).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let delivery = listed[0].delivery().unwrap();
+    assert_eq!((delivery.event_type, listed[0].status), (EventType::MessageReceived, OutboxStatus::Pending));
+    let conversation = only_conversation(&store, &tenant).await;
+    assert_eq!(delivery.conversation_id.as_ref(), Some(&conversation));
+    let replies = OutboxQuery { kind: Some(OutboxKind::Reply), ..OutboxQuery::new(Some(&tenant), None, 10) };
+    assert!(store.list_outbox(&replies).await.unwrap().is_empty(), "deliveries are not replies");
+
+    // Due in event order (the relay publishes them so), and a replay is a new delivery.
+    let now = kamshub::domain::now();
+    let due: Vec<_> =
+        store.outbox_due(now, now, 100).await.unwrap().into_iter().filter(|i| i.tenant_id == tenant).collect();
+    let order: Vec<u64> = due.iter().map(|i| i.delivery().unwrap().event_id.get()).collect();
+    assert_eq!(order, [1, 2, 2]);
+    let event = store.get_event(&tenant, EventId::new(2)).await.unwrap().unwrap();
+    let replay = OutboxItem::new_delivery(&received, &event, Some("r1"), kamshub::domain::now());
+    store.insert_deliveries(&[replay.clone(), replay]).await.unwrap();
+    assert_eq!(deliveries(&store, &tenant).await.len(), 4, "the replay once, whatever the retries");
+}
+
+async fn webhook_endpoints_are_the_tenants_own_and_keep_their_health(store: Arc<dyn Store>) {
+    let owner = insert_tenant(&store, &common::unique_name("Owner")).await;
+    let other = insert_tenant(&store, &common::unique_name("Other")).await;
+    let e = endpoint(&owner.id, vec![EventType::ReplyFailed]);
+    store.insert_webhook(&e, &audit(&owner.id, "webhook.create")).await.unwrap();
+    assert_eq!(store.get_webhook(&owner.id, &e.id).await.unwrap(), e);
+    assert_eq!(store.list_webhooks(&owner.id).await.unwrap(), std::slice::from_ref(&e));
+    assert!(matches!(store.get_webhook(&other.id, &e.id).await, Err(StoreError::NotFound(_))));
+    assert!(store.list_webhooks(&other.id).await.unwrap().is_empty());
+    let hijack = WebhookEndpoint { tenant_id: other.id.clone(), ..e.clone() };
+    assert!(matches!(store.update_webhook(&hijack, &audit(&other.id, "x")).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete_webhook(&other.id, &e.id, &audit(&other.id, "x")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let after = std::time::Duration::from_secs(60);
+    assert_eq!(store.record_webhook_attempt(&other.id, &e.id, &gone(), after).await.unwrap(), None);
+
+    let failed = AttemptResult { status: Some(503), error: Some("HTTP 503".into()) };
+    let now = store.record_webhook_attempt(&owner.id, &e.id, &failed, after).await.unwrap().unwrap();
+    assert_eq!(
+        (now.state, now.health.consecutive_failures, now.health.last_status),
+        (EndpointState::Enabled, 1, Some(503))
+    );
+    let now = store.record_webhook_attempt(&owner.id, &e.id, &gone(), after).await.unwrap().unwrap();
+    assert_eq!(now.state, EndpointState::Disabled);
+    assert_eq!(store.get_webhook(&owner.id, &e.id).await.unwrap(), now, "kept as returned");
+    let mut enabled = now.clone();
+    enabled.enable(kamshub::domain::now());
+    store.update_webhook(&enabled, &audit(&owner.id, "webhook.update")).await.unwrap();
+    assert_eq!(store.get_webhook(&owner.id, &e.id).await.unwrap().state, EndpointState::Enabled);
+    store.delete_webhook(&owner.id, &e.id, &audit(&owner.id, "webhook.delete")).await.unwrap();
+    assert!(matches!(store.get_webhook(&owner.id, &e.id).await, Err(StoreError::NotFound(_))));
+    let actions: Vec<String> = store.list_audit(&owner.id, 10).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions[..3], ["webhook.delete", "webhook.update", "webhook.create"], "{actions:?}");
+}
+
+fn gone() -> AttemptResult {
+    AttemptResult { status: Some(410), error: Some("HTTP 410".into()) }
 }

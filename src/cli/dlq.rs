@@ -63,6 +63,8 @@ pub enum SourceQueue {
     Incoming,
     /// Replies for the sender.
     Send,
+    /// Webhook deliveries for the webhook sender.
+    Deliveries,
 }
 
 impl From<SourceQueue> for QueueName {
@@ -70,6 +72,7 @@ impl From<SourceQueue> for QueueName {
         match q {
             SourceQueue::Incoming => QueueName::Incoming,
             SourceQueue::Send => QueueName::Send,
+            SourceQueue::Deliveries => QueueName::Deliveries,
         }
     }
 }

@@ -10,6 +10,7 @@ mod onboarding;
 mod outbox;
 mod output;
 mod queues;
+mod webhook;
 
 use crate::app::App;
 use crate::config::{FlagOverrides, LogFormat, Settings};
@@ -73,6 +74,9 @@ pub enum Command {
     /// Dead-letter queues: list depths, peek at what is stuck and why, redrive it.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Outgoing webhooks: register endpoints, see their health and deliveries, replay events.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Create the SQS queues and their redrive policies (embedded queues need none).
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
@@ -225,6 +229,7 @@ fn run(cli: Cli, settings: Settings) -> Result<(), CliError> {
                     .map_err(|e| CliError::usage(e.to_string()))?;
                 doctor::run(&app, format, &provenance).await
             }
+            Command::Webhook(command) => webhook::run(&app, format, command).await,
             Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     })

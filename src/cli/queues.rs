@@ -56,7 +56,7 @@ async fn init(app: &App, format: Format) -> Result<(), CliError> {
         };
     }
     let failed = |e: crate::queue::QueueError| CliError::failed(e.to_string());
-    let queues = SqsQueue::connect(settings).await.map_err(failed)?;
+    let queues = SqsQueue::connect(settings).await.map_err(failed)?.with_limits(app.settings.receive_limits());
     let report = queues.init().await.map_err(failed)?;
     let views: Vec<QueueInitView> = report
         .into_iter()

@@ -1,16 +1,20 @@
-//! Domain values and entities: validated newtypes, tenants, users, channels, audit entries. No I/O.
+//! Domain values and entities: validated newtypes, tenants, users, channels, audit entries, events
+//! and webhook endpoints, and the views clients see them through. No I/O.
 
 mod audit;
 mod channel;
 mod content;
 mod conversation;
 mod email;
+pub mod event;
 mod ids;
 pub mod inbound;
 mod outbox;
 mod role;
 mod tenant;
 mod user;
+pub mod view;
+pub mod webhook;
 
 pub use audit::{Actor, AuditEntry};
 pub use channel::{Channel, ChannelHealth, ChannelKind, DisplayName, ExternalId};
@@ -19,15 +23,17 @@ pub use conversation::{
     Conversation, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, MessageVersion,
 };
 pub use email::Email;
+pub use event::{Event, EventId, EventType, NewEvent};
 pub use ids::{AuditId, ChannelId, TenantId, UserId};
 pub use outbox::{
-    Applied, Arrival, Decision, NewReply, OutboxId, OutboxItem, OutboxStatus, QueueAction, RetryPolicy,
-    SEND_ENVELOPE_VERSION, SendEnvelope, SendFailure, SendId, SendLogEntry, SendOutcome, Transition, TransitionRefused,
-    after_send,
+    Applied, Arrival, Decision, Delivery, NewReply, OutboxId, OutboxItem, OutboxKind, OutboxStatus, QueueAction, Reply,
+    RetryPolicy, SEND_ENVELOPE_VERSION, SendEnvelope, SendFailure, SendId, SendLogEntry, SendOutcome, Target,
+    Transition, TransitionRefused, after_send,
 };
 pub use role::Role;
 pub use tenant::{Tenant, TenantName};
 pub use user::User;
+pub use webhook::{WebhookEndpoint, WebhookId};
 
 use time::OffsetDateTime;
 

@@ -19,12 +19,14 @@ pub use limits::AuthLimits;
 
 use crate::app::App;
 use crate::pipeline::intake::Intake;
+use crate::service::events::EventHub;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use std::num::NonZeroU32;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -42,11 +44,14 @@ pub struct ServerState {
     pub limits: AuthLimits,
     /// Whether the daemon still takes new work (`/readyz`).
     pub readiness: Arc<Readiness>,
+    /// Live event feeds.
+    pub events: Arc<EventHub>,
 }
 
 impl ServerState {
-    /// State for the daemon's HTTP role, with the limits the settings name.
-    pub fn new(app: Arc<App>, intake: Arc<Intake>) -> Self {
+    /// State for the daemon's HTTP role, with the limits the settings name; event streams end at
+    /// `shutdown`.
+    pub fn new(app: Arc<App>, intake: Arc<Intake>, shutdown: CancellationToken) -> Self {
         let http = &app.settings.http;
         let nonzero = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         let limits = AuthLimits::new(
@@ -54,7 +59,8 @@ impl ServerState {
             nonzero(http.sign_ins_per_address_per_minute),
             http.trusted_proxies,
         );
-        Self { app, intake, limits, readiness: Arc::default() }
+        let events = EventHub::new(Arc::clone(&app), shutdown);
+        Self { app, intake, limits, readiness: Arc::default(), events }
     }
 }
 

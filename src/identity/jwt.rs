@@ -73,6 +73,9 @@ pub struct Principal {
     pub role: Option<Role>,
     /// Every kamshub role among the token's groups (`cognito:groups`), most powerful first.
     pub roles: Vec<Role>,
+    /// When the token expires (`exp`, Unix seconds): what a long-lived request (an event stream)
+    /// must not outlive.
+    pub expires_at: u64,
 }
 
 /// Why a token was refused. Callers answer 401 without telling which.
@@ -232,5 +235,6 @@ fn principal(claims: Claims) -> Result<Principal, VerifyError> {
         tenant_id: claims.tenant_id.as_deref().map(TenantId::parse).transpose().map_err(|_| invalid("tenant"))?,
         role: roles.first().copied(),
         roles,
+        expires_at: claims.exp,
     })
 }

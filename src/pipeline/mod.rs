@@ -1,5 +1,6 @@
 //! The pipelines: [`intake`] (webhook → incoming queue), [`processor`] (incoming queue → store),
-//! [`relay`] (outbox → send queue) and [`sender`] (send queue → providers, paced by [`pacing`]).
+//! [`relay`] (outbox → send and deliveries queues), [`sender`] (send queue → providers, paced by
+//! [`pacing`]; deliveries queue → webhook endpoints) and [`pruner`] (expired events).
 //! Each loop has `run(shutdown)` (built on [`worker`]) and a steppable `run_once()` for tests.
 //! See docs/architecture.md, "Pipelines".
 
@@ -8,6 +9,7 @@ pub mod intake;
 pub mod lease;
 pub mod pacing;
 pub mod processor;
+pub mod pruner;
 pub mod relay;
 pub mod sender;
 pub mod worker;

@@ -1,9 +1,11 @@
-//! The relay: publishes due outbox items to the **send** queue (group = conversation, dedupe =
-//! sendId and attempt) and marks them ENQUEUED; republishes items stuck ENQUEUED (published but
-//! lost, e.g. a queue purge) after `stuck_after`.
+//! The relay: publishes due outbox items, replies to the **send** queue and webhook deliveries to
+//! the **deliveries** queue (group = conversation, or endpoint and conversation; dedupe = sendId
+//! and attempt), and marks them ENQUEUED; republishes items stuck ENQUEUED (published but lost,
+//! e.g. a queue purge) after `stuck_after`. Items come in creation order, deliveries in event
+//! order (`Store::outbox_due`), so each group's messages are published in order.
 
 use super::worker::{Next, run_loop};
-use crate::domain::{OutboxItem, SendEnvelope};
+use crate::domain::{OutboxItem, OutboxKind, SendEnvelope};
 use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -79,8 +81,14 @@ impl Relay {
         if due.is_empty() {
             return Ok(0);
         }
-        let messages: Vec<OutgoingMessage> = due.iter().map(send_message).collect();
-        self.queue.send(QueueName::Send, &messages).await?;
+        let (replies, deliveries): (Vec<&OutboxItem>, Vec<&OutboxItem>) =
+            due.iter().partition(|item| item.kind() == OutboxKind::Reply);
+        for (queue, items) in [(QueueName::Send, replies), (QueueName::Deliveries, deliveries)] {
+            if !items.is_empty() {
+                let messages: Vec<OutgoingMessage> = items.into_iter().map(send_message).collect();
+                self.queue.send(queue, &messages).await?;
+            }
+        }
         let ids: Vec<_> = due.iter().map(|item| item.id.clone()).collect();
         self.store.mark_enqueued(&ids).await?;
         tracing::debug!(published = due.len(), "relay: published");
@@ -88,18 +96,23 @@ impl Relay {
     }
 }
 
-/// The send-queue message of an item: ordered per conversation, deduplicated per attempt (a retry
-/// is a new publication; a republished stuck item is the same one).
+/// The queue message of an item: ordered in its group (`OutboxItem::group_id`, hashed if longer
+/// than SQS allows), deduplicated per attempt (a retry is a new publication; a republished stuck
+/// item is the same one).
 fn send_message(item: &OutboxItem) -> OutgoingMessage {
+    let group = item.group_id();
     OutgoingMessage {
-        group_id: format!("{}:{}", item.tenant_id, item.conversation_id),
+        group_id: if group.len() <= crate::queue::MAX_ID_CHARS { group } else { hex_sha256(&group) },
         dedupe_id: dedupe_id(item),
         body: serde_json::to_string(&SendEnvelope::of(item)).expect("a send envelope serialises"),
     }
 }
 
 fn dedupe_id(item: &OutboxItem) -> String {
+    hex_sha256(&format!("{}:{}:{}", item.tenant_id, item.send_id, item.attempts))
+}
+
+fn hex_sha256(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{}:{}:{}", item.tenant_id, item.send_id, item.attempts));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,5 +1,7 @@
-//! The sender: receives from **send**, claims the outbox item (compare-and-set to SENDING,
-//! attempt + 1), calls the provider within the pacing limits, and records the outcome:
+//! The sender: receives from **send** (replies) or **deliveries** (webhook deliveries: one sender
+//! per queue, so a slow integrator never delays a customer's reply), claims the outbox item
+//! (compare-and-set to SENDING, attempt + 1), calls the provider (or the endpoint, through
+//! `crate::delivery`) within the pacing limits, and records the outcome:
 //! - all parts accepted → SENT (provider ids kept; the outbound message becomes `sent`);
 //! - 429 → retried no sooner than `retry_after`; 5xx or never-sent errors → retried after a
 //!   capped, jittered exponential backoff. A retry keeps its queue message in flight, hidden until
@@ -14,6 +16,14 @@
 //! An item found SENDING when its message arrives was being sent by a sender that died mid-call:
 //! it becomes UNKNOWN too. A queue message is deleted once a final outcome is recorded.
 //!
+//! Webhook deliveries follow the same steps with the endpoint in the provider's place: a 2xx is
+//! SENT; 408, 429, 5xx, timeouts and connection failures are retried (held in flight, so the
+//! endpoint receives each conversation's events in order) until `[webhooks] retry_for_secs`
+//! after the event, then FAILED; any other answer is FAILED at once. Each attempt is recorded on
+//! the endpoint (`Store::record_webhook_attempt`), which disables it after a 410 or a whole window
+//! of failures; a delivery to a disabled or removed endpoint, or of an event no longer kept, is
+//! FAILED without a call.
+//!
 //! Nothing held lapses in a fault-free run (docs/architecture.md, "Queues"): a heartbeat extends
 //! every message of a batch until it is finished; a store that is unavailable is retried with
 //! backoff while the message stays held; at shutdown an in-flight receive is awaited (the queue
@@ -27,9 +37,11 @@ use super::lease::{GroupLocks, Leases};
 use super::pacing::{Pacer, PacingLimits};
 use super::worker::{Next, run_loop};
 use super::{Backoff, LoopStats};
+use crate::delivery::WebhookClient;
+use crate::domain::webhook::EndpointState;
 use crate::domain::{
-    Arrival, Channel, ChannelHealth, Conversation, OutboxId, OutboxItem, QueueAction, RetryPolicy, SendEnvelope,
-    SendFailure, Transition, after_send,
+    Arrival, Channel, ChannelHealth, Conversation, Delivery, OutboxId, OutboxItem, QueueAction, Reply, RetryPolicy,
+    SendEnvelope, SendFailure, Target, Transition, after_send,
 };
 use crate::providers::send::{classify, split_text};
 use crate::providers::{Provider, Providers, ReplyPart};
@@ -62,6 +74,8 @@ pub struct SenderConfig {
     /// The queue's visibility timeout: every message of a batch is kept invisible by a heartbeat
     /// at a third of it until it is finished, so none lapses.
     pub visibility_timeout: Duration,
+    /// Retries stop this long after an item was created (webhook deliveries); None for replies.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for SenderConfig {
@@ -74,8 +88,18 @@ impl Default for SenderConfig {
             backoff_cap: Duration::from_secs(300),
             pacing: PacingLimits::default(),
             visibility_timeout: Duration::from_secs(30),
+            give_up_after: None,
         }
     }
+}
+
+/// What the deliveries sender needs besides the common parts: the client, and when an endpoint
+/// that keeps failing is disabled.
+pub struct Webhooks {
+    /// The signed HTTP client.
+    pub client: Arc<WebhookClient>,
+    /// Failing this long without a success disables an endpoint.
+    pub disable_after: Duration,
 }
 
 /// What one step did.
@@ -129,10 +153,13 @@ pub struct Sender {
     config: SenderConfig,
     stats: Arc<LoopStats>,
     groups: GroupLocks,
+    /// The queue it serves: **send**, or **deliveries** for [`Sender::for_webhooks`].
+    queue_name: QueueName,
+    webhooks: Option<Webhooks>,
 }
 
 impl Sender {
-    /// A sender over the given adapters and providers.
+    /// The sender of replies, on **send**, over the given adapters and providers.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
@@ -149,7 +176,16 @@ impl Sender {
             config,
             stats: Arc::default(),
             groups: GroupLocks::default(),
+            queue_name: QueueName::Send,
+            webhooks: None,
         }
+    }
+
+    /// The same sender on **deliveries**, delivering webhooks with `webhooks`.
+    pub fn for_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.queue_name = QueueName::Deliveries;
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// What this sender counted so far (lapses, heartbeat failures, store retries, restarts).
@@ -207,6 +243,7 @@ impl Sender {
             max_attempts: self.config.max_attempts,
             backoff_base: self.config.backoff_base,
             backoff_cap: self.config.backoff_cap,
+            give_up_after: self.config.give_up_after,
         }
     }
 
@@ -224,7 +261,7 @@ impl Sender {
     /// messages it already handed out (`Queue::receive_until`).
     async fn receive(&self, shutdown: &CancellationToken) -> Result<Vec<ReceivedMessage>, QueueError> {
         let max = self.queue.max_receive();
-        self.queue.receive_until(QueueName::Send, max, self.config.receive_wait, shutdown).await
+        self.queue.receive_until(self.queue_name, max, self.config.receive_wait, shutdown).await
     }
 
     /// Sends what one receive brought, each conversation in order, conversations in parallel.
@@ -237,7 +274,7 @@ impl Sender {
         let receipts = received.iter().map(|m| m.receipt.clone());
         let leases = Arc::new(Leases::new(
             Arc::clone(&self.queue),
-            QueueName::Send,
+            self.queue_name,
             self.config.visibility_timeout,
             Arc::clone(&self.stats),
             receipts,
@@ -288,12 +325,12 @@ impl Sender {
             match disposition {
                 Disposition::Done(outcome) => {
                     leases.end(&message.receipt).await;
-                    self.queue.delete(QueueName::Send, receipt).await?;
+                    self.queue.delete(self.queue_name, receipt).await?;
                     outcomes.push(outcome);
                 }
                 Disposition::DeadLetter => {
                     leases.end(&message.receipt).await;
-                    self.queue.dead_letter(QueueName::Send, &message).await?;
+                    self.queue.dead_letter(self.queue_name, &message).await?;
                     outcomes.push(Outcome::Failed);
                 }
                 Disposition::Later(delay) => {
@@ -302,7 +339,7 @@ impl Sender {
                     let seconds = u64::try_from(delay.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
                     let hidden = Duration::from_secs(seconds).min(crate::queue::MAX_VISIBILITY);
                     leases.end(&message.receipt).await;
-                    self.queue.set_visibility(QueueName::Send, &message.receipt, hidden).await?;
+                    self.queue.set_visibility(self.queue_name, &message.receipt, hidden).await?;
                     outcomes.push(Outcome::Retried);
                     break;
                 }
@@ -380,18 +417,41 @@ impl Sender {
         let Some(item) = self.store_call(shutdown, || self.store.get_outbox_for_send(id)).await? else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
-        match item.on_arrival(crate::domain::now()) {
+        let item = match item.on_arrival(crate::domain::now()) {
             Arrival::Skip => return Ok(Disposition::Done(Outcome::Skipped)),
             Arrival::Abandoned => {
                 self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Abandoned)).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
+            Arrival::Resume => {
+                let retry = Arrival::retry_abandoned();
+                match self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &retry)).await? {
+                    Some(item) => item,
+                    None => return Ok(Disposition::Done(Outcome::Skipped)),
+                }
+            }
             Arrival::Wait(delay) => return Ok(Disposition::Later(delay)),
-            Arrival::Claim => {}
+            Arrival::Claim => item,
+        };
+        match &item.target {
+            Target::Reply(reply) => self.send_reply(&item, reply, message, leases, shutdown).await,
+            Target::Webhook(delivery) => self.deliver_webhook(&item, delivery, message, leases, shutdown).await,
         }
-        let (tenant, conversation_id) = (&item.tenant_id, &item.conversation_id);
+    }
+
+    /// Claims a reply and sends it through its channel's provider.
+    async fn send_reply(
+        &self,
+        item: &OutboxItem,
+        reply: &Reply,
+        message: &ReceivedMessage,
+        leases: &Leases,
+        shutdown: &CancellationToken,
+    ) -> Result<Disposition, StoreError> {
+        let (tenant, id) = (&item.tenant_id, &item.id);
+        let conversation_id = &reply.conversation_id;
         let conversation = self.store_call(shutdown, || self.store.get_conversation(tenant, conversation_id)).await?;
-        let channel = self.store_call(shutdown, || self.store.get_channel(tenant, &item.channel_id)).await?;
+        let channel = self.store_call(shutdown, || self.store.get_channel(tenant, &reply.channel_id)).await?;
         let provider = self.providers.of(channel.kind);
         // Wait for the first part's slot before claiming: a crash while waiting leaves the item
         // unclaimed (redelivered and sent), not SENDING (which would read as an unknown outcome).
@@ -408,8 +468,71 @@ impl Sender {
         let Some(item) = claim else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
-        let (sent, failure) = self.send_parts(provider, &item, &channel, &conversation).await;
-        self.record(&item, &channel, &conversation, sent, failure, shutdown).await
+        let reply = item.reply().expect("a claimed reply is a reply");
+        let (sent, failure) = self.send_parts(provider, &item, reply, &channel, &conversation).await;
+        self.record(&item, Some((&channel, &conversation)), sent, failure, shutdown).await
+    }
+
+    /// Claims a webhook delivery and makes one attempt at its endpoint.
+    async fn deliver_webhook(
+        &self,
+        item: &OutboxItem,
+        delivery: &Delivery,
+        message: &ReceivedMessage,
+        leases: &Leases,
+        shutdown: &CancellationToken,
+    ) -> Result<Disposition, StoreError> {
+        let Some(webhooks) = &self.webhooks else {
+            // Published to a queue whose sender cannot deliver it: leave it for redelivery (and,
+            // past the receive limit, the DLQ) rather than lose it.
+            tracing::error!(outbox = %item.id, queue = %self.queue_name, "sender: a webhook delivery on the replies' queue");
+            return Ok(Disposition::Later(self.config.visibility_timeout));
+        };
+        let (tenant, id) = (&item.tenant_id, &item.id);
+        let endpoint = match self.store_call(shutdown, || self.store.get_webhook(tenant, &delivery.webhook_id)).await {
+            Ok(endpoint) => Some(endpoint),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let event = self.store_call(shutdown, || self.store.get_event(tenant, delivery.event_id)).await?;
+        if !leases.secure(&message.receipt, self.config.visibility_timeout / 3).await {
+            tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
+            return Ok(Disposition::Lost);
+        }
+        let claim = self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Claim)).await?;
+        let Some(item) = claim else {
+            return Ok(Disposition::Done(Outcome::Skipped));
+        };
+        let not_sent = |why: String| {
+            (Vec::new(), Some(SendFailure::Permanent { code: None, description: why, needs_reauth: false }))
+        };
+        let (sent, failure) = match (endpoint, event) {
+            (None, _) => not_sent(format!("not sent: webhook `{}` was removed", delivery.webhook_id)),
+            (Some(endpoint), _) if endpoint.state == EndpointState::Disabled => {
+                let why = endpoint.disabled_reason.unwrap_or_default();
+                not_sent(format!("not sent: webhook `{}` is disabled ({why})", endpoint.id))
+            }
+            (Some(_), None) => {
+                not_sent(format!("not sent: event {} is no longer kept ([events] retention_secs)", delivery.event_id))
+            }
+            (Some(endpoint), Some(event)) => {
+                let attempt = webhooks.client.deliver(&endpoint, &event).await;
+                if let Some(result) = &attempt.result {
+                    let (hook, after) = (&delivery.webhook_id, webhooks.disable_after);
+                    let now =
+                        self.store_call(shutdown, || self.store.record_webhook_attempt(tenant, hook, result, after));
+                    if let Some(endpoint) = now.await?
+                        && endpoint.state == EndpointState::Disabled
+                        && attempt.failure.is_some()
+                    {
+                        let reason = endpoint.disabled_reason.as_deref().unwrap_or_default();
+                        tracing::warn!(webhook = %endpoint.id, tenant = %tenant, %reason, "webhook endpoint disabled");
+                    }
+                }
+                (attempt.accepted.into_iter().collect(), attempt.failure)
+            }
+        };
+        self.record(&item, None, sent, failure, shutdown).await
     }
 
     /// Sends the parts not sent yet; returns the new provider references and the failure that
@@ -418,6 +541,7 @@ impl Sender {
         &self,
         provider: &dyn Provider,
         item: &OutboxItem,
+        reply: &Reply,
         channel: &Channel,
         conversation: &Conversation,
     ) -> (Vec<String>, Option<SendFailure>) {
@@ -438,7 +562,7 @@ impl Sender {
         };
         let mut sent = Vec::new();
         let first = item.provider_message_ids.len();
-        for (index, text) in split_text(&item.text, provider.max_text_chars()).iter().enumerate().skip(first) {
+        for (index, text) in split_text(&reply.text, provider.max_text_chars()).iter().enumerate().skip(first) {
             if index > first {
                 self.pace(provider, channel, conversation, &CancellationToken::new()).await;
             }
@@ -446,7 +570,7 @@ impl Sender {
                 thread: &conversation.external_thread_id,
                 text,
                 index,
-                reply_to: item.reply_to.as_deref(),
+                reply_to: reply.reply_to.as_deref(),
                 send_id: &item.send_id,
             };
             match provider.send_part(&token, &part).await {
@@ -479,27 +603,26 @@ impl Sender {
         }
     }
 
-    /// Records what the provider call did, as the domain's policy decides.
+    /// Records what the call did, as the domain's policy decides. `reply`: a reply's channel,
+    /// whose health a refused token changes, and conversation, which a migrated chat moves.
     async fn record(
         &self,
         item: &OutboxItem,
-        channel: &Channel,
-        conversation: &Conversation,
+        reply: Option<(&Channel, &Conversation)>,
         sent: Vec<String>,
         failure: Option<SendFailure>,
         shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
-        let kind = channel.kind.as_str();
-        if matches!(failure, Some(SendFailure::RetryAfter(_))) {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "provider" => kind).increment(1);
+        if let (Some((channel, _)), Some(SendFailure::RetryAfter(_))) = (reply, &failure) {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "provider" => channel.kind.as_str()).increment(1);
         }
-        let decision = after_send(item, sent, failure, &self.policy(), rand::random());
-        if let Some(thread) = &decision.move_thread {
+        let decision = after_send(item, sent, failure, &self.policy(), rand::random(), crate::domain::now());
+        if let (Some(thread), Some((channel, conversation))) = (&decision.move_thread, reply) {
             let from = conversation.external_thread_id.as_str();
             self.store_call(shutdown, || self.store.move_thread(&item.tenant_id, &channel.id, from, thread)).await?;
             tracing::info!(conversation = %conversation.id, from, to = %thread, "sender: the conversation moved; sending there");
         }
-        if decision.needs_reauth {
+        if let (true, Some((channel, _))) = (decision.needs_reauth, reply) {
             self.store_call(shutdown, || self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth))
                 .await?;
             tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
@@ -518,6 +641,7 @@ impl Sender {
             Outcome::Unknown => "unknown",
             _ => "failed",
         };
+        let kind = reply.map_or("webhook", |(channel, _)| channel.kind.as_str());
         metrics::counter!(crate::metrics::SENDS, "provider" => kind, "result" => result).increment(1);
         Ok(match decision.queue {
             QueueAction::Delete => Disposition::Done(outcome),

@@ -36,35 +36,57 @@ pub const MAX_BODY_BYTES: usize = 1_048_576;
 /// Longest group id or deduplication id (SQS's limit).
 pub const MAX_ID_CHARS: usize = 128;
 
-/// The four queues of an environment.
+/// The six queues of an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueName {
     /// Webhook envelopes waiting for the processor.
     Incoming,
     /// Incoming messages that failed `max_receive_count` times or could not be parsed.
     IncomingDlq,
-    /// Outbox items waiting for the sender.
+    /// Replies waiting for the sender.
     Send,
     /// Send messages that failed `max_receive_count` times.
     SendDlq,
+    /// Webhook deliveries waiting for the sender: a queue of their own, so an integrator's slow
+    /// or failing endpoint never delays a reply to a customer.
+    Deliveries,
+    /// Delivery messages that failed their queue's receive limit or could not be parsed.
+    DeliveriesDlq,
 }
 
 impl QueueName {
-    /// All four, sources before their DLQs.
-    pub const ALL: [QueueName; 4] = [QueueName::Incoming, QueueName::IncomingDlq, QueueName::Send, QueueName::SendDlq];
+    /// All six, sources before their DLQs.
+    pub const ALL: [QueueName; 6] = [
+        QueueName::Incoming,
+        QueueName::IncomingDlq,
+        QueueName::Send,
+        QueueName::SendDlq,
+        QueueName::Deliveries,
+        QueueName::DeliveriesDlq,
+    ];
+
+    /// The queues that have a DLQ.
+    pub const SOURCES: [QueueName; 3] = [QueueName::Incoming, QueueName::Send, QueueName::Deliveries];
+
+    /// The queue's place in [`QueueName::ALL`], for adapters that keep one slot per queue.
+    pub fn slot(self) -> usize {
+        QueueName::ALL.iter().position(|q| *q == self).expect("every queue is in ALL")
+    }
 
     /// The queue's name under `prefix`: `{prefix}-incoming.fifo`, `{prefix}-incoming-dlq.fifo`, ...
     pub fn full_name(self, prefix: &str) -> String {
         format!("{prefix}-{}.fifo", self.suffix())
     }
 
-    /// `incoming`, `incoming-dlq`, `send`, `send-dlq`.
+    /// `incoming`, `incoming-dlq`, `send`, `send-dlq`, `deliveries`, `deliveries-dlq`.
     pub fn suffix(self) -> &'static str {
         match self {
             QueueName::Incoming => "incoming",
             QueueName::IncomingDlq => "incoming-dlq",
             QueueName::Send => "send",
             QueueName::SendDlq => "send-dlq",
+            QueueName::Deliveries => "deliveries",
+            QueueName::DeliveriesDlq => "deliveries-dlq",
         }
     }
 
@@ -73,7 +95,8 @@ impl QueueName {
         match self {
             QueueName::Incoming => Some(QueueName::IncomingDlq),
             QueueName::Send => Some(QueueName::SendDlq),
-            QueueName::IncomingDlq | QueueName::SendDlq => None,
+            QueueName::Deliveries => Some(QueueName::DeliveriesDlq),
+            QueueName::IncomingDlq | QueueName::SendDlq | QueueName::DeliveriesDlq => None,
         }
     }
 
@@ -82,7 +105,35 @@ impl QueueName {
         match self {
             QueueName::IncomingDlq => Some(QueueName::Incoming),
             QueueName::SendDlq => Some(QueueName::Send),
-            QueueName::Incoming | QueueName::Send => None,
+            QueueName::DeliveriesDlq => Some(QueueName::Deliveries),
+            QueueName::Incoming | QueueName::Send | QueueName::Deliveries => None,
+        }
+    }
+}
+
+/// Receives after which each source queue moves a message to its DLQ. The deliveries queue
+/// allows more: a webhook delivery is retried, held in flight so the rest of its conversation
+/// waits behind it, for as long as `[webhooks] retry_for_secs` (`Settings::receive_limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveLimits {
+    /// `incoming` and `send`: `[queue] max_receive_count`.
+    pub common: u32,
+    /// `deliveries`.
+    pub deliveries: u32,
+}
+
+impl ReceiveLimits {
+    /// The same limit for every queue.
+    pub fn uniform(limit: u32) -> Self {
+        Self { common: limit, deliveries: limit }
+    }
+
+    /// The limit of a source queue (DLQs have none).
+    pub fn of(&self, queue: QueueName) -> Option<u32> {
+        match queue {
+            QueueName::Incoming | QueueName::Send => Some(self.common),
+            QueueName::Deliveries => Some(self.deliveries),
+            QueueName::IncomingDlq | QueueName::SendDlq | QueueName::DeliveriesDlq => None,
         }
     }
 }

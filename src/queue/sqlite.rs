@@ -1,4 +1,4 @@
-//! Embedded `Queue` adapter: the four FIFO queues in one SQLite file (WAL, full sync) with the SQS
+//! Embedded `Queue` adapter: the six FIFO queues in one SQLite file (WAL, full sync) with the SQS
 //! FIFO semantics of [`super`].
 //!
 //! Every write (send, receive, delete, visibility, dead-letter) goes to one writer thread, which
@@ -8,7 +8,7 @@
 
 use super::{
     DEDUPE_WINDOW, Depth, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName, QueueResult, Receipt,
-    ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
+    ReceiveLimits, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
 };
 use crate::embedded::{Database, OpenError, WRITE_ATTEMPTS, is_busy, millis};
 use async_trait::async_trait;
@@ -67,14 +67,14 @@ pub struct SqliteQueue {
     jobs: mpsc::UnboundedSender<Box<dyn Job>>,
     /// Receives waiting on each queue (indexed by [`slot`]); woken when a message may have
     /// become available.
-    arrivals: [Notify; 4],
+    arrivals: [Notify; 6],
     rules: Rules,
 }
 
 /// What the queues were opened with.
 #[derive(Debug, Clone, Copy)]
 struct Rules {
-    max_receive_count: u32,
+    limits: ReceiveLimits,
     visibility_ms: i64,
 }
 
@@ -89,7 +89,14 @@ impl SqliteQueue {
         })?;
         let jobs = spawn_writer(db.clone())?;
         let visibility_ms = i64::try_from(visibility_timeout.as_millis()).unwrap_or(i64::MAX);
-        Ok(Self { db, jobs, arrivals: Default::default(), rules: Rules { max_receive_count, visibility_ms } })
+        let limits = ReceiveLimits::uniform(max_receive_count);
+        Ok(Self { db, jobs, arrivals: Default::default(), rules: Rules { limits, visibility_ms } })
+    }
+
+    /// The queues with per-queue receive limits (the deliveries queue allows more).
+    pub fn with_limits(mut self, limits: ReceiveLimits) -> Self {
+        self.rules.limits = limits;
+        self
     }
 
     /// Runs `work` in the writer's next transaction and returns its result once that commits.
@@ -110,12 +117,7 @@ impl SqliteQueue {
 }
 
 fn slot(queue: QueueName) -> usize {
-    match queue {
-        QueueName::Incoming => 0,
-        QueueName::IncomingDlq => 1,
-        QueueName::Send => 2,
-        QueueName::SendDlq => 3,
-    }
+    queue.slot()
 }
 
 fn now_ms() -> i64 {
@@ -328,8 +330,8 @@ fn receive_now(conn: &Connection, queue: QueueName, max: usize, rules: Rules, no
             if out.messages.len() == max {
                 break;
             }
-            match queue.dlq() {
-                Some(dlq) if c.receive_count >= rules.max_receive_count => {
+            match (queue.dlq(), rules.limits.of(queue)) {
+                (Some(dlq), Some(limit)) if c.receive_count >= limit => {
                     move_to(conn, c.seq, dlq)?;
                     out.moved_to_dlq = true;
                 }

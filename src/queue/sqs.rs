@@ -1,9 +1,9 @@
-//! Amazon SQS FIFO `Queue` adapter (aws-sdk-sqs), and `init`, which creates the four queues with
+//! Amazon SQS FIFO `Queue` adapter (aws-sdk-sqs), and `init`, which creates the six queues with
 //! their redrive policies (`kamshub queues init`).
 
 use super::{
     Depth, MAX_BODY_BYTES, MAX_RECEIVE_BATCH, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName,
-    QueueResult, Receipt, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
+    QueueResult, Receipt, ReceiveLimits, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
 };
 use crate::config::QueueSettings;
 use async_trait::async_trait;
@@ -30,10 +30,10 @@ pub const PEEK_HOLD_SECS: i32 = 60;
 pub struct SqsQueue {
     client: Client,
     prefix: String,
-    max_receive_count: u32,
+    limits: ReceiveLimits,
     visibility_timeout_secs: u32,
     /// Queue URLs, looked up on first use (indexed like [`QueueName::ALL`]).
-    urls: [OnceCell<String>; 4],
+    urls: [OnceCell<String>; 6],
     /// API calls made, so benchmarks can tell requests per message.
     requests: AtomicU64,
 }
@@ -105,11 +105,18 @@ impl SqsQueue {
         Ok(Self {
             client: Client::new(&loader.load().await),
             prefix: settings.prefix.clone(),
-            max_receive_count: settings.max_receive_count,
+            limits: ReceiveLimits::uniform(settings.max_receive_count),
             visibility_timeout_secs: settings.visibility_timeout_secs,
             urls: Default::default(),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// The queues with per-queue receive limits (the deliveries queue allows more), which `init`
+    /// writes into their redrive policies.
+    pub fn with_limits(mut self, limits: ReceiveLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// How many SQS API calls this client has made.
@@ -117,12 +124,13 @@ impl SqsQueue {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Creates the four FIFO queues, each DLQ before its source (which points at it), or brings
+    /// Creates the six FIFO queues, each DLQ before its source (which points at it), or brings
     /// existing ones in line with the settings (redrive policy, visibility timeout, also on the
     /// DLQs for `dlq redrive`). Safe to run again: a second run reports every queue as `Exists`.
     pub async fn init(&self) -> QueueResult<Vec<QueueInit>> {
         let mut report = Vec::new();
-        for source in [QueueName::Incoming, QueueName::Send] {
+        for source in QueueName::SOURCES {
+            let max_receive_count = self.limits.of(source).expect("a source queue has a receive limit");
             let dlq = source.dlq().expect("a source queue has a DLQ");
             let dlq_init = self
                 .ensure(
@@ -136,8 +144,7 @@ impl SqsQueue {
                 )
                 .await?;
             let dlq_arn = self.queue_arn(dlq, &dlq_init.url).await?;
-            let redrive =
-                serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.max_receive_count});
+            let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count});
             let source_init = self
                 .ensure(
                     source,
@@ -154,7 +161,7 @@ impl SqsQueue {
         Ok(report)
     }
 
-    /// The four queues' settings as SQS reports them (`exists: false` for a missing one).
+    /// The six queues' settings as SQS reports them (`exists: false` for a missing one).
     pub async fn describe(&self) -> QueueResult<Vec<QueueSetup>> {
         let mut report = Vec::new();
         for queue in QueueName::ALL {
@@ -413,7 +420,7 @@ impl SqsQueue {
 }
 
 fn slot(queue: QueueName) -> usize {
-    QueueName::ALL.iter().position(|q| *q == queue).expect("every queue is in ALL")
+    queue.slot()
 }
 
 /// Whether an existing attribute already has the wanted value. A redrive policy is JSON whose

@@ -31,11 +31,14 @@ pub enum Action {
     ReadInbox,
     /// Reply in a conversation, and send a failed reply again.
     Reply,
+    /// Register, change and remove webhook endpoints, see and replay their deliveries (an
+    /// endpoint receives every event of the tenant it asks for, and its secret is shown).
+    ManageWebhooks,
 }
 
 impl Action {
     /// Every action, for tests and documentation that walk the matrix.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::ManageTenants,
         Action::ManageUsers,
         Action::ManageCredentials,
@@ -44,6 +47,7 @@ impl Action {
         Action::UpdateChannels,
         Action::ReadInbox,
         Action::Reply,
+        Action::ManageWebhooks,
     ];
 
     fn describe(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Action {
             Action::UpdateChannels => "change channels",
             Action::ReadInbox => "read the inbox",
             Action::Reply => "reply",
+            Action::ManageWebhooks => "manage webhooks",
         }
     }
 }
@@ -74,12 +79,12 @@ pub fn allows(role: Role, action: Action) -> bool {
         Role::PlatformAdmin => true,
         Role::TenantAdmin => match action {
             ManageUsers | ManageCredentials | ConfigureAutoReply | ReadChannels | UpdateChannels | ReadInbox
-            | Reply => true,
+            | Reply | ManageWebhooks => true,
             ManageTenants => false,
         },
         Role::TenantManager => match action {
             ReadChannels | UpdateChannels | ReadInbox | Reply => true,
-            ManageTenants | ManageUsers | ManageCredentials | ConfigureAutoReply => false,
+            ManageTenants | ManageUsers | ManageCredentials | ConfigureAutoReply | ManageWebhooks => false,
         },
     }
 }
@@ -97,6 +102,9 @@ pub struct AuthUser {
     pub role: Role,
     /// Every role the token's `cognito:groups` name.
     pub roles: Vec<Role>,
+    /// When the token expires (Unix seconds): an event stream ends then, and the client
+    /// reconnects with a fresh token.
+    pub token_expires_at: u64,
 }
 
 /// Who is asking.
@@ -198,6 +206,7 @@ mod tests {
             tenant_id: tenant.clone(),
             role,
             roles: vec![role],
+            token_expires_at: u64::MAX,
         })
     }
 

@@ -101,7 +101,9 @@ pub(crate) fn body_key(source: QueueName, body: &str) -> Result<BodyKey, String>
 pub fn source_queue(queue: QueueName) -> ServiceResult<QueueName> {
     match queue.dlq() {
         Some(_) => Ok(queue),
-        None => Err(ServiceError::Invalid(format!("{queue} is a DLQ; name its source queue (incoming or send)"))),
+        None => Err(ServiceError::Invalid(format!(
+            "{queue} is a DLQ; name its source queue (incoming, send or deliveries)"
+        ))),
     }
 }
 
@@ -240,7 +242,7 @@ async fn describe(
     match (&key.outbox, &key.channel) {
         (Some(outbox), _) => match store.get_outbox(&key.tenant, outbox).await? {
             Some(item) => {
-                view.channel_id = Some(item.channel_id.to_string());
+                view.channel_id = item.reply().map(|reply| reply.channel_id.to_string());
                 view.receive_count = Some(item.attempts);
                 view.reason = match item.last_error {
                     Some(error) => format!("{}: {error}", item.status),

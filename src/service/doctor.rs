@@ -161,21 +161,26 @@ async fn queues(app: &App) -> Result<Vec<Check>, String> {
         QueueKind::Sqs => {
             let sqs = SqsQueue::connect(s).await.map_err(|e| e.to_string())?;
             let setups = sqs.describe().await.map_err(|e| e.to_string())?;
-            checks.extend(setups.iter().map(|setup| sqs_queue(setup, s)));
+            let limits = app.settings.receive_limits();
+            checks.extend(setups.iter().map(|setup| sqs_queue(setup, s, limits)));
             if setups.iter().any(|q| !q.exists) {
                 return Ok(checks);
             }
         }
     }
     let queue = app.queue().await.map_err(|e| e.to_string())?;
-    for source in [QueueName::Incoming, QueueName::Send] {
+    for source in QueueName::SOURCES {
         checks.push(dlq_depth(queue.as_ref(), source).await?);
     }
     Ok(checks)
 }
 
 /// One SQS queue against what the daemon expects of it.
-fn sqs_queue(q: &crate::queue::sqs::QueueSetup, s: &crate::config::QueueSettings) -> Check {
+fn sqs_queue(
+    q: &crate::queue::sqs::QueueSetup,
+    s: &crate::config::QueueSettings,
+    limits: crate::queue::ReceiveLimits,
+) -> Check {
     let check = format!("queue {}", q.queue);
     let init = "kamshub queues init";
     if !q.exists {
@@ -200,9 +205,9 @@ fn sqs_queue(q: &crate::queue::sqs::QueueSetup, s: &crate::config::QueueSettings
                 failed = true;
                 problems.push(format!("its redrive policy sends to {target}, not {expected}"));
             }
-            Some((_, count)) if *count != s.max_receive_count => {
-                problems
-                    .push(format!("maxReceiveCount is {count}, the daemon is configured for {}", s.max_receive_count));
+            Some((_, count)) if Some(*count) != limits.of(q.queue) => {
+                let wanted = limits.of(q.queue).unwrap_or(s.max_receive_count);
+                problems.push(format!("maxReceiveCount is {count}, the daemon is configured for {wanted}"));
             }
             Some((target, count)) => detail.push_str(&format!(", to {target} after {count} receives")),
         }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod channels;
 pub mod dlq;
 pub mod doctor;
+pub mod events;
 pub mod inbox;
 pub mod onboarding;
 pub mod outbox;
@@ -12,6 +13,7 @@ pub mod page;
 pub mod redrive;
 pub mod session;
 pub mod views;
+pub mod webhooks;
 
 use crate::app::AppError;
 use crate::identity::IdentityError;
@@ -98,7 +100,4 @@ impl From<AppError> for ServiceError {
     }
 }
 
-/// Formats a time as RFC 3339 (UTC, milliseconds) for views.
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).expect("a UTC time formats as RFC 3339")
-}
+pub(crate) use crate::domain::view::rfc3339;

@@ -1,11 +1,13 @@
 //! Replies and the outbox: send a reply (idempotent by sendId), inspect, show, and retry items.
+//! These are the outbox's replies; its webhook deliveries are inspected and replayed through
+//! `service::webhooks`, so an id of a delivery is not found here.
 
 use super::access::{Action, Caller};
 use super::page::{Page, PageRequest, time_key};
 use super::{ServiceError, ServiceResult, rfc3339};
 use crate::app::App;
 use crate::domain::{
-    AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxStatus, SendId, TenantId, Transition,
+    AuditEntry, ConversationId, NewReply, OutboxId, OutboxItem, OutboxKind, OutboxStatus, SendId, TenantId, Transition,
 };
 use crate::store::{CreateOutcome, OutboxQuery, StoreError};
 use serde::Serialize;
@@ -147,7 +149,14 @@ pub async fn inspect(
         None => caller.authorize_platform(Action::ReadInbox)?,
     }
     let before = page.after.as_ref().map(|c| c.time_position(OutboxId::parse)).transpose()?;
-    let query = OutboxQuery { tenant: tenant.cloned(), status, before, limit: page.limit + 1 };
+    let query = OutboxQuery {
+        tenant: tenant.cloned(),
+        status,
+        kind: Some(OutboxKind::Reply),
+        webhook: None,
+        before,
+        limit: page.limit + 1,
+    };
     let items = app.store().await?.list_outbox(&query).await?;
     Ok(Page::from_fetched(items, page, key).map(|item| view(&item)))
 }
@@ -185,9 +194,14 @@ fn key(item: &OutboxItem) -> String {
     time_key(item.created_at, item.id.as_str())
 }
 
+/// A reply of the tenant's outbox.
 async fn find(app: &App, tenant: &TenantId, id: &OutboxId) -> ServiceResult<OutboxItem> {
     let not_found = || ServiceError::NotFound(format!("outbox item `{id}` not found"));
-    app.store().await?.get_outbox(tenant, id).await?.ok_or_else(not_found)
+    let item = app.store().await?.get_outbox(tenant, id).await?.ok_or_else(not_found)?;
+    if item.reply().is_none() {
+        return Err(not_found());
+    }
+    Ok(item)
 }
 
 fn view(item: &OutboxItem) -> OutboxView {
@@ -204,12 +218,13 @@ fn view(item: &OutboxItem) -> OutboxView {
 }
 
 fn detail(item: &OutboxItem) -> OutboxDetail {
+    let reply = item.reply().expect("the outbox service shows replies only (`find`)");
     OutboxDetail {
         item: view(item),
-        channel_id: item.channel_id.to_string(),
-        conversation_id: item.conversation_id.to_string(),
-        message_id: item.message_id.to_string(),
-        text: item.text.clone(),
+        channel_id: reply.channel_id.to_string(),
+        conversation_id: reply.conversation_id.to_string(),
+        message_id: reply.message_id.to_string(),
+        text: reply.text.clone(),
         next_attempt_at: item.next_attempt_at.map(rfc3339),
         provider_message_ids: item.provider_message_ids.clone(),
     }

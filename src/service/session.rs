@@ -133,7 +133,14 @@ pub async fn authenticate(app: &App, id_token: &str) -> ServiceResult<Caller> {
     let role = *roles
         .first()
         .ok_or_else(|| ServiceError::Forbidden("the token grants no kamshub role (cognito:groups)".into()))?;
-    Ok(Caller::User(AuthUser { user_id: user.id, email: user.email, tenant_id: user.tenant_id, role, roles }))
+    Ok(Caller::User(AuthUser {
+        user_id: user.id,
+        email: user.email,
+        tenant_id: user.tenant_id,
+        role,
+        roles,
+        token_expires_at: principal.expires_at,
+    }))
 }
 
 /// Who the caller is. The operator has no user record.

@@ -231,4 +231,55 @@ impl Store for MeteredStore {
     async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64> {
         self.timed("count_outbox", self.inner.count_outbox(status)).await
     }
+
+    async fn list_events(&self, tenant: &TenantId, after: EventId, limit: u32) -> StoreResult<Vec<Event>> {
+        self.timed("list_events", self.inner.list_events(tenant, after, limit)).await
+    }
+
+    async fn get_event(&self, tenant: &TenantId, id: EventId) -> StoreResult<Option<Event>> {
+        self.timed("get_event", self.inner.get_event(tenant, id)).await
+    }
+
+    async fn event_heads(&self, tenants: &[TenantId]) -> StoreResult<Vec<(TenantId, EventId)>> {
+        self.timed("event_heads", self.inner.event_heads(tenants)).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.timed("prune_events", self.inner.prune_events(before, limit)).await
+    }
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        self.timed("insert_webhook", self.inner.insert_webhook(endpoint, audit)).await
+    }
+
+    async fn get_webhook(&self, tenant: &TenantId, id: &WebhookId) -> StoreResult<WebhookEndpoint> {
+        self.timed("get_webhook", self.inner.get_webhook(tenant, id)).await
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.timed("list_webhooks", self.inner.list_webhooks(tenant)).await
+    }
+
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        self.timed("update_webhook", self.inner.update_webhook(endpoint, audit)).await
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, audit: &AuditEntry) -> StoreResult<()> {
+        self.timed("delete_webhook", self.inner.delete_webhook(tenant, id, audit)).await
+    }
+
+    async fn record_webhook_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        attempt: &AttemptResult,
+        disable_after: std::time::Duration,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        self.timed("record_webhook_attempt", self.inner.record_webhook_attempt(tenant, id, attempt, disable_after))
+            .await
+    }
+
+    async fn insert_deliveries(&self, items: &[OutboxItem]) -> StoreResult<()> {
+        self.timed("insert_deliveries", self.inner.insert_deliveries(items)).await
+    }
 }

@@ -8,15 +8,18 @@
 //! (authentication), and the sender's `…_for_send` outbox calls, which address an item by the id
 //! on the send queue.
 
+pub(crate) mod events;
 pub(crate) mod inbound;
 pub mod metered;
 pub mod mongo;
 pub mod sqlite;
 
 use crate::domain::inbound::{Envelope, InboundEvent, InboundEventRecord};
+use crate::domain::webhook::AttemptResult;
 use crate::domain::{
-    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message, MessageId, OutboxId,
-    OutboxItem, OutboxStatus, Tenant, TenantId, Transition, User, UserId,
+    AuditEntry, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Email, Event, EventId, Message,
+    MessageId, OutboxId, OutboxItem, OutboxKind, OutboxStatus, Tenant, TenantId, Transition, User, UserId,
+    WebhookEndpoint, WebhookId,
 };
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -63,7 +66,11 @@ impl CreateOutcome {
     /// The sendId of `new` is taken by `existing`: the same reply (same conversation and text)
     /// returns the first item; anything else is a conflict.
     pub(crate) fn for_existing(new: &OutboxItem, existing: OutboxItem) -> StoreResult<CreateOutcome> {
-        if existing.text == new.text && existing.conversation_id == new.conversation_id {
+        let same = |a: &OutboxItem, b: &OutboxItem| match (a.reply(), b.reply()) {
+            (Some(a), Some(b)) => a.text == b.text && a.conversation_id == b.conversation_id,
+            _ => false,
+        };
+        if same(&existing, new) {
             Ok(CreateOutcome::Existing(Box::new(existing)))
         } else {
             Err(StoreError::Conflict(format!(
@@ -124,6 +131,10 @@ pub struct OutboxQuery {
     pub tenant: Option<TenantId>,
     /// Only items in this status.
     pub status: Option<OutboxStatus>,
+    /// Only replies, or only webhook deliveries.
+    pub kind: Option<OutboxKind>,
+    /// Only the deliveries to this endpoint.
+    pub webhook: Option<WebhookId>,
     /// Only those after this one in the listing: created earlier, or at the same time with a
     /// lower id.
     pub before: Option<(OffsetDateTime, OutboxId)>,
@@ -134,7 +145,7 @@ pub struct OutboxQuery {
 impl OutboxQuery {
     /// The newest `limit` items, of one tenant and in one status when given.
     pub fn new(tenant: Option<&TenantId>, status: Option<OutboxStatus>, limit: u32) -> Self {
-        Self { tenant: tenant.cloned(), status, before: None, limit }
+        Self { tenant: tenant.cloned(), status, kind: None, webhook: None, before: None, limit }
     }
 }
 
@@ -239,8 +250,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies inbound events, each as one atomic unit keyed by its (tenant, channel, provider
     /// event id): raw event recorded, conversation upserted, message inserted or updated, receipts
-    /// applied, event marked PROCESSED. A replay changes nothing and reports `Duplicate`. Events
-    /// of one conversation must be given in queue order; the batch may share one transaction.
+    /// applied, the tenant's events recorded (`store::events::of_plan`, `message.status` per
+    /// message a receipt advances) with their webhook deliveries, event marked PROCESSED. A
+    /// replay changes nothing and reports `Duplicate`. Events of one conversation must be given in
+    /// queue order; the batch may share one transaction.
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>>;
 
     /// Continues the conversation of thread `from` under thread `to`: a Telegram group that
@@ -280,8 +293,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
 
-    /// Stores a reply: the outbox item and its outbound message, and counts the message in its
-    /// conversation (`Conversation::count_message`), atomically. The sendId is unique per tenant:
+    /// Stores a reply: the outbox item and its outbound message, counts the message in its
+    /// conversation (`Conversation::count_message`), and records `reply.queued`, atomically. The sendId is unique per tenant:
     /// reused with the same text it returns the existing item and changes nothing; with other
     /// text it is a `Conflict`.
     async fn create_outbound(&self, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome>;
@@ -305,8 +318,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<OutboxItem>>;
 
     /// Applies `step` to a tenant's item (`OutboxItem::apply`) and writes it, with the outbound
-    /// message, the send log and `audit`, atomically and only if the item's status is still the
-    /// one it was loaded with (compare-and-set). Returns the item as it now is, or None if the
+    /// message, the send log, the reply's event (`Applied::event`) and `audit`, atomically and
+    /// only if the item's status is still the one it was loaded with (compare-and-set). Returns the item as it now is, or None if the
     /// tenant has no such item or the step does not apply to its status (someone else moved it).
     async fn transition_outbox(
         &self,
@@ -324,7 +337,8 @@ pub trait Store: Send + Sync + 'static {
     /// the relay's bookkeeping for a whole pass.
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()>;
 
-    /// Marks a channel's credentials as refused (or fine again).
+    /// Marks a channel's credentials as refused (or fine again), recording `channel.health` when
+    /// that changes it. (`update_channel` records it too when it changes the health.)
     async fn set_channel_health(&self, id: &ChannelId, health: crate::domain::ChannelHealth) -> StoreResult<()>;
 
     /// Appends one audit entry.
@@ -359,4 +373,50 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many outbox items are in `status` (the metrics' gauge).
     async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64>;
+    /// A tenant's events after `after`, oldest first, at most `limit`. Ids are gap-free and
+    /// commit in order (the tenant's counter is written in each event's transaction), and the read
+    /// is one snapshot, so a reader that resumes after the last id it saw never skips one; only
+    /// pruning leaves a gap, at the start.
+    async fn list_events(&self, tenant: &TenantId, after: EventId, limit: u32) -> StoreResult<Vec<Event>>;
+
+    /// One event of a tenant, if it is still kept.
+    async fn get_event(&self, tenant: &TenantId, id: EventId) -> StoreResult<Option<Event>>;
+
+    /// The last event id of each tenant named (tenants without events are left out): what live
+    /// streams wait on.
+    async fn event_heads(&self, tenants: &[TenantId]) -> StoreResult<Vec<(TenantId, EventId)>>;
+
+    /// Deletes up to `limit` events recorded before `before`, every tenant; returns how many.
+    /// Ids are never reused: the counters stay.
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+
+    /// Registers a webhook endpoint with its audit entry, atomically.
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// One endpoint of a tenant (`NotFound` for another tenant's).
+    async fn get_webhook(&self, tenant: &TenantId, id: &WebhookId) -> StoreResult<WebhookEndpoint>;
+
+    /// A tenant's endpoints, oldest first.
+    async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>>;
+
+    /// Saves a changed endpoint (state, filters, description) with its audit entry, atomically.
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// Removes an endpoint with its audit entry, atomically. Its deliveries stay as history;
+    /// those still pending fail when they come up.
+    async fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// Records a delivery attempt on its endpoint (`WebhookEndpoint::record`: health, and disabling
+    /// it after a 410 or `disable_after` of failures), atomically. Returns the endpoint as it now
+    /// is, or None if it was removed meanwhile.
+    async fn record_webhook_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        attempt: &AttemptResult,
+        disable_after: std::time::Duration,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+
+    /// Stores new webhook deliveries (replays), skipping any whose sendId is taken.
+    async fn insert_deliveries(&self, items: &[OutboxItem]) -> StoreResult<()>;
 }

@@ -75,32 +75,8 @@ pub async fn spawn_app_with(backend: Backend, telegram: &str, graph: &str) -> Op
 /// e.g. `[identity]` for a Cognito pool or `[http]` limits).
 pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str, extra: &str) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
-    let mut toml = format!(
-        "data_dir = \"{}\"\nbootstrap_token = \"{BOOTSTRAP_TOKEN}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
-         telegram_api_base = \"{telegram}\"\ngraph_api_base = \"{graph}\"\n\
-         [queue]\nmax_receive_count = {MAX_RECEIVES}\nvisibility_timeout_secs = 2\n",
-        dir.path().join("data").display()
-    );
-    if backend == Backend::Production {
-        let uri = super::mongodb_uri()?;
-        let endpoint = super::aws_endpoint()?;
-        let prefix = super::unique_name("kh").replace('_', "-");
-        toml = format!(
-            "master_key = \"{}\"\n{toml}kind = \"sqs\"\nprefix = \"{prefix}\"\nendpoint_url = \"{endpoint}\"\n\
-             [store]\nkind = \"mongodb\"\nuri = \"{uri}\"\ndatabase = \"{}\"\n",
-            kamshub::sealing::MasterKey::generate_base64(),
-            super::unique_name("kamsg_app")
-        );
-    }
-    toml.push_str(extra);
-    let config_path = dir.path().join("kamshub.toml");
-    std::fs::write(&config_path, toml).unwrap();
-    let settings = kamshub::config::Settings::load(Some(&config_path), &Default::default()).unwrap();
-    let app = Arc::new(App::new(settings));
-    if backend == Backend::Production {
-        let sqs = kamshub::queue::sqs::SqsQueue::connect(&app.settings.queue).await.unwrap();
-        sqs.init().await.unwrap();
-    }
+    let config_path = write_config(dir.path(), backend, telegram, graph, extra)?;
+    let app = open_app(&config_path).await;
 
     let Seeded { tenant, telegram, telegram_secret, messenger } = seed(&app).await;
 
@@ -132,6 +108,7 @@ pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str,
         backoff_cap: Duration::from_secs(1),
         pacing: fast_pacing(),
         visibility_timeout: Duration::from_secs(2),
+        give_up_after: None,
     };
     let sender = Arc::new(Sender::new(
         store,
@@ -159,6 +136,53 @@ pub async fn spawn_app_configured(backend: Backend, telegram: &str, graph: &str,
         stop: Some(stop),
         _dir: dir,
     })
+}
+
+/// Writes `kamshub.toml` in `dir` for `backend` (its data dir inside `dir`; a fresh database and
+/// queue prefix on the stand-ins) with `extra` appended; `None` when the backend's services are
+/// not configured.
+pub fn write_config(
+    dir: &std::path::Path,
+    backend: Backend,
+    telegram: &str,
+    graph: &str,
+    extra: &str,
+) -> Option<std::path::PathBuf> {
+    let mut toml = format!(
+        "data_dir = \"{}\"\nbootstrap_token = \"{BOOTSTRAP_TOKEN}\"\n[providers]\nmeta_app_secret = \"{APP_SECRET}\"\nmeta_verify_token = \"{VERIFY_TOKEN}\"\n\
+         telegram_api_base = \"{telegram}\"\ngraph_api_base = \"{graph}\"\n\
+         [queue]\nmax_receive_count = {MAX_RECEIVES}\nvisibility_timeout_secs = 2\n",
+        dir.join("data").display()
+    );
+    if backend == Backend::Production {
+        let uri = super::mongodb_uri()?;
+        let endpoint = super::aws_endpoint()?;
+        let prefix = super::unique_name("kh").replace('_', "-");
+        toml = format!(
+            "master_key = \"{}\"\n{toml}kind = \"sqs\"\nprefix = \"{prefix}\"\nendpoint_url = \"{endpoint}\"\n\
+             [store]\nkind = \"mongodb\"\nuri = \"{uri}\"\ndatabase = \"{}\"\n",
+            kamshub::sealing::MasterKey::generate_base64(),
+            super::unique_name("kamsg_app")
+        );
+    }
+    toml.push_str(extra);
+    let config = dir.join("kamshub.toml");
+    std::fs::write(&config, toml).unwrap();
+    Some(config)
+}
+
+/// The app a configuration file describes, with its SQS queues created when it uses SQS.
+pub async fn open_app(config: &std::path::Path) -> Arc<App> {
+    let settings = kamshub::config::Settings::load(Some(config), &Default::default()).unwrap();
+    let app = Arc::new(App::new(settings));
+    if app.settings.queue.kind == kamshub::config::QueueKind::Sqs {
+        let sqs = kamshub::queue::sqs::SqsQueue::connect(&app.settings.queue)
+            .await
+            .unwrap()
+            .with_limits(app.settings.receive_limits());
+        sqs.init().await.unwrap();
+    }
+    app
 }
 
 /// What [`seed`] created.

@@ -15,6 +15,11 @@ impl Daemon {
     /// Starts `kamshub serve` in `dir` with no `KAMSHUB_*` variable but `env`, listening on a
     /// free port unless `env` names one.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(dir, &[], env)
+    }
+
+    /// Like [`Daemon::start`], with `args` after `serve` (`--roles http`).
+    pub fn start_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
         for (key, _) in std::env::vars() {
             if key.starts_with("KAMSHUB_") {
@@ -23,6 +28,7 @@ impl Daemon {
         }
         let mut child = cmd
             .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env("KAMSHUB_HTTP__LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
@@ -79,8 +85,19 @@ impl Daemon {
     /// Waits for the exit and returns the status with the whole log.
     pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().unwrap();
-        self.log.extend(self.lines.iter());
-        (status, self.log)
+        let mut log = std::mem::take(&mut self.log);
+        log.extend(self.lines.iter());
+        (status, log)
+    }
+}
+
+/// A daemon a failed test leaves behind is killed, not left running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod fake_providers;
 pub mod prometheus;
 pub mod queues;
+pub mod sse;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

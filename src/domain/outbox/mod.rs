@@ -11,6 +11,8 @@ mod transition;
 pub use policy::{Arrival, Decision, QueueAction, RetryPolicy, SendFailure, after_send};
 pub use transition::{Applied, SendLogEntry, SendOutcome, Transition, TransitionRefused};
 
+use super::event::{Event, EventId, EventType};
+use super::webhook::{WebhookEndpoint, WebhookId};
 use super::{
     ChannelId, ConversationId, Direction, Message, MessageBody, MessageId, MessageStatus, TenantId, ValidationError,
 };
@@ -169,15 +171,48 @@ impl FromStr for OutboxStatus {
     }
 }
 
-/// A reply to send.
+/// Something to deliver through the outbox: a reply to a customer, or an event to an integrator's
+/// webhook endpoint. Both go the same way (relay, queue, sender) under the same state machine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
-    /// Stable id; the send queue's messages name it.
+    /// Stable id; the queue's messages name it.
     pub id: OutboxId,
     /// The tenant it belongs to (every read of it is scoped by it, except the sender's by id).
     pub tenant_id: TenantId,
     /// Idempotency key, unique per tenant.
     pub send_id: SendId,
+    /// What it delivers, and where.
+    pub target: Target,
+    /// Where it is.
+    pub status: OutboxStatus,
+    /// Attempts claimed so far.
+    pub attempts: u32,
+    /// The last failure, in the provider's (or the endpoint's) words.
+    pub last_error: Option<String>,
+    /// Not to be sent before this time (429 retry_after, backoff).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// What the far side gave back, in order: a reply's provider ids of the parts sent so far (a
+    /// long text goes out in several parts); a delivery's accepting answer (`HTTP 200`).
+    pub provider_message_ids: Vec<String>,
+    /// When it was created (a delivery: when its event was recorded, so deliveries publish in
+    /// event order).
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What an outbox item delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A reply in a conversation, through its channel's provider.
+    Reply(Reply),
+    /// A tenant's event, to one of its webhook endpoints.
+    Webhook(Delivery),
+}
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
     /// The channel to send through.
     pub channel_id: ChannelId,
     /// The conversation it answers (its send-queue group).
@@ -188,20 +223,48 @@ pub struct OutboxItem {
     pub text: String,
     /// Provider id of the message it replies to, if any.
     pub reply_to: Option<String>,
-    /// Where it is.
-    pub status: OutboxStatus,
-    /// Provider calls attempted so far.
-    pub attempts: u32,
-    /// The last failure, in the provider's words.
-    pub last_error: Option<String>,
-    /// Not to be sent before this time (429 retry_after, backoff).
-    pub next_attempt_at: Option<OffsetDateTime>,
-    /// Provider ids of the parts sent so far, in order (a long text goes out in several parts).
-    pub provider_message_ids: Vec<String>,
-    /// When it was created.
-    pub created_at: OffsetDateTime,
-    /// When it last changed.
-    pub updated_at: OffsetDateTime,
+}
+
+/// An event to deliver to a webhook endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The endpoint.
+    pub webhook_id: WebhookId,
+    /// The event (its body is read from the event log at each attempt).
+    pub event_id: EventId,
+    /// The event's type, for listings.
+    pub event_type: EventType,
+    /// The event's conversation: deliveries keep their order per endpoint and conversation.
+    pub conversation_id: Option<ConversationId>,
+}
+
+/// Which kind of item, as stored and listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    /// A reply.
+    Reply,
+    /// A webhook delivery.
+    Webhook,
+}
+
+impl OutboxKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Reply => "reply",
+            OutboxKind::Webhook => "webhook",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "reply" => Ok(OutboxKind::Reply),
+            "webhook" => Ok(OutboxKind::Webhook),
+            _ => Err(ValidationError::new("outbox kind", format!("`{s}` is not reply or webhook"))),
+        }
+    }
 }
 
 /// What a new reply is made of.
@@ -242,15 +305,49 @@ impl OutboxItem {
             body: MessageBody { current_at_ms: sent_ms, ..MessageBody::default() },
             created_at: now,
         };
-        let item = OutboxItem {
-            id: OutboxId::generate(),
-            tenant_id: reply.tenant_id,
-            send_id: reply.send_id,
+        let target = Target::Reply(Reply {
             channel_id: reply.channel_id,
             conversation_id: reply.conversation_id,
             message_id: message.id.clone(),
             text: reply.text,
             reply_to: None,
+        });
+        (Self::pending(reply.tenant_id, reply.send_id, target, now), message)
+    }
+
+    /// The delivery of `event` to `endpoint`. Keyed by endpoint and event
+    /// (`kamshub:webhook:{endpoint}:{event}`), so recording it twice stores it once; a replay
+    /// passes a `replay` tag to make a new one. Created at the event's time (a replay: `now`),
+    /// which is where its retry window starts.
+    pub fn new_delivery(
+        endpoint: &WebhookEndpoint,
+        event: &Event,
+        replay: Option<&str>,
+        now: OffsetDateTime,
+    ) -> OutboxItem {
+        let (webhook, event_id) = (endpoint.id.as_str(), event.id.to_string());
+        let send_id = match replay {
+            None => SendId::derived("webhook", &[webhook, &event_id]),
+            Some(tag) => SendId::derived("webhook-replay", &[webhook, &event_id, tag]),
+        };
+        let created = if replay.is_some() { now } else { event.at };
+        let target = Target::Webhook(Delivery {
+            webhook_id: endpoint.id.clone(),
+            event_id: event.id,
+            event_type: event.event_type,
+            conversation_id: event.conversation_id.clone(),
+        });
+        let mut item = Self::pending(event.tenant_id.clone(), send_id, target, created);
+        item.updated_at = now;
+        item
+    }
+
+    fn pending(tenant_id: TenantId, send_id: SendId, target: Target, now: OffsetDateTime) -> OutboxItem {
+        OutboxItem {
+            id: OutboxId::generate(),
+            tenant_id,
+            send_id,
+            target,
             status: OutboxStatus::Pending,
             attempts: 0,
             last_error: None,
@@ -258,12 +355,57 @@ impl OutboxItem {
             provider_message_ids: Vec::new(),
             created_at: now,
             updated_at: now,
-        };
-        (item, message)
+        }
+    }
+
+    /// The reply, if it is one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match &self.target {
+            Target::Reply(reply) => Some(reply),
+            Target::Webhook(_) => None,
+        }
+    }
+
+    /// The webhook delivery, if it is one.
+    pub fn delivery(&self) -> Option<&Delivery> {
+        match &self.target {
+            Target::Webhook(delivery) => Some(delivery),
+            Target::Reply(_) => None,
+        }
+    }
+
+    /// Reply or webhook delivery.
+    pub fn kind(&self) -> OutboxKind {
+        match self.target {
+            Target::Reply(_) => OutboxKind::Reply,
+            Target::Webhook(_) => OutboxKind::Webhook,
+        }
+    }
+
+    /// The conversation it is about, if any.
+    pub fn conversation_id(&self) -> Option<&ConversationId> {
+        match &self.target {
+            Target::Reply(reply) => Some(&reply.conversation_id),
+            Target::Webhook(delivery) => delivery.conversation_id.as_ref(),
+        }
+    }
+
+    /// Its FIFO group on the queue, which keeps order: a reply's conversation
+    /// (`tenant:conversation`); a delivery's endpoint and conversation
+    /// (`tenant:endpoint:conversation`, `-` for events about no conversation).
+    pub fn group_id(&self) -> String {
+        match &self.target {
+            Target::Reply(reply) => format!("{}:{}", self.tenant_id, reply.conversation_id),
+            Target::Webhook(delivery) => {
+                let conversation = delivery.conversation_id.as_ref().map_or("-", ConversationId::as_str);
+                format!("{}:{}:{conversation}", self.tenant_id, delivery.webhook_id)
+            }
+        }
     }
 }
 
-/// What the relay puts on the **send** queue: just enough to load the item. The ids are parsed
+/// What the relay puts on the queue (**send** for replies, **deliveries** for webhook deliveries):
+/// just enough to load the item. The ids are parsed
 /// when the message is read, so a message naming no valid item goes to the DLQ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -308,6 +450,20 @@ fn test_item(status: OutboxStatus) -> OutboxItem {
     };
     let (mut item, _) = OutboxItem::new_reply(reply, now);
     item.status = status;
+    item
+}
+
+/// A delivery of an event recorded at `at`, in `status`, for the policy's tests.
+#[cfg(test)]
+fn test_delivery(status: OutboxStatus, at: OffsetDateTime) -> OutboxItem {
+    let mut item = test_item(status);
+    item.created_at = at;
+    item.target = Target::Webhook(Delivery {
+        webhook_id: WebhookId::generate(),
+        event_id: EventId::new(1),
+        event_type: EventType::MessageReceived,
+        conversation_id: None,
+    });
     item
 }
 

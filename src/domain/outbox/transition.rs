@@ -18,6 +18,7 @@
 
 use super::{OutboxItem, OutboxStatus};
 use crate::domain::MessageStatus;
+use crate::domain::event::EventType;
 use std::fmt;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -91,10 +92,12 @@ fn names(statuses: &[OutboxStatus]) -> String {
 /// What an applied step asks the store to write besides the item itself, in the same atomic unit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
-    /// The outbound message's new status (and, once sent, its provider id from the first part).
+    /// A reply's outbound message's new status (and, once sent, its provider id from the first part).
     pub message_status: Option<MessageStatus>,
     /// A record of a provider attempt for the send log.
     pub log: Option<SendLogEntry>,
+    /// The event a reply's step makes (`reply.sent`, ...); webhook deliveries make none.
+    pub event: Option<EventType>,
 }
 
 /// What became of one provider attempt, as the send log records it.
@@ -172,6 +175,17 @@ impl Transition {
         }
     }
 
+    /// The event a reply's step makes: where the reply now is, for inbox clients and webhooks.
+    pub fn event(&self) -> Option<EventType> {
+        match self {
+            Transition::Sent { .. } => Some(EventType::ReplySent),
+            Transition::Fail { .. } => Some(EventType::ReplyFailed),
+            Transition::Unknown { .. } | Transition::Abandoned => Some(EventType::ReplyUnknown),
+            Transition::Resend | Transition::Redrive => Some(EventType::ReplyQueued),
+            Transition::Enqueue | Transition::Claim | Transition::Retry { .. } => None,
+        }
+    }
+
     /// The step's name, for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -199,7 +213,7 @@ impl OutboxItem {
         let log = |outcome, ids: &[String], detail: Option<String>| {
             Some(SendLogEntry { attempt, outcome, provider_message_id: ids.first().cloned(), detail })
         };
-        let mut applied = Applied { message_status: None, log: None };
+        let mut applied = Applied { message_status: None, log: None, event: None };
         match step {
             Transition::Enqueue => {}
             Transition::Claim => {
@@ -248,6 +262,11 @@ impl OutboxItem {
         }
         self.status = step.target();
         self.updated_at = now;
+        if self.reply().is_some() {
+            applied.event = step.event();
+        } else {
+            applied.message_status = None;
+        }
         Ok(applied)
     }
 }
@@ -348,7 +367,7 @@ mod tests {
         assert_eq!((it.status, it.attempts), (Sending, 1));
         assert_eq!(it.last_error.as_deref(), Some("rate limited"));
         assert_eq!(it.next_attempt_at, None);
-        assert_eq!(applied, Applied { message_status: None, log: None });
+        assert_eq!(applied, Applied { message_status: None, log: None, event: None });
     }
 
     #[test]

@@ -57,7 +57,16 @@ pub mod needs {
             }
         )*};
     }
-    markers!(ManageUsers, ManageCredentials, ConfigureAutoReply, ReadChannels, UpdateChannels, ReadInbox, Reply);
+    markers!(
+        ManageUsers,
+        ManageCredentials,
+        ConfigureAutoReply,
+        ReadChannels,
+        UpdateChannels,
+        ReadInbox,
+        Reply,
+        ManageWebhooks
+    );
 }
 
 /// The caller and the tenant a `/tenant/…` request acts on: the caller's own, or the one a

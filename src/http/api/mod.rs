@@ -5,11 +5,13 @@
 
 mod auth;
 mod channels;
+mod events;
 pub(super) mod extract;
 mod inbox;
 mod outbox;
 mod platform;
 mod users;
+mod webhooks;
 
 use super::error::ErrorBody;
 use super::{ApiError, ServerState};
@@ -41,6 +43,9 @@ use utoipa_axum::routes;
         (name = "users", description = "A tenant's users"),
         (name = "inbox", description = "Conversations, messages and replies"),
         (name = "outbox", description = "Replies on their way to the providers"),
+        (name = "events", description = "The tenant's event log: a live stream (Server-Sent Events) or polling"),
+        (name = "webhooks", description = "Outgoing webhooks: endpoints that receive the tenant's events, signed \
+            (Standard Webhooks), retried, in order per conversation"),
         (name = "system", description = "Health, keys, this description, provider webhooks"),
     )
 )]
@@ -164,4 +169,9 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::get))
         .routes(routes!(outbox::retry))
+        .routes(routes!(events::events))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::replay))
 }

@@ -2,9 +2,11 @@
 //! none of them.
 
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
+use crate::domain::webhook::EndpointState;
 use crate::domain::{
-    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, MessageId, OutboxId, OutboxItem, SendId, Tenant, TenantId, TenantName, User, UserId,
+    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Delivery, DisplayName, Email,
+    Event, EventId, ExternalId, Message, MessageId, OutboxId, OutboxItem, OutboxKind, Reply, SendId, Target, Tenant,
+    TenantId, TenantName, User, UserId, WebhookEndpoint, WebhookId,
 };
 use crate::sealing::Sealed;
 use crate::store::{StoreError, StoreResult};
@@ -201,33 +203,111 @@ pub(super) fn message_from(d: &Document) -> StoreResult<Message> {
 }
 
 pub(super) fn outbox_doc(o: &OutboxItem) -> Document {
-    doc! {
+    let mut d = doc! {
         "_id": o.id.as_str(), "tenantId": o.tenant_id.as_str(), "sendId": o.send_id.as_str(),
-        "channelId": o.channel_id.as_str(), "conversationId": o.conversation_id.as_str(),
-        "messageId": o.message_id.as_str(), "text": &o.text, "replyTo": o.reply_to.clone(),
+        "kind": o.kind().as_str(), "conversationId": o.conversation_id().map(ConversationId::as_str),
         "status": o.status.as_str(), "attempts": i64::from(o.attempts), "lastError": o.last_error.clone(),
         "nextAttemptAt": o.next_attempt_at.map(dt), "providerMessageIds": o.provider_message_ids.clone(),
         "createdAt": dt(o.created_at), "updatedAt": dt(o.updated_at),
+    };
+    match &o.target {
+        Target::Reply(r) => d.extend(doc! {
+            "channelId": r.channel_id.as_str(), "messageId": r.message_id.as_str(), "text": &r.text,
+            "replyTo": r.reply_to.clone(),
+        }),
+        Target::Webhook(w) => d.extend(doc! {
+            "webhookId": w.webhook_id.as_str(), "eventId": w.event_id.get() as i64, "eventType": w.event_type.as_str(),
+        }),
     }
+    d
 }
 
 pub(super) fn outbox_from(d: &Document) -> StoreResult<OutboxItem> {
     let ids = d.get_array("providerMessageIds").map_err(|e| corrupt("providerMessageIds", e))?;
+    let conversation = opt_str(d, "conversationId")
+        .map(|c| ConversationId::parse(&c).map_err(|e| corrupt("conversation id", e)))
+        .transpose()?;
+    // Items stored before webhook deliveries existed have no kind: they are replies.
+    let kind =
+        opt_str(d, "kind").map_or(Ok(OutboxKind::Reply), |k| OutboxKind::parse(&k).map_err(|e| corrupt("kind", e)))?;
+    let target = match kind {
+        OutboxKind::Reply => Target::Reply(Reply {
+            channel_id: ChannelId::parse(str_of(d, "channelId")?).map_err(|e| corrupt("channel id", e))?,
+            conversation_id: conversation.ok_or_else(|| corrupt("conversation id", "missing"))?,
+            message_id: MessageId::parse(str_of(d, "messageId")?).map_err(|e| corrupt("message id", e))?,
+            text: str_of(d, "text")?.to_owned(),
+            reply_to: opt_str(d, "replyTo"),
+        }),
+        OutboxKind::Webhook => Target::Webhook(Delivery {
+            webhook_id: WebhookId::parse(str_of(d, "webhookId")?).map_err(|e| corrupt("webhook id", e))?,
+            event_id: EventId::new(d.get_i64("eventId").map_err(|e| corrupt("event id", e))? as u64),
+            event_type: str_of(d, "eventType")?.parse().map_err(|e| corrupt("event type", e))?,
+            conversation_id: conversation,
+        }),
+    };
     Ok(OutboxItem {
         id: OutboxId::parse(str_of(d, "_id")?).map_err(|e| corrupt("outbox id", e))?,
         tenant_id: TenantId::parse(str_of(d, "tenantId")?).map_err(|e| corrupt("tenant id", e))?,
         send_id: SendId::from_stored(str_of(d, "sendId")?).map_err(|e| corrupt("send id", e))?,
-        channel_id: ChannelId::parse(str_of(d, "channelId")?).map_err(|e| corrupt("channel id", e))?,
-        conversation_id: ConversationId::parse(str_of(d, "conversationId")?)
-            .map_err(|e| corrupt("conversation id", e))?,
-        message_id: MessageId::parse(str_of(d, "messageId")?).map_err(|e| corrupt("message id", e))?,
-        text: str_of(d, "text")?.to_owned(),
-        reply_to: opt_str(d, "replyTo"),
+        target,
         status: str_of(d, "status")?.parse().map_err(|e| corrupt("status", e))?,
         attempts: d.get_i64("attempts").map_err(|e| corrupt("attempts", e))? as u32,
         last_error: opt_str(d, "lastError"),
         next_attempt_at: opt_time_of(d, "nextAttemptAt")?,
         provider_message_ids: ids.iter().filter_map(Bson::as_str).map(str::to_owned).collect(),
+        created_at: time_of(d, "createdAt")?,
+        updated_at: time_of(d, "updatedAt")?,
+    })
+}
+
+/// An event's document. Its data is kept as JSON text, as the raw inbound payloads are: nothing
+/// a provider sent (integers beyond 64 bits, `$` keys) is lost or refused by BSON.
+pub(super) fn event_doc(e: &Event) -> Document {
+    doc! {
+        "tenantId": e.tenant_id.as_str(), "seq": e.id.get() as i64, "type": e.event_type.as_str(), "at": dt(e.at),
+        "conversationId": e.conversation_id.as_ref().map(ConversationId::as_str), "data": e.data.to_string(),
+    }
+}
+
+pub(super) fn event_from(d: &Document) -> StoreResult<Event> {
+    Ok(Event {
+        tenant_id: TenantId::parse(str_of(d, "tenantId")?).map_err(|e| corrupt("tenant id", e))?,
+        id: EventId::new(d.get_i64("seq").map_err(|e| corrupt("event id", e))? as u64),
+        event_type: str_of(d, "type")?.parse().map_err(|e| corrupt("event type", e))?,
+        at: time_of(d, "at")?,
+        conversation_id: opt_str(d, "conversationId")
+            .map(|c| ConversationId::parse(&c).map_err(|e| corrupt("conversation id", e)))
+            .transpose()?,
+        data: serde_json::from_str(str_of(d, "data")?).map_err(|e| corrupt("event data", e))?,
+    })
+}
+
+pub(super) fn webhook_doc(e: &WebhookEndpoint) -> Document {
+    let types: Vec<&str> = e.event_types.iter().map(|t| t.as_str()).collect();
+    doc! {
+        "_id": e.id.as_str(), "tenantId": e.tenant_id.as_str(), "url": &e.url, "eventTypes": types,
+        "description": e.description.clone(), "secret": e.secret.as_str(), "state": e.state.as_str(),
+        "disabledReason": e.disabled_reason.clone(),
+        "health": serde_json::to_string(&e.health).expect("endpoint health serialises"),
+        "createdAt": dt(e.created_at), "updatedAt": dt(e.updated_at),
+    }
+}
+
+pub(super) fn webhook_from(d: &Document) -> StoreResult<WebhookEndpoint> {
+    let types = d.get_array("eventTypes").map_err(|e| corrupt("eventTypes", e))?;
+    Ok(WebhookEndpoint {
+        id: WebhookId::parse(str_of(d, "_id")?).map_err(|e| corrupt("webhook id", e))?,
+        tenant_id: TenantId::parse(str_of(d, "tenantId")?).map_err(|e| corrupt("tenant id", e))?,
+        url: str_of(d, "url")?.to_owned(),
+        event_types: types
+            .iter()
+            .map(|t| t.as_str().unwrap_or_default().parse().map_err(|e| corrupt("event type", e)))
+            .collect::<StoreResult<_>>()?,
+        description: opt_str(d, "description"),
+        secret: Sealed::from_stored(str_of(d, "secret")?.to_owned()),
+        state: EndpointState::parse(str_of(d, "state")?).map_err(|e| corrupt("webhook state", e))?,
+        disabled_reason: opt_str(d, "disabledReason"),
+        health: serde_json::from_str(str_of(d, "health")?).map_err(|e| corrupt("webhook health", e))?,
         created_at: time_of(d, "createdAt")?,
         updated_at: time_of(d, "updatedAt")?,
     })

@@ -5,10 +5,10 @@ use super::codec::{
     CorruptRecord, conversation_doc, conversation_from, dt, inbound_event_from, message_doc, message_from,
 };
 use super::errors::map_err;
-use super::outbox;
 use super::session::{Db, collect};
+use super::{events, outbox};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
-use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, MessageId, TenantId};
+use crate::domain::{ChannelId, Conversation, ConversationId, Direction, Message, MessageId, NewEvent, TenantId};
 use crate::store::inbound::{Current, Lookups, Merge, Plan, greeting_send_id, join, lookups, plan, receipt_targets};
 use crate::store::{ApplyOutcome, ConversationQuery, InboundRecord, StoreError, StoreResult};
 use mongodb::ClientSession;
@@ -26,6 +26,8 @@ pub(super) async fn apply(db: &Db, records: &[InboundRecord]) -> StoreResult<Vec
     .map_err(map_err)
 }
 
+/// Applies the batch's events in order, then records the events they made, per tenant in order,
+/// last: the tenants' event counters are held for as short a time as the transaction allows.
 async fn apply_in(
     db: &Db,
     session: &mut ClientSession,
@@ -33,8 +35,18 @@ async fn apply_in(
 ) -> mongodb::error::Result<Vec<ApplyOutcome>> {
     let now = crate::domain::now();
     let mut outcomes = Vec::with_capacity(records.len());
+    let mut made: Vec<(TenantId, Vec<NewEvent>)> = Vec::new();
     for record in records {
-        outcomes.push(apply_one(db, session, record, now).await?);
+        let (outcome, drafts) = apply_one(db, session, record, now).await?;
+        outcomes.push(outcome);
+        let tenant = &record.envelope.tenant_id;
+        match made.iter_mut().find(|(t, _)| t == tenant) {
+            Some((_, all)) => all.extend(drafts),
+            None => made.push((tenant.clone(), drafts)),
+        }
+    }
+    for (tenant, drafts) in made {
+        events::record_in(db, session, &tenant, drafts, now).await?;
     }
     Ok(outcomes)
 }
@@ -44,19 +56,21 @@ async fn apply_one(
     s: &mut ClientSession,
     record: &InboundRecord,
     now: OffsetDateTime,
-) -> mongodb::error::Result<ApplyOutcome> {
+) -> mongodb::error::Result<(ApplyOutcome, Vec<NewEvent>)> {
     let e = &record.envelope;
     let events = db.coll("inbound_events");
     let key = doc! {"tenantId": e.tenant_id.as_str(), "channelId": e.channel_id.as_str(), "providerEventId": &e.provider_event_id};
     // An event whose earlier attempts failed (FAILED) is applied now; anything else is a replay.
     let failed_before = match events.find_one(key.clone()).session(&mut *s).await? {
         Some(existing) if existing.get_str("status").ok() == Some(InboundEventStatus::Failed.as_str()) => true,
-        Some(_) => return Ok(ApplyOutcome::Duplicate),
+        Some(_) => return Ok((ApplyOutcome::Duplicate, Vec::new())),
         None => false,
     };
     let current = load_current(db, s, record).await?;
+    let created = current.conversation.is_none();
     let plan = plan(e, &record.event, current, now);
-    write_plan(db, s, &plan).await?;
+    let mut made = crate::store::events::of_plan(&record.event, &plan, created);
+    made.extend(write_plan(db, s, &plan).await?);
     let processed =
         doc! {"status": InboundEventStatus::Processed.as_str(), "outcome": &plan.outcome, "processedAt": dt(now)};
     if failed_before {
@@ -75,7 +89,7 @@ async fn apply_one(
         });
         events.insert_one(event).session(&mut *s).await?;
     }
-    Ok(ApplyOutcome::Applied)
+    Ok((ApplyOutcome::Applied, made))
 }
 
 /// Reads a document within the transaction, mapping it with `convert`.
@@ -199,7 +213,8 @@ async fn absorb(db: &Db, s: &mut ClientSession, tenant: &str, merge: &Merge) -> 
     Ok(())
 }
 
-async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<()> {
+/// Writes the plan; returns the `message.status` events of the messages a receipt advanced.
+async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::error::Result<Vec<NewEvent>> {
     let conversations = db.coll("conversations");
     let messages = db.coll("messages");
     if let (Some(merge), Some(c)) = (&plan.merge, &plan.conversation) {
@@ -234,9 +249,18 @@ async fn write_plan(db: &Db, s: &mut ClientSession, plan: &Plan) -> mongodb::err
             "status": {"$in": targets},
             "$or": [{"sentAt": {"$lte": DateTime::from_millis(r.watermark_ms)}}, {"externalMessageId": {"$in": &r.mids}}],
         };
+        let mut advancing = messages.find(filter.clone()).sort(doc! {"orderKey": 1, "_id": 1}).session(&mut *s).await?;
+        let mut advanced = Vec::new();
+        while let Some(d) = advancing.next(&mut *s).await.transpose()? {
+            let id = d.get_str("_id").ok().and_then(|id| MessageId::parse(id).ok());
+            let Some(id) = id else { continue };
+            let external = d.get_str("externalMessageId").ok().map(str::to_owned);
+            advanced.push(NewEvent::message_status(&r.conversation_id, &id, external.as_deref(), r.status));
+        }
         messages.update_many(filter, doc! {"$set": {"status": r.status.as_str()}}).session(&mut *s).await?;
+        return Ok(advanced);
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 pub(super) async fn list_conversations(

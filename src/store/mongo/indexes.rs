@@ -84,8 +84,17 @@ pub(super) async fn ensure(db: &Db) -> StoreResult<()> {
                 index(doc! {"status": 1, "updatedAt": 1}, named("outbox_by_status")),
                 index(doc! {"tenantId": 1, "createdAt": -1, "_id": -1}, named("outbox_by_tenant")),
                 index(doc! {"tenantId": 1, "conversationId": 1}, named("outbox_by_conversation")),
+                index(doc! {"webhookId": 1, "createdAt": -1, "_id": -1}, named("outbox_by_webhook")),
             ],
         ),
+        (
+            "events",
+            vec![
+                index(doc! {"tenantId": 1, "seq": 1}, unique("events_by_seq")),
+                index(doc! {"at": 1}, named("events_by_time")),
+            ],
+        ),
+        ("webhooks", vec![index(doc! {"tenantId": 1, "createdAt": 1}, named("webhooks_by_tenant"))]),
         ("send_log", vec![index(doc! {"tenantId": 1, "outboxId": 1, "attempt": 1}, named("send_log_by_outbox"))]),
     ];
     for (collection, indexes) in plan {

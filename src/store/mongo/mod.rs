@@ -6,29 +6,35 @@
 //! - [`session`]: the shared database handle and its transactions;
 //! - [`indexes`]: the unique keys and lookups, created at connect;
 //! - [`tenants`]: tenants, users, channels, audit log;
-//! - [`outbox`]: replies, their compare-and-set transitions, the send log;
+//! - [`webhooks`]: webhook endpoints;
+//! - [`events`]: the event log, numbered per tenant, and its webhook deliveries;
+//! - [`outbox`]: replies and deliveries, their compare-and-set transitions, the send log;
 //! - [`inbox`]: conversations, messages, inbound events, receipts;
 //! - [`operations`]: inbound failures, leases, outbox counts (operators' records).
 //!
-//! Imports run one way (inbox → outbox → session → errors → codec).
+//! Imports run one way (inbox → outbox → events → session → errors → codec; `tenants` also
+//! records events; `webhooks` and `indexes` beside `outbox`).
 
 mod codec;
 mod errors;
+mod events;
 mod inbox;
 mod indexes;
 mod operations;
 mod outbox;
 mod session;
 mod tenants;
+mod webhooks;
 
 use super::{
     ApplyOutcome, ConversationQuery, CreateOutcome, InboundFailure, InboundRecord, Lease, OutboxQuery, Store,
     StoreError, StoreResult,
 };
 use crate::domain::inbound::InboundEventRecord;
+use crate::domain::webhook::AttemptResult;
 use crate::domain::{
-    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message,
-    MessageId, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId,
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Event, EventId,
+    Message, MessageId, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId, WebhookEndpoint, WebhookId,
 };
 use async_trait::async_trait;
 use errors::{map_err, redact_error};
@@ -56,6 +62,7 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(map_err)?;
         let db = Db::new(client, database);
         indexes::ensure(&db).await?;
+        events::ensure_counters(&db).await?;
         Ok(Self { db })
     }
 }
@@ -258,5 +265,55 @@ impl Store for MongoStore {
 
     async fn count_outbox(&self, status: crate::domain::OutboxStatus) -> StoreResult<u64> {
         operations::count_outbox(&self.db, status).await
+    }
+
+    async fn list_events(&self, tenant: &TenantId, after: EventId, limit: u32) -> StoreResult<Vec<Event>> {
+        events::list(&self.db, tenant, after, limit).await
+    }
+
+    async fn get_event(&self, tenant: &TenantId, id: EventId) -> StoreResult<Option<Event>> {
+        events::get(&self.db, tenant, id).await
+    }
+
+    async fn event_heads(&self, tenants: &[TenantId]) -> StoreResult<Vec<(TenantId, EventId)>> {
+        events::heads(&self.db, tenants).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        events::prune(&self.db, before, limit).await
+    }
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        webhooks::insert(&self.db, endpoint, audit).await
+    }
+
+    async fn get_webhook(&self, tenant: &TenantId, id: &WebhookId) -> StoreResult<WebhookEndpoint> {
+        webhooks::get(&self.db, tenant, id).await
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
+        webhooks::list(&self.db, tenant).await
+    }
+
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        webhooks::update(&self.db, endpoint, audit).await
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, audit: &AuditEntry) -> StoreResult<()> {
+        webhooks::delete(&self.db, tenant, id, audit).await
+    }
+
+    async fn record_webhook_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        attempt: &AttemptResult,
+        disable_after: std::time::Duration,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        webhooks::record_attempt(&self.db, tenant, id, attempt, disable_after).await
+    }
+
+    async fn insert_deliveries(&self, items: &[OutboxItem]) -> StoreResult<()> {
+        outbox::insert_deliveries(&self.db, items).await
     }
 }

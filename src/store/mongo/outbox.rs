@@ -1,10 +1,13 @@
-//! The MongoDB store's outbox: replies, their state machine (applied by the domain, persisted here
-//! by compare-and-set), the send log.
+//! The MongoDB store's outbox: replies and webhook deliveries, their state machine (applied by the
+//! domain, persisted here by compare-and-set), the send log, and the events a reply's steps make.
 
 use super::codec::{CorruptRecord, audit_doc, conversation_from, dt, message_doc, outbox_doc, outbox_from};
 use super::errors::map_err;
+use super::events;
 use super::session::{Db, collect};
-use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition};
+use crate::domain::{
+    AuditEntry, EventType, Message, NewEvent, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition,
+};
 use crate::store::{CreateOutcome, OutboxQuery, StoreError, StoreResult, send_id_conflict};
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
@@ -22,8 +25,8 @@ pub(super) async fn insert_outbound(
     Ok(())
 }
 
-/// Stores a reply and counts it in its conversation, or returns the item that already holds its
-/// sendId.
+/// Stores a reply, counts it in its conversation and records `reply.queued`, or returns the item
+/// that already holds its sendId.
 pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
     let (handle, owned_item, owned_message) = (db.clone(), item.clone(), message.clone());
     let existing = db
@@ -36,6 +39,8 @@ pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> Sto
                 }
                 insert_outbound(&db, s, &item, &message).await?;
                 count_in_conversation(&db, s, &message).await?;
+                let queued = NewEvent::reply(EventType::ReplyQueued, &item).into_iter().collect();
+                events::record_in(&db, s, &item.tenant_id, queued, crate::domain::now()).await?;
                 Ok(None)
             })
         })
@@ -93,6 +98,16 @@ pub(super) async fn list(db: &Db, query: &OutboxQuery) -> StoreResult<Vec<Outbox
     if let Some(status) = query.status {
         filter.insert("status", status.as_str());
     }
+    if let Some(kind) = query.kind {
+        // Items stored before webhook deliveries existed have no kind: they are replies.
+        match kind {
+            crate::domain::OutboxKind::Reply => filter.insert("kind", doc! {"$ne": "webhook"}),
+            crate::domain::OutboxKind::Webhook => filter.insert("kind", "webhook"),
+        };
+    }
+    if let Some(webhook) = &query.webhook {
+        filter.insert("webhookId", webhook.as_str());
+    }
     if let Some((at, id)) = &query.before {
         filter.insert(
             "$or",
@@ -109,6 +124,8 @@ pub(super) async fn list(db: &Db, query: &OutboxQuery) -> StoreResult<Vec<Outbox
     collect(cursor, outbox_from).await
 }
 
+/// Due items, read in a transaction: one snapshot, so a delivery is never published before an
+/// earlier event's delivery of the same stream that committed first (see `events`).
 pub(super) async fn due(
     db: &Db,
     now: OffsetDateTime,
@@ -119,14 +136,26 @@ pub(super) async fn due(
         {"status": OutboxStatus::Pending.as_str(), "$or": [{"nextAttemptAt": null}, {"nextAttemptAt": {"$lte": dt(now)}}]},
         {"status": OutboxStatus::Enqueued.as_str(), "updatedAt": {"$lt": dt(stuck_before)}},
     ]};
-    let cursor = db
-        .coll("outbox_send")
-        .find(filter)
-        .sort(doc! {"createdAt": 1, "_id": 1})
-        .limit(i64::from(limit))
-        .await
-        .map_err(map_err)?;
-    collect(cursor, outbox_from).await
+    let handle = db.clone();
+    db.transaction(move |s| {
+        let (db, filter) = (handle.clone(), filter.clone());
+        Box::pin(async move {
+            let mut cursor = db
+                .coll("outbox_send")
+                .find(filter)
+                .sort(doc! {"createdAt": 1, "eventId": 1, "_id": 1})
+                .limit(i64::from(limit))
+                .session(&mut *s)
+                .await?;
+            let mut items = Vec::new();
+            while let Some(d) = cursor.next(&mut *s).await.transpose()? {
+                items.push(outbox_from(&d).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?);
+            }
+            Ok(items)
+        })
+    })
+    .await
+    .map_err(map_err)
 }
 
 /// Loads the item, applies `step` (the domain decides), and writes the result if the status is
@@ -175,9 +204,9 @@ async fn transition_in(
     if outbox.update_one(filter, doc! {"$set": set}).session(&mut *s).await?.matched_count == 0 {
         return Ok(None);
     }
-    if let Some(status) = applied.message_status {
+    if let (Some(status), Some(reply)) = (applied.message_status, item.reply()) {
         let messages = db.coll("messages");
-        let message_id = item.message_id.as_str();
+        let message_id = reply.message_id.as_str();
         let mut set = doc! {"status": status.as_str()};
         let has_external = messages
             .find_one(doc! {"_id": message_id, "externalMessageId": {"$type": "string"}})
@@ -201,6 +230,8 @@ async fn transition_in(
     if let Some(audit) = audit {
         db.coll("audit_log").insert_one(audit).session(&mut *s).await?;
     }
+    let made = applied.event.and_then(|event| NewEvent::reply(event, &item)).into_iter().collect();
+    events::record_in(db, s, &item.tenant_id, made, item.updated_at).await?;
     Ok(Some(item))
 }
 
@@ -216,5 +247,16 @@ pub(super) async fn mark_enqueued(db: &Db, ids: &[OutboxId]) -> StoreResult<()> 
         )
         .await
         .map_err(map_err)?;
+    Ok(())
+}
+
+/// Stores new webhook deliveries; one whose (tenant, sendId) is taken is skipped.
+pub(super) async fn insert_deliveries(db: &Db, items: &[OutboxItem]) -> StoreResult<()> {
+    for item in items {
+        match db.coll("outbox_send").insert_one(outbox_doc(item)).await.map_err(map_err) {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }

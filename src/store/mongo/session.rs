@@ -32,7 +32,8 @@ impl Db {
 
     /// Runs `body` in a transaction. A transaction that meets a transient error (a write
     /// conflict with a concurrent transaction, an election) is retried whole after a short
-    /// jittered pause, [`TRANSACTION_ATTEMPTS`] times at most; a commit whose result is unknown
+    /// jittered pause, for [`TRANSACTION_BUDGET`] at most (writers of one tenant's events meet on
+    /// its event counter, so conflicts are an expected part of load); a commit whose result is unknown
     /// is retried (commits are idempotent). What still fails transiently after that maps to
     /// `StoreError::Unavailable` (see `errors::map_err`), so callers hold and retry instead of
     /// treating it as a bug.
@@ -41,7 +42,7 @@ impl Db {
         F: for<'s> FnMut(&'s mut ClientSession) -> futures::future::BoxFuture<'s, mongodb::error::Result<R>>,
     {
         let mut session = self.client.start_session().await?;
-        let mut attempt = 1;
+        let (started, mut attempt) = (std::time::Instant::now(), 1);
         loop {
             session.start_transaction().await?;
             let result = match body(&mut session).await {
@@ -52,7 +53,7 @@ impl Db {
                 }
             };
             match result {
-                Err(e) if attempt < TRANSACTION_ATTEMPTS && e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
+                Err(e) if started.elapsed() < TRANSACTION_BUDGET && e.contains_label(TRANSIENT_TRANSACTION_ERROR) => {
                     let pause = Duration::from_millis(5 << attempt.min(7)).mul_f64(0.5 + rand::random::<f64>() / 2.0);
                     tracing::debug!(attempt, ?pause, error = %e, "transient transaction error; retrying the transaction");
                     tokio::time::sleep(pause).await;
@@ -64,9 +65,9 @@ impl Db {
     }
 }
 
-/// Attempts of one transaction that keeps meeting transient errors: with pauses growing from
-/// 10 ms to 640 ms, about 2.5 s in all before the store reports itself unavailable.
-const TRANSACTION_ATTEMPTS: u32 = 10;
+/// How long a transaction that keeps meeting transient errors is retried (pauses growing from
+/// 10 ms to 640 ms, with jitter) before the store reports itself unavailable.
+const TRANSACTION_BUDGET: Duration = Duration::from_secs(10);
 
 /// Commits, retrying while the server cannot tell whether the commit happened.
 async fn commit(session: &mut ClientSession) -> mongodb::error::Result<()> {

@@ -4,10 +4,11 @@ use super::codec::{
     audit_doc, audit_from, channel_doc, channel_from, dt, tenant_doc, tenant_from, user_doc, user_from,
 };
 use super::errors::{NotFoundMarker, conflict_on, map_err};
+use super::events;
 use super::indexes::{CHANNEL_ACTIVE_INDEX, TENANT_NAME_INDEX, USER_EMAIL_INDEX};
 use super::session::{Db, collect};
 use crate::domain::{
-    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, Role, Tenant, TenantId, User, UserId,
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, NewEvent, Role, Tenant, TenantId, User, UserId,
 };
 use crate::store::{StoreError, StoreResult, channel_conflict, email_conflict};
 use mongodb::bson::doc;
@@ -19,12 +20,16 @@ pub(super) async fn insert_tenant(
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     let (tenants, users, audit_log) = (db.coll("tenants"), db.coll("users"), db.coll("audit_log"));
+    let counters = db.coll("event_counters");
     let (t, u, a) = (tenant_doc(tenant), user.map(user_doc), audit_doc(audit));
     db.transaction(move |s| {
         let (tenants, users, audit_log) = (tenants.clone(), users.clone(), audit_log.clone());
+        let counters = counters.clone();
         let (t, u, a) = (t.clone(), u.clone(), a.clone());
         Box::pin(async move {
+            let counter = events::new_counter(t.get_str("_id").unwrap_or_default());
             tenants.insert_one(t).session(&mut *s).await?;
+            counters.insert_one(counter).session(&mut *s).await?;
             if let Some(u) = u {
                 users.insert_one(u).session(&mut *s).await?;
             }
@@ -138,17 +143,21 @@ pub(super) async fn update_channel(db: &Db, channel: &Channel, audit: &AuditEntr
         "updatedAt": dt(channel.updated_at),
     }};
     let a = audit_doc(audit);
+    let (handle, changed) = (db.clone(), channel.clone());
     let result = db
         .transaction(move |s| {
             let (channels, audit_log) = (channels.clone(), audit_log.clone());
-            let (filter, set, a) = (filter.clone(), set.clone(), a.clone());
+            let (filter, set, a, db, changed) =
+                (filter.clone(), set.clone(), a.clone(), handle.clone(), changed.clone());
             Box::pin(async move {
+                let before = channels.find_one(filter.clone()).session(&mut *s).await?;
                 let updated = channels.update_one(filter, set).session(&mut *s).await?;
                 if updated.matched_count == 0 {
                     return Err(mongodb::error::Error::custom(NotFoundMarker));
                 }
                 audit_log.insert_one(a).session(&mut *s).await?;
-                Ok(())
+                let was = before.as_ref().and_then(|b| b.get_str("health").ok()).and_then(|h| h.parse().ok());
+                record_health(&db, s, &changed, was).await
             })
         })
         .await;
@@ -173,10 +182,40 @@ pub(super) async fn find_active_channel(db: &Db, kind: ChannelKind, external_id:
 }
 
 pub(super) async fn set_channel_health(db: &Db, id: &ChannelId, health: ChannelHealth) -> StoreResult<()> {
-    db.coll("channels")
-        .update_one(doc! {"_id": id.as_str()}, doc! {"$set": {"health": health.as_str()}})
-        .await
-        .map_err(map_err)?;
+    let (handle, id) = (db.clone(), id.clone());
+    db.transaction(move |s| {
+        let (db, id) = (handle.clone(), id.clone());
+        Box::pin(async move {
+            let channels = db.coll("channels");
+            let Some(stored) = channels.find_one(doc! {"_id": id.as_str()}).session(&mut *s).await? else {
+                return Ok(());
+            };
+            let mut channel = channel_from(&stored)
+                .map_err(|e| mongodb::error::Error::custom(super::codec::CorruptRecord(e.to_string())))?;
+            let before = channel.health;
+            channels
+                .update_one(doc! {"_id": id.as_str()}, doc! {"$set": {"health": health.as_str()}})
+                .session(&mut *s)
+                .await?;
+            channel.health = health;
+            record_health(&db, s, &channel, Some(before)).await
+        })
+    })
+    .await
+    .map_err(map_err)
+}
+
+/// Records `channel.health` when the channel's health differs from `before`.
+async fn record_health(
+    db: &Db,
+    s: &mut mongodb::ClientSession,
+    channel: &Channel,
+    before: Option<ChannelHealth>,
+) -> mongodb::error::Result<()> {
+    if before.is_some_and(|b| b != channel.health) {
+        let event = NewEvent::channel_health(channel, channel.health);
+        events::record_in(db, s, &channel.tenant_id, vec![event], crate::domain::now()).await?;
+    }
     Ok(())
 }
 

@@ -2,9 +2,11 @@
 //! modules of the adapter use it; it uses none of them.
 
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
+use crate::domain::webhook::EndpointState;
 use crate::domain::{
-    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, DisplayName, Email, ExternalId,
-    Message, MessageId, OutboxId, OutboxItem, Role, SendId, Tenant, TenantId, TenantName, User, UserId,
+    AuditEntry, AuditId, Channel, ChannelId, ChannelKind, Conversation, ConversationId, Delivery, DisplayName, Email,
+    Event, EventId, ExternalId, Message, MessageId, OutboxId, OutboxItem, OutboxKind, Reply, Role, SendId, Target,
+    Tenant, TenantId, TenantName, User, UserId, WebhookEndpoint, WebhookId,
 };
 use crate::embedded::{from_millis, is_busy};
 use crate::sealing::Sealed;
@@ -125,20 +127,66 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
 }
 
 pub(super) fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
+    let conversation = r.get::<_, Option<String>>("conversation_id")?.map(|c| parsed(ConversationId::parse(&c)));
+    let target = match parsed(OutboxKind::parse(&r.get::<_, String>("kind")?))? {
+        OutboxKind::Reply => Target::Reply(Reply {
+            channel_id: parsed(ChannelId::parse(&r.get::<_, String>("channel_id")?))?,
+            conversation_id: conversation.transpose()?.ok_or(rusqlite::Error::InvalidColumnType(
+                0,
+                "conversation_id".into(),
+                rusqlite::types::Type::Null,
+            ))?,
+            message_id: parsed(MessageId::parse(&r.get::<_, String>("message_id")?))?,
+            text: r.get("text")?,
+            reply_to: r.get("reply_to")?,
+        }),
+        OutboxKind::Webhook => Target::Webhook(Delivery {
+            webhook_id: parsed(WebhookId::parse(&r.get::<_, String>("webhook_id")?))?,
+            event_id: EventId::new(r.get::<_, i64>("event_id")? as u64),
+            event_type: parsed(r.get::<_, String>("event_type")?.parse())?,
+            conversation_id: conversation.transpose()?,
+        }),
+    };
     Ok(OutboxItem {
         id: parsed(OutboxId::parse(&r.get::<_, String>("id")?))?,
         tenant_id: parsed(TenantId::parse(&r.get::<_, String>("tenant_id")?))?,
         send_id: parsed(SendId::from_stored(&r.get::<_, String>("send_id")?))?,
-        channel_id: parsed(ChannelId::parse(&r.get::<_, String>("channel_id")?))?,
-        conversation_id: parsed(ConversationId::parse(&r.get::<_, String>("conversation_id")?))?,
-        message_id: parsed(MessageId::parse(&r.get::<_, String>("message_id")?))?,
-        text: r.get("text")?,
-        reply_to: r.get("reply_to")?,
+        target,
         status: parsed(r.get::<_, String>("status")?.parse())?,
         attempts: r.get("attempts")?,
         last_error: r.get("last_error")?,
         next_attempt_at: r.get::<_, Option<i64>>("next_attempt_at")?.map(from_millis).transpose()?,
         provider_message_ids: parsed(serde_json::from_str(&r.get::<_, String>("provider_message_ids")?))?,
+        created_at: from_millis(r.get("created_at")?)?,
+        updated_at: from_millis(r.get("updated_at")?)?,
+    })
+}
+
+pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        tenant_id: parsed(TenantId::parse(&r.get::<_, String>("tenant_id")?))?,
+        id: EventId::new(r.get::<_, i64>("id")? as u64),
+        event_type: parsed(r.get::<_, String>("type")?.parse())?,
+        at: from_millis(r.get("at")?)?,
+        conversation_id: r
+            .get::<_, Option<String>>("conversation_id")?
+            .map(|c| parsed(ConversationId::parse(&c)))
+            .transpose()?,
+        data: parsed(serde_json::from_str(&r.get::<_, String>("data")?))?,
+    })
+}
+
+pub(super) fn webhook_row(r: &Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
+    Ok(WebhookEndpoint {
+        id: parsed(WebhookId::parse(&r.get::<_, String>("id")?))?,
+        tenant_id: parsed(TenantId::parse(&r.get::<_, String>("tenant_id")?))?,
+        url: r.get("url")?,
+        event_types: parsed(serde_json::from_str(&r.get::<_, String>("event_types")?))?,
+        description: r.get("description")?,
+        secret: Sealed::from_stored(r.get("secret")?),
+        state: parsed(EndpointState::parse(&r.get::<_, String>("state")?))?,
+        disabled_reason: r.get("disabled_reason")?,
+        health: parsed(serde_json::from_str(&r.get::<_, String>("health")?))?,
         created_at: from_millis(r.get("created_at")?)?,
         updated_at: from_millis(r.get("updated_at")?)?,
     })

@@ -1,10 +1,10 @@
 //! The SQLite store's conversations, inbound events and receipts. What an event changes is
 //! decided by [`plan`] (shared with the MongoDB adapter); this module loads and writes.
 
-use super::codec::{all, conversation_row, inbound_event_row, json_text, other};
-use super::{messages, outbox};
+use super::codec::{all, conversation_row, inbound_event_row, json_text, other, parsed};
+use super::{events, messages, outbox};
 use crate::domain::inbound::{InboundEventRecord, InboundEventStatus};
-use crate::domain::{ChannelId, Conversation, ConversationId, Direction, TenantId};
+use crate::domain::{ChannelId, Conversation, ConversationId, Direction, MessageId, NewEvent, TenantId};
 use crate::embedded::millis;
 use crate::store::inbound::{
     Current, Lookups, Merge, Plan, ReceiptUpdate, greeting_send_id, join, lookups, plan, receipt_targets,
@@ -44,8 +44,11 @@ fn apply_one(c: &Connection, record: &InboundRecord, now: time::OffsetDateTime) 
         return Ok(ApplyOutcome::Duplicate);
     }
     let current = load_current(c, record)?;
+    let created = current.conversation.is_none();
     let plan = plan(e, &record.event, current, now);
-    write_plan(c, &plan)?;
+    let mut made = crate::store::events::of_plan(&record.event, &plan, created);
+    made.extend(write_plan(c, &plan)?);
+    events::record(c, &e.tenant_id, made, now)?;
     c.prepare_cached(
         "UPDATE inbound_events SET status = ?4, outcome = ?5
          WHERE tenant_id = ?1 AND channel_id = ?2 AND provider_event_id = ?3",
@@ -156,7 +159,8 @@ fn send_id_taken(c: &Connection, tenant: &TenantId, send_id: &str) -> rusqlite::
     .query_row([tenant.as_str(), send_id], |r| r.get(0))
 }
 
-fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+/// Writes the plan; returns the `message.status` events of the messages a receipt advanced.
+fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<Vec<NewEvent>> {
     if let Some(merge) = &plan.merge {
         absorb(tx, merge)?;
     }
@@ -199,30 +203,44 @@ fn write_plan(tx: &Connection, plan: &Plan) -> rusqlite::Result<()> {
     if let Some(m) = &plan.update {
         messages::update(tx, m)?;
     }
-    if let Some(r) = &plan.receipt {
-        apply_receipt(tx, r)?;
+    match &plan.receipt {
+        Some(r) => apply_receipt(tx, r),
+        None => Ok(Vec::new()),
     }
-    Ok(())
 }
 
-fn apply_receipt(tx: &Connection, r: &ReceiptUpdate) -> rusqlite::Result<()> {
+/// Advances the receipt's messages; returns a `message.status` event for each, in provider order.
+fn apply_receipt(tx: &Connection, r: &ReceiptUpdate) -> rusqlite::Result<Vec<NewEvent>> {
     let targets: Vec<&str> = receipt_targets(r.status).iter().map(|s| s.as_str()).collect();
     let targets = serde_json::to_string(&targets).expect("statuses serialise");
     let mids = serde_json::to_string(&r.mids).expect("mids serialise");
-    tx.prepare_cached(
-        "UPDATE messages SET status = ?2
-         WHERE conversation_id = ?1 AND direction = ?6 AND status IN (SELECT value FROM json_each(?5))
-           AND (sent_at <= ?3 OR external_message_id IN (SELECT value FROM json_each(?4)))",
-    )?
-    .execute(params![
-        r.conversation_id.as_str(),
-        r.status.as_str(),
-        r.watermark_ms,
-        mids,
-        targets,
-        Direction::Outbound.as_str()
-    ])?;
-    Ok(())
+    let mut advanced = tx
+        .prepare_cached(
+            "UPDATE messages SET status = ?2
+             WHERE conversation_id = ?1 AND direction = ?6 AND status IN (SELECT value FROM json_each(?5))
+               AND (sent_at <= ?3 OR external_message_id IN (SELECT value FROM json_each(?4)))
+             RETURNING id, external_message_id, order_key",
+        )?
+        .query_map(
+            params![
+                r.conversation_id.as_str(),
+                r.status.as_str(),
+                r.watermark_ms,
+                mids,
+                targets,
+                Direction::Outbound.as_str()
+            ],
+            |row| {
+                let id = parsed(MessageId::parse(&row.get::<_, String>(0)?))?;
+                Ok((row.get::<_, String>(2)?, id, row.get::<_, Option<String>>(1)?))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    advanced.sort();
+    Ok(advanced
+        .into_iter()
+        .map(|(_, id, external)| NewEvent::message_status(&r.conversation_id, &id, external.as_deref(), r.status))
+        .collect())
 }
 
 pub(super) fn list_conversations(

@@ -3,30 +3,40 @@
 //! - [`codec`]: rows to domain values, driver errors to [`StoreError`] (a leaf);
 //! - [`tenants`]: tenants, users, channels, audit log;
 //! - [`messages`]: message rows, shared by the inbox and the outbox;
-//! - [`outbox`]: replies, their compare-and-set transitions, the send log;
+//! - [`items`]: outbox rows, shared by the outbox and the event fan-out;
+//! - [`webhooks`]: webhook endpoints;
+//! - [`events`]: the event log, numbered per tenant, and its webhook deliveries;
+//! - [`outbox`]: replies and deliveries, their compare-and-set transitions, the send log;
 //! - [`inbox`]: conversations, inbound events, receipts;
 //! - [`operations`]: inbound failures, leases, outbox counts (operators' records);
-//! - `schema_v1.sql`, `schema_v2.sql` (thread aliases), `schema_v3.sql` (inbound failures, leases):
-//!   the schema, applied in order.
+//! - `schema_v1.sql`, `schema_v2.sql` (thread aliases), `schema_v3.sql` (inbound failures, leases),
+//!   `schema_v4.sql` (events, webhook endpoints, deliveries in the outbox): the schema, applied in
+//!   order.
 //!
-//! Imports run one way (inbox → outbox → messages, tenants → codec). Every write runs in one
-//! transaction on the writer connection ([`SqliteStore::write`]); reads use reader connections.
+//! Imports run one way (inbox → outbox → events → {webhooks, items, messages, tenants} → codec).
+//! Every write runs in one transaction on the writer connection ([`SqliteStore::write`]); reads
+//! use reader connections.
 
 mod codec;
+mod events;
 mod inbox;
+mod items;
 mod messages;
 mod operations;
 mod outbox;
 mod tenants;
+mod webhooks;
 
 use super::{
     ApplyOutcome, ConversationQuery, CreateOutcome, InboundFailure, InboundRecord, Lease, OutboxQuery, Store,
     StoreError, StoreResult,
 };
 use crate::domain::inbound::InboundEventRecord;
+use crate::domain::webhook::AttemptResult;
 use crate::domain::{
-    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Message,
-    MessageId, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId,
+    AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Conversation, ConversationId, Email, Event, EventId,
+    Message, MessageId, NewEvent, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId, WebhookEndpoint,
+    WebhookId,
 };
 use crate::embedded::{Database, OpenError, write_immediate};
 use async_trait::async_trait;
@@ -37,8 +47,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use time::OffsetDateTime;
 
 /// Schema migrations, applied in order at open.
-const MIGRATIONS: &[&str] =
-    &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"), include_str!("schema_v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
+];
 
 /// Read-only connections next to the writer: reads (the sender's and the API's lookups) never
 /// queue behind a write's fsync.
@@ -161,7 +175,12 @@ impl Store for SqliteStore {
 
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
         let (channel, audit) = (channel.clone(), audit.clone());
-        self.write(move |c| tenants::update_channel(c, &channel, &audit)).await
+        self.write(move |c| {
+            let before = tenants::find_channel(c, &channel.id)?;
+            tenants::update_channel(c, &channel, &audit)?;
+            record_health(c, &channel, before.map(|b| b.health))
+        })
+        .await
     }
 
     async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<()> {
@@ -273,7 +292,14 @@ impl Store for SqliteStore {
 
     async fn set_channel_health(&self, id: &ChannelId, health: ChannelHealth) -> StoreResult<()> {
         let id = id.clone();
-        self.write(move |c| tenants::set_channel_health(c, &id, health)).await
+        self.write(move |c| {
+            let Some(mut channel) = tenants::find_channel(c, &id)? else { return Ok(()) };
+            let before = channel.health;
+            tenants::set_channel_health(c, &id, health)?;
+            channel.health = health;
+            record_health(c, &channel, Some(before))
+        })
+        .await
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
@@ -323,4 +349,83 @@ impl Store for SqliteStore {
     async fn count_outbox(&self, status: crate::domain::OutboxStatus) -> StoreResult<u64> {
         self.read(move |c| operations::count_outbox(c, status)).await
     }
+
+    async fn list_events(&self, tenant: &TenantId, after: EventId, limit: u32) -> StoreResult<Vec<Event>> {
+        let tenant = tenant.clone();
+        self.read(move |c| events::list(c, &tenant, after, limit)).await
+    }
+
+    async fn get_event(&self, tenant: &TenantId, id: EventId) -> StoreResult<Option<Event>> {
+        let tenant = tenant.clone();
+        self.read(move |c| events::get(c, &tenant, id)).await
+    }
+
+    async fn event_heads(&self, tenants: &[TenantId]) -> StoreResult<Vec<(TenantId, EventId)>> {
+        let tenants = tenants.to_vec();
+        self.read(move |c| events::heads(c, &tenants)).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        self.write(move |c| events::prune(c, before, limit)).await
+    }
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        let (endpoint, audit) = (endpoint.clone(), audit.clone());
+        self.write(move |c| webhooks::insert(c, &endpoint, &audit)).await
+    }
+
+    async fn get_webhook(&self, tenant: &TenantId, id: &WebhookId) -> StoreResult<WebhookEndpoint> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| webhooks::get(c, &tenant, &id)).await
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
+        let tenant = tenant.clone();
+        self.read(move |c| webhooks::list(c, &tenant)).await
+    }
+
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint, audit: &AuditEntry) -> StoreResult<()> {
+        let (endpoint, audit) = (endpoint.clone(), audit.clone());
+        self.write(move |c| {
+            webhooks::update(c, &endpoint)?;
+            tenants::append_audit(c, &audit)
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantId, id: &WebhookId, audit: &AuditEntry) -> StoreResult<()> {
+        let (tenant, id, audit) = (tenant.clone(), id.clone(), audit.clone());
+        self.write(move |c| webhooks::delete(c, &tenant, &id, &audit)).await
+    }
+
+    async fn record_webhook_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookId,
+        attempt: &AttemptResult,
+        disable_after: std::time::Duration,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        let (tenant, id, attempt) = (tenant.clone(), id.clone(), attempt.clone());
+        self.write(move |c| webhooks::record_attempt(c, &tenant, &id, &attempt, disable_after)).await
+    }
+
+    async fn insert_deliveries(&self, items: &[OutboxItem]) -> StoreResult<()> {
+        let items = items.to_vec();
+        self.write(move |c| {
+            for item in &items {
+                items::insert(c, item, true).map_err(other)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Records `channel.health` when the channel's health differs from `before`.
+fn record_health(c: &Connection, channel: &Channel, before: Option<ChannelHealth>) -> StoreResult<()> {
+    if before.is_some_and(|b| b != channel.health) {
+        let event = NewEvent::channel_health(channel, channel.health);
+        events::record(c, &channel.tenant_id, vec![event], crate::domain::now()).map_err(other)?;
+    }
+    Ok(())
 }

@@ -1,44 +1,25 @@
-//! The SQLite store's outbox: replies, their state machine (applied by the domain, persisted here
-//! by compare-and-set), the send log.
+//! The SQLite store's outbox: replies and webhook deliveries, their state machine (applied by the
+//! domain, persisted here by compare-and-set), the send log, and the events a reply's steps make.
 
 use super::codec::{all, conversation_row, json_text, other, outbox_row};
-use super::{messages, tenants};
-use crate::domain::{AuditEntry, Message, OutboxId, OutboxItem, OutboxStatus, SendLogEntry, TenantId, Transition};
+use super::{events, items, messages, tenants};
+use crate::domain::{
+    AuditEntry, EventType, Message, NewEvent, OutboxId, OutboxItem, OutboxKind, OutboxStatus, SendLogEntry, TenantId,
+    Transition, WebhookId,
+};
 use crate::embedded::{millis, unique_violation};
 use crate::store::{CreateOutcome, OutboxQuery, StoreResult, send_id_conflict};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-/// Inserts an item and its outbound message (the caller's transaction makes them one unit).
+/// Inserts a reply and its outbound message (the caller's transaction makes them one unit).
 pub(super) fn insert_outbound(c: &Connection, item: &OutboxItem, message: &Message) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO outbox_send (id, tenant_id, send_id, channel_id, conversation_id, message_id, text, reply_to,
-                                  status, attempts, last_error, next_attempt_at, provider_message_ids, created_at,
-                                  updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        item.id.as_str(),
-        item.tenant_id.as_str(),
-        item.send_id.as_str(),
-        item.channel_id.as_str(),
-        item.conversation_id.as_str(),
-        item.message_id.as_str(),
-        item.text,
-        item.reply_to,
-        item.status.as_str(),
-        item.attempts,
-        item.last_error,
-        item.next_attempt_at.map(millis),
-        json_text(&item.provider_message_ids),
-        millis(item.created_at),
-        millis(item.updated_at)
-    ])?;
+    items::insert(c, item, false)?;
     messages::insert(c, message)
 }
 
-/// Stores a reply and counts it in its conversation, or returns the item that already holds its
-/// sendId.
+/// Stores a reply, counts it in its conversation and records `reply.queued`, or returns the item
+/// that already holds its sendId.
 pub(super) fn create(c: &Connection, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
     let existing = c
         .query_row(
@@ -56,6 +37,8 @@ pub(super) fn create(c: &Connection, item: &OutboxItem, message: &Message) -> St
         None => other(e),
     })?;
     count_in_conversation(c, message)?;
+    let queued = NewEvent::reply(EventType::ReplyQueued, item).into_iter().collect();
+    events::record(c, &item.tenant_id, queued, crate::domain::now()).map_err(other)?;
     Ok(CreateOutcome::Created)
 }
 
@@ -106,13 +89,16 @@ pub(super) fn list(c: &Connection, query: &OutboxQuery) -> StoreResult<Vec<Outbo
         c,
         "SELECT * FROM outbox_send WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR status = ?2)
            AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4))
+           AND (?6 IS NULL OR kind = ?6) AND (?7 IS NULL OR webhook_id = ?7)
          ORDER BY created_at DESC, id DESC LIMIT ?5",
         params![
             query.tenant.as_ref().map(TenantId::as_str),
             query.status.map(OutboxStatus::as_str),
             before_at,
             before_id,
-            query.limit
+            query.limit,
+            query.kind.map(OutboxKind::as_str),
+            query.webhook.as_ref().map(WebhookId::as_str)
         ],
         outbox_row,
     )
@@ -129,7 +115,7 @@ pub(super) fn due(
         "SELECT * FROM outbox_send
          WHERE (status = ?4 AND (next_attempt_at IS NULL OR next_attempt_at <= ?1))
             OR (status = ?5 AND updated_at < ?2)
-         ORDER BY created_at, id LIMIT ?3",
+         ORDER BY created_at, event_id, id LIMIT ?3",
         params![
             millis(now),
             millis(stuck_before),
@@ -179,8 +165,8 @@ pub(super) fn transition(
     if changed == 0 {
         return Ok(None);
     }
-    if let Some(status) = applied.message_status {
-        messages::set_status(c, &item.message_id, status, item.provider_message_ids.first()).map_err(other)?;
+    if let (Some(status), Some(reply)) = (applied.message_status, item.reply()) {
+        messages::set_status(c, &reply.message_id, status, item.provider_message_ids.first()).map_err(other)?;
     }
     if let Some(log) = &applied.log {
         append_send_log(c, &item, log).map_err(other)?;
@@ -188,6 +174,8 @@ pub(super) fn transition(
     if let Some(audit) = audit {
         tenants::append_audit(c, audit)?;
     }
+    let made = applied.event.and_then(|event| NewEvent::reply(event, &item)).into_iter().collect();
+    events::record(c, &item.tenant_id, made, item.updated_at).map_err(other)?;
     Ok(Some(item))
 }
 
