@@ -54,10 +54,9 @@ pub const PROCESSING_DURATION: &str = "kamshub_processing_duration_seconds";
 /// Time from intake's acknowledgement of an event to its application.
 pub const INBOUND_EVENT_AGE: &str = "kamshub_inbound_event_age_seconds";
 /// Provider send attempts by `provider` (`telegram`, `messenger`; `webhook` for deliveries to
-/// webhook endpoints) and `result` (`sent`,
-/// `retry`, `failed`, `unknown`).
+/// tenants' webhook endpoints) and `result` (`sent`, `retry`, `failed`, `unknown`).
 pub const SENDS: &str = "kamshub_sends_total";
-/// Provider answers of 429 (rate limited), by `provider`.
+/// Provider answers of 429 (rate limited), by `provider` (`webhook`: an endpoint's).
 pub const RATE_LIMITED: &str = "kamshub_provider_rate_limited_total";
 /// Sends that waited for a pacing slot, by `provider`.
 pub const PACING_WAITS: &str = "kamshub_pacing_waits_total";
@@ -79,6 +78,16 @@ pub const EXTEND_FAILURES: &str = "kamshub_visibility_extend_failures_total";
 pub const STORE_RETRIES: &str = "kamshub_store_retries_total";
 /// Worker tasks that panicked and were restarted, by `queue`.
 pub const WORKER_RESTARTS: &str = "kamshub_worker_restarts_total";
+/// Event streams (`GET /tenant/events` as Server-Sent Events) open in this process.
+pub const EVENT_STREAMS: &str = "kamshub_event_streams";
+/// Event streams this process ended itself, by `reason` (`slow_client`: the client left its
+/// buffer full for `[events] slow_client_secs`; `token_expired`; `shutdown`; `store_error`).
+pub const EVENT_STREAMS_ENDED: &str = "kamshub_event_streams_ended_total";
+/// Expired events deleted by the pruner (`[events] retention_secs`).
+pub const EVENTS_PRUNED: &str = "kamshub_events_pruned_total";
+/// Webhook endpoints disabled by their deliveries' outcomes, by `reason` (`gone`: an answer of
+/// 410; `failing`: failing for `[webhooks] disable_after_secs` without a success).
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "kamshub_webhook_endpoints_disabled_total";
 
 /// Every metric's help text, registered with the recorder so `/metrics` carries `# HELP`.
 fn describe() {
@@ -105,10 +114,7 @@ fn describe() {
         Unit::Seconds,
         "Time from intake's acknowledgement to the event's application."
     );
-    describe_counter!(
-        SENDS,
-        "Provider send attempts (and webhook deliveries: provider webhook) by provider and result."
-    );
+    describe_counter!(SENDS, "Provider send attempts (webhook deliveries: provider webhook) by provider and result.");
     describe_counter!(RATE_LIMITED, "Provider 429 answers by provider.");
     describe_counter!(PACING_WAITS, "Sends that waited for a pacing slot, by provider.");
     describe_histogram!(PACING_WAIT, Unit::Seconds, "Time sends waited for their pacing slot.");
@@ -119,6 +125,13 @@ fn describe() {
     describe_counter!(STORE_RETRIES, "Store calls retried while holding messages through a store outage.");
     describe_counter!(WORKER_RESTARTS, "Worker tasks that panicked and were restarted.");
     describe_counter!(VISIBILITY_LAPSES, "Deliveries whose visibility expired before they were finished.");
+    describe_gauge!(EVENT_STREAMS, "Event streams (Server-Sent Events) open in this process.");
+    describe_counter!(EVENT_STREAMS_ENDED, "Event streams the daemon ended itself, by reason.");
+    describe_counter!(EVENTS_PRUNED, "Expired events deleted by the pruner.");
+    describe_counter!(
+        WEBHOOK_ENDPOINTS_DISABLED,
+        "Webhook endpoints disabled by their deliveries' outcomes, by reason."
+    );
 }
 
 /// Latency buckets from 1 ms to about 1 min (a long-poll receive waits up to 20 s).

@@ -342,6 +342,18 @@ async fn a_reader_that_stops_reading_is_cut_off_and_resumes_where_it_stopped() {
     let rest = resumed.events(total - got.len(), WAIT).await;
     let ids: Vec<u64> = rest.iter().map(|f| f.json()["eventId"].as_u64().unwrap()).collect();
     assert_eq!(ids, (last + 1..=total as u64).collect::<Vec<_>>());
+    if let Some(python) = common::python() {
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let samples = common::prometheus::parse(&python, &metrics);
+        let ended =
+            common::prometheus::value(&samples, "kamshub_event_streams_ended_total", &[("reason", "slow_client")]);
+        assert_eq!(ended, 1.0, "the cut-off is counted");
+        assert_eq!(
+            common::prometheus::value(&samples, "kamshub_event_streams", &[]),
+            1.0,
+            "the resumed stream is open"
+        );
+    }
 
     // An idle stream gets keep-alive comments; a stream ends when its token expires.
     let short = resign_local(&app.app.settings.data_dir, &token, |claims| claims["exp"] = now_secs().into());

@@ -364,20 +364,39 @@ async fn a_410_endpoint_is_not_retried_and_is_disabled() {
     };
     assert_eq!(endpoint.body["disabledReason"], "the endpoint answered 410 Gone");
     assert_eq!(endpoint.body["health"]["lastStatus"], 410);
-    // Later events: the healthy endpoint gets them, the gone one nothing more.
+    // Later events: the healthy endpoint gets them, the gone one nothing more. Its two deliveries
+    // (the events made while it was enabled) end FAILED: the 410, and the next one without a call.
     k.post(2, 611, 2, "second").await;
     k.until(&ok, "the later event", |r| r.len() == 3).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gone_deliveries = format!("/tenant/webhooks/{}/deliveries", gone_hook.as_str().unwrap());
+    let deadline = Instant::now() + WAIT;
+    let deliveries = loop {
+        let page = k.api.get(&gone_deliveries, &k.token).await;
+        let items = page.body["items"].as_array().unwrap();
+        if items.len() == 2 && items.iter().all(|d| d["status"] == "FAILED") {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "deliveries not final: {}", page.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(gone.requests().len(), 1, "the first attempt only: {:?}", gone.requests());
-    let deliveries = k.api.get(&format!("/tenant/webhooks/{}/deliveries", gone_hook.as_str().unwrap()), &k.token).await;
     let items = deliveries.body["items"].as_array().unwrap();
-    assert!(items.iter().all(|d| d["status"] == "FAILED"), "{}", deliveries.text);
     assert!(
         items.iter().any(|d| d["lastError"].as_str().unwrap().starts_with("code 410: HTTP 410")),
         "{}",
         deliveries.text
     );
     assert!(items.iter().any(|d| d["attempts"] == 1 && d["lastError"].as_str().unwrap().contains("is disabled")));
+    if let Some(python) = common::python() {
+        let metrics = reqwest::get(format!("{}/metrics", k.url)).await.unwrap().text().await.unwrap();
+        let samples = common::prometheus::parse(&python, &metrics);
+        let sends = |result| {
+            common::prometheus::value(&samples, "kamshub_sends_total", &[("provider", "webhook"), ("result", result)])
+        };
+        assert_eq!((sends("sent"), sends("failed")), (3.0, 2.0), "deliveries count as sends of provider webhook");
+        let disabled = &[("reason", "gone")];
+        assert_eq!(common::prometheus::value(&samples, "kamshub_webhook_endpoints_disabled_total", disabled), 1.0);
+    }
     // Re-enabled, it is delivered to again (and a replay would bring what it missed).
     let enabled = k
         .api

@@ -38,6 +38,7 @@ impl Pruner {
         let before = crate::domain::now() - self.retention;
         let deleted = self.store.prune_events(before, BATCH).await?;
         if deleted > 0 {
+            metrics::counter!(crate::metrics::EVENTS_PRUNED).increment(deleted);
             tracing::debug!(deleted, "pruner: deleted expired events");
         }
         Ok(deleted)

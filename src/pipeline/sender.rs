@@ -521,12 +521,16 @@ impl Sender {
                     let (hook, after) = (&delivery.webhook_id, webhooks.disable_after);
                     let now =
                         self.store_call(shutdown, || self.store.record_webhook_attempt(tenant, hook, result, after));
+                    // Loaded enabled, now disabled: this attempt disabled it (or a concurrent one
+                    // of another conversation did, just before).
                     if let Some(endpoint) = now.await?
                         && endpoint.state == EndpointState::Disabled
                         && attempt.failure.is_some()
                     {
                         let reason = endpoint.disabled_reason.as_deref().unwrap_or_default();
                         tracing::warn!(webhook = %endpoint.id, tenant = %tenant, %reason, "webhook endpoint disabled");
+                        let why = if result.status == Some(410) { "gone" } else { "failing" };
+                        metrics::counter!(crate::metrics::WEBHOOK_ENDPOINTS_DISABLED, "reason" => why).increment(1);
                     }
                 }
                 (attempt.accepted.into_iter().collect(), attempt.failure)
@@ -613,8 +617,9 @@ impl Sender {
         failure: Option<SendFailure>,
         shutdown: &CancellationToken,
     ) -> Result<Disposition, StoreError> {
-        if let (Some((channel, _)), Some(SendFailure::RetryAfter(_))) = (reply, &failure) {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "provider" => channel.kind.as_str()).increment(1);
+        let kind = reply.map_or("webhook", |(channel, _)| channel.kind.as_str());
+        if matches!(failure, Some(SendFailure::RetryAfter(_))) {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "provider" => kind).increment(1);
         }
         let decision = after_send(item, sent, failure, &self.policy(), rand::random(), crate::domain::now());
         if let (Some(thread), Some((channel, conversation))) = (&decision.move_thread, reply) {
@@ -641,7 +646,6 @@ impl Sender {
             Outcome::Unknown => "unknown",
             _ => "failed",
         };
-        let kind = reply.map_or("webhook", |(channel, _)| channel.kind.as_str());
         metrics::counter!(crate::metrics::SENDS, "provider" => kind, "result" => result).increment(1);
         Ok(match decision.queue {
             QueueAction::Delete => Disposition::Done(outcome),

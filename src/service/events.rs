@@ -242,27 +242,52 @@ struct FeedTask {
 
 /// Why a feed stopped.
 enum Stop {
-    /// The client went away, or was too slow and is cut off.
+    /// The client went away.
     Client,
-    /// Token expiry or shutdown.
-    Over,
+    /// The daemon ended it, for this reason (`kamshub_event_streams_ended_total`): `slow_client`,
+    /// `token_expired`, `shutdown`, `store_error`.
+    Ended(&'static str),
+}
+
+/// Counts an open feed in `kamshub_event_streams` while it lives.
+struct OpenFeed;
+
+impl OpenFeed {
+    fn new() -> Self {
+        metrics::gauge!(crate::metrics::EVENT_STREAMS).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenFeed {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::EVENT_STREAMS).decrement(1.0);
+    }
 }
 
 impl FeedTask {
-    async fn run(mut self) {
+    async fn run(self) {
+        let _open = OpenFeed::new();
+        if let Stop::Ended(reason) = self.follow().await {
+            metrics::counter!(crate::metrics::EVENT_STREAMS_ENDED, "reason" => reason).increment(1);
+        }
+    }
+
+    /// Sends events as the log grows, until the feed stops.
+    async fn follow(mut self) -> Stop {
         let ends_at = self.ends_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
         loop {
             match self.read().await {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(Stop::Client | Stop::Over) => return,
+                Err(stop) => return stop,
             }
             let cursor = self.cursor;
             tokio::select! {
-                moved = self.head.wait_for(|head| *head > cursor) => if moved.is_err() { return },
-                () = self.tx.closed() => return,
-                () = tokio::time::sleep_until(ends_at) => return,
-                () = self.shutdown.cancelled() => return,
+                moved = self.head.wait_for(|head| *head > cursor) => if moved.is_err() { return Stop::Ended("shutdown") },
+                () = self.tx.closed() => return Stop::Client,
+                () = tokio::time::sleep_until(ends_at) => return Stop::Ended("token_expired"),
+                () = self.shutdown.cancelled() => return Stop::Ended("shutdown"),
             }
         }
     }
@@ -279,12 +304,12 @@ impl FeedTask {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.tx.closed() => return Err(Stop::Client),
-                        () = self.shutdown.cancelled() => return Err(Stop::Over),
+                        () = self.shutdown.cancelled() => return Err(Stop::Ended("shutdown")),
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, tenant = %self.tenant, "event stream: cannot read events; closing it");
-                    return Err(Stop::Over);
+                    return Err(Stop::Ended("store_error"));
                 }
             }
         };
@@ -308,7 +333,7 @@ impl FeedTask {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 tracing::info!(tenant = %self.tenant, cursor = %self.cursor, "event stream: client too slow; disconnecting it");
-                Err(Stop::Client)
+                Err(Stop::Ended("slow_client"))
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Stop::Client),
         }
