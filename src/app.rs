@@ -214,19 +214,32 @@ impl App {
     }
 }
 
-/// Writes `contents` to a new file readable by its owner only, and syncs it.
+/// Writes `contents` to a new file readable by its owner only, synced; `AlreadyExists` if `path`
+/// exists. The file appears whole: it is written under a temporary name and hard-linked into
+/// place (which, unlike a rename, never replaces a file), so a reader never sees it empty or
+/// half-written.
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&temp, path)
+    });
+    let _ = std::fs::remove_file(&temp);
+    written?;
+    // The new name is durable once its directory is synced.
+    std::fs::File::open(dir)?.sync_all()
 }
 
-/// Reads a secret file, or creates it with `generate()` if it does not exist. Safe against two
-/// processes creating it at once: the loser reads the winner's file.
+/// Reads a secret file, or creates it with `generate()` if it does not exist. Safe against
+/// processes creating it at once (the losers read the winner's file) and reading it while it is
+/// created (it appears whole: [`write_private_file`]).
 pub(crate) fn read_or_create_private_file(path: &Path, generate: impl Fn() -> String) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
@@ -236,5 +249,41 @@ pub(crate) fn read_or_create_private_file(path: &Path, generate: impl Fn() -> St
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_or_create_private_file;
+
+    /// Processes starting on one data dir at once (the daemon, the CLI) all get the same key, and
+    /// none reads the file before it is whole.
+    #[test]
+    fn concurrent_creators_and_readers_all_see_one_whole_file() {
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("master.key");
+            let seen: Vec<String> = std::thread::scope(|scope| {
+                let tasks: Vec<_> = (0..8)
+                    .map(|n| {
+                        let path = &path;
+                        scope.spawn(move || {
+                            read_or_create_private_file(path, || format!("key-{round}-{n}-{}", "x".repeat(4000)))
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                tasks.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert!(seen[0].starts_with(&format!("key-{round}-")) && seen[0].len() > 4000, "whole: {}", seen[0].len());
+            assert!(seen.iter().all(|s| *s == seen[0]), "one winner");
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(left, [std::ffi::OsString::from("master.key")], "no temporary file left");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            }
+        }
     }
 }
