@@ -22,6 +22,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use webhooks::Deliveries as WebhookDeliveries;
 
 /// The API's description: title, version, security schemes; the paths come from [`routes`].
 #[derive(OpenApi)]
@@ -34,8 +35,8 @@ use utoipa_axum::routes;
             cursor-paginated: pass `nextCursor` back as `cursor`. Errors are \
             `{\"error\":{\"code\",\"message\"}}`."
     ),
-    modifiers(&SecuritySchemes),
-    components(schemas(ErrorBody, super::error::ErrorDetail)),
+    modifiers(&SecuritySchemes, &WebhookDeliveries),
+    components(schemas(ErrorBody, super::error::ErrorDetail, crate::domain::event::EventView)),
     tags(
         (name = "auth", description = "Sign in, new password, refresh, who am I"),
         (name = "platform", description = "Platform admins: bootstrap and tenants"),
@@ -45,7 +46,8 @@ use utoipa_axum::routes;
         (name = "outbox", description = "Replies on their way to the providers"),
         (name = "events", description = "The tenant's event log: a live stream (Server-Sent Events) or polling"),
         (name = "webhooks", description = "Outgoing webhooks: endpoints that receive the tenant's events, signed \
-            (Standard Webhooks), retried, in order per conversation"),
+            (Standard Webhooks), retried, in order per conversation. What an endpoint receives, and how to verify \
+            its signature, is this document's `webhooks.event`"),
         (name = "system", description = "Health, keys, this description, provider webhooks"),
     )
 )]

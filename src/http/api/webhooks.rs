@@ -184,3 +184,90 @@ pub(super) async fn replay(
     let replayed = webhooks::replay(&state.app, &scope.caller, &scope.tenant, &id, what).await?;
     Ok((StatusCode::ACCEPTED, Json(replayed)))
 }
+
+/// How to check a delivery's signature (README.md, "Live events and outgoing webhooks").
+const VERIFY_SNIPPET: &str = r#"```python
+import base64, hashlib, hmac, time
+
+def verify(secret: str, headers: dict, body: bytes) -> bool:
+    msg_id, ts = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(time.time() - int(ts)) > 300:
+        return False
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    expected = base64.b64encode(mac).decode()
+    return any(hmac.compare_digest(expected, sig.split(",", 1)[1])
+               for sig in headers["webhook-signature"].split() if sig.startswith("v1,"))
+```"#;
+
+/// Describes what kamshub sends to a registered endpoint, as the document's top-level `webhooks`
+/// (OpenAPI 3.1): the request, its headers and signature, and what each answer means.
+pub(super) struct Deliveries;
+
+impl utoipa::Modify for Deliveries {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{Content, HttpMethod, ObjectBuilder, PathItem, Ref, Required, Response, Type};
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let description = format!(
+            "kamshub `POST`s each event of a type the endpoint asked for (`POST /tenant/webhooks`) as \
+             JSON, signed as [Standard Webhooks](https://www.standardwebhooks.com/) sign: \
+             `webhook-signature` is `v1,` + base64 of HMAC-SHA256 over `{{webhook-id}}.{{webhook-timestamp}}.{{body}}`, \
+             keyed with the base64-decoded part of the endpoint's secret after `whsec_`. Verify it on the raw \
+             body and refuse old timestamps:\n\n{VERIFY_SNIPPET}\n\nDeliveries are at least once (deduplicate on \
+             `Idempotency-Key`) and in order per conversation. 408, 429 (after `Retry-After`), 5xx, timeouts \
+             and connection failures are retried with capped, jittered backoff for `[webhooks] retry_for_secs` \
+             (24 h) after the event; any other answer is final; 410 also disables the endpoint, as does \
+             failing for a whole retry window. Redirects are not followed."
+        );
+        let operation = OperationBuilder::new()
+            .tag("webhooks")
+            .operation_id(Some("eventDelivery"))
+            .summary(Some("An event delivered to your endpoint"))
+            .description(Some(description))
+            .parameter(header("webhook-id", "`evt_{tenantId}_{eventId}`: the same at every attempt and replay"))
+            .parameter(header("Idempotency-Key", "The same as `webhook-id`: deduplicate on it"))
+            .parameter(header("webhook-timestamp", "Unix seconds of this attempt"))
+            .parameter(header("webhook-signature", "`v1,<base64 HMAC-SHA256>` (see above)"))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", Content::new(Some(Ref::from_schema_name("EventView"))))
+                    .build(),
+            ))
+            .response("2XX", Response::new("Taken: the delivery is SENT"))
+            .response("410", Response::new("Gone: the delivery FAILED and the endpoint is disabled"))
+            .response("default", Response::new("408, 429, 5xx: retried; anything else: the delivery FAILED"));
+        let item = PathItem::new(HttpMethod::Post, operation);
+        openapi.webhooks.get_or_insert_with(Default::default).paths.insert("event".to_owned(), item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `/openapi.json` tells integrators what a delivery looks like and how to verify it.
+    #[test]
+    fn the_document_describes_a_delivery_and_its_signature() {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let delivery = &doc["webhooks"]["event"]["post"];
+        let headers: Vec<&str> =
+            delivery["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(headers, ["webhook-id", "Idempotency-Key", "webhook-timestamp", "webhook-signature"]);
+        assert!(delivery["parameters"].as_array().unwrap().iter().all(|p| p["in"] == "header"));
+        let body = &delivery["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(body, "#/components/schemas/EventView");
+        assert!(doc["components"]["schemas"]["EventView"]["properties"]["eventId"].is_object());
+        let description = delivery["description"].as_str().unwrap();
+        assert!(description.contains("hmac.new(key, f\"{msg_id}.{ts}.\".encode() + body"), "{description}");
+        assert!(delivery["responses"]["410"]["description"].as_str().unwrap().contains("disabled"));
+    }
+}
