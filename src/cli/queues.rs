@@ -11,8 +11,9 @@ use serde::Serialize;
 /// `kamshub queues …`
 #[derive(Debug, Subcommand)]
 pub enum QueuesCommand {
-    /// Create the four FIFO queues (each DLQ before its source) with the configured redrive policy
-    /// and visibility timeout, or update existing ones to match. Safe to run again.
+    /// Create the six FIFO queues (incoming, send, deliveries and a DLQ for each, each DLQ before
+    /// its source) with the configured redrive policy and visibility timeout, or update existing
+    /// ones to match. Safe to run again.
     Init,
 }
 
@@ -20,7 +21,7 @@ pub enum QueuesCommand {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct QueueInitView {
-    /// `incoming`, `incoming-dlq`, `send` or `send-dlq`.
+    /// `incoming`, `incoming-dlq`, `send`, `send-dlq`, `deliveries` or `deliveries-dlq`.
     queue: String,
     /// Full SQS name.
     name: String,

@@ -23,7 +23,7 @@ pub const MAX_PEEK: usize = 10_000;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueView {
-    /// `incoming`, `incoming-dlq`, `send` or `send-dlq`.
+    /// `incoming`, `incoming-dlq`, `send`, `send-dlq`, `deliveries` or `deliveries-dlq`.
     pub queue: String,
     /// Its full name (`{prefix}-incoming.fifo`).
     pub name: String,
