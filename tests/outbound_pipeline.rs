@@ -42,6 +42,7 @@ on_both_backends!(
     a_thousand_replies_reach_fifty_chats_once_each_in_order_across_a_sender_restart,
     a_429_is_retried_no_sooner_than_retry_after,
     a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq,
+    replies_waiting_behind_retries_spend_no_receives_and_never_reach_the_dlq,
     a_permanent_refusal_fails_with_the_providers_reason_and_a_bad_token_flags_the_channel,
     a_timeout_after_sending_is_unknown_until_an_operator_retries,
     messenger_replies_carry_their_send_id_and_the_echo_adds_no_message,
@@ -309,6 +310,34 @@ async fn an_absurd_retry_after_waits_an_hour_at_most(app: TestApp, fake: FakeSen
     let hour = kamshub::domain::now() + Duration::from_secs(3600);
     assert!(due <= hour && due > kamshub::domain::now() + Duration::from_secs(3500), "due at {due}");
     assert!(item.last_error.as_deref().unwrap().contains("rate limited"), "{:?}", item.last_error);
+}
+
+/// Replies received in one batch behind a reply that is retried wait for it without spending
+/// receives: before the sender held short retries itself, each retry of the first reply cost
+/// every reply behind it a receive, so a second reply that then needed one retry of its own
+/// reached the queue's receive limit and the queue moved it, and every reply behind it, to the
+/// DLQ without any of them having failed (found by the fault harness, tests/faults.rs).
+async fn replies_waiting_behind_retries_spend_no_receives_and_never_reach_the_dlq(
+    app: TestApp,
+    fake: FakeSends,
+    _: Backend,
+) {
+    let conversation = telegram_conversation(&app, 7003).await;
+    // The first reply succeeds on its last allowed attempt, the second needs a retry too.
+    let mut script = vec![Answer::ServerError; common::app::MAX_RECEIVES as usize - 1];
+    script.extend([Answer::Accept, Answer::ServerError]);
+    fake.script(&script);
+    let texts = ["first", "second", "third", "fourth"];
+    let mut ids = Vec::new();
+    for text in texts {
+        ids.push(reply(&app, &conversation, text).await);
+    }
+    for id in &ids {
+        until_status(&app, id, OutboxStatus::Sent).await;
+    }
+    assert_eq!(fake.delivered_to("7003"), texts, "each once, in order");
+    let dlq = app.queue.depth(QueueName::SendDlq).await.unwrap();
+    assert_eq!((dlq.visible, dlq.in_flight), (0, 0), "nothing reached the send DLQ");
 }
 
 async fn a_5xx_recovers_and_exhausted_attempts_fail_to_the_dlq(app: TestApp, fake: FakeSends, _: Backend) {

@@ -5,7 +5,9 @@
 //! - all parts accepted → SENT (provider ids kept; the outbound message becomes `sent`);
 //! - 429 → retried no sooner than `retry_after`; 5xx or never-sent errors → retried after a
 //!   capped, jittered exponential backoff. A retry keeps its queue message in flight, hidden until
-//!   the retry time, so the conversation's later replies wait behind it (order holds). Once
+//!   the retry time, so the conversation's later replies wait behind it (order holds); one due
+//!   within the visibility timeout is waited out in the sender, holding the conversation's
+//!   messages, so the replies behind it spend no receives (`Sender::deliver_holding`). Once
 //!   `max_attempts` are spent → FAILED and the queue message goes to the DLQ (`max_attempts`
 //!   must not exceed the queue's `max_receive_count`, or the queue would dead-letter it first);
 //! - a permanent refusal → FAILED with the provider's code and words (a refused token also flags
@@ -319,7 +321,7 @@ impl Sender {
         };
         let mut messages = messages.into_iter().peekable();
         while let Some(message) = messages.next_if(|_| !shutdown.is_cancelled()) {
-            let disposition = self.deliver(&message, leases, shutdown).await;
+            let disposition = self.deliver_holding(&message, leases, shutdown).await;
             tracing::debug!(group = %message.group_id, receive_count = message.receive_count, body = %message.body, disposition = ?disposition, "sender: message handled");
             let receipt = std::slice::from_ref(&message.receipt);
             match disposition {
@@ -359,6 +361,37 @@ impl Sender {
             leases.release(&message.receipt).await;
         }
         Ok(outcomes)
+    }
+
+    /// Delivers `message`; a retry due within the visibility timeout is waited out here, holding
+    /// the message and the rest of its conversation's batch (the heartbeat extends them), then
+    /// tried again, `max_attempts` times at most. Going back to the queue instead would spend a
+    /// receive on every message of the conversation received behind it, for each retry: such a
+    /// message reached its queue's DLQ after `max_receive_count` of them without ever having
+    /// failed (found by tests/faults.rs). A longer wait, or shutdown, goes back to the queue.
+    async fn deliver_holding(
+        &self,
+        message: &ReceivedMessage,
+        leases: &Leases,
+        shutdown: &CancellationToken,
+    ) -> Disposition {
+        let mut holds = 0;
+        loop {
+            match self.deliver(message, leases, shutdown).await {
+                Disposition::Later(delay)
+                    if delay < self.config.visibility_timeout
+                        && holds < self.config.max_attempts
+                        && !shutdown.is_cancelled() =>
+                {
+                    holds += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return Disposition::Later(delay),
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs a store call, retrying it with backoff while the store is unavailable (the message
