@@ -58,7 +58,7 @@ impl Scale {
                 messages_per_conversation: 20,
                 posters: 8,
                 kills: 2,
-                replies: 60,
+                replies: 40,
             }
         } else {
             Scale {
@@ -91,6 +91,9 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
     pub tenants: Vec<Tenant>,
+    /// `KAMSHUB_*` variables the daemons get on top of the configuration file (the harness's own
+    /// library calls go by the file alone).
+    pub daemon_env: Vec<(String, String)>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -99,7 +102,22 @@ impl Cluster {
     /// `extra` TOML appended. `None` when the backend's services are not configured (a failure
     /// under KAMSHUB_REQUIRE_SERVICES=1).
     pub async fn new(backend: Backend, tenants: usize, provider_base: &str, extra: &str) -> Option<Cluster> {
-        let temp = tempfile::tempdir().unwrap();
+        Self::new_on(backend, tenants, provider_base, extra, None).await
+    }
+
+    /// Like [`Cluster::new`], on the MongoDB server at `mongodb_uri` instead of the suite's.
+    pub async fn new_on(
+        backend: Backend,
+        tenants: usize,
+        provider_base: &str,
+        extra: &str,
+        mongodb_uri: Option<&str>,
+    ) -> Option<Cluster> {
+        let mut temp = tempfile::tempdir().unwrap();
+        if std::env::var_os("KAMSHUB_FAULTS_KEEP").is_some() {
+            temp.disable_cleanup(true);
+            println!("faults: keeping the deployment in {}", temp.path().display());
+        }
         let dir = temp.path().to_owned();
         let port = free_port();
         let mut toml = format!(
@@ -110,7 +128,10 @@ impl Cluster {
             common::app::APP_SECRET,
         );
         if backend == Backend::MongoSqs {
-            let uri = common::mongodb_uri()?;
+            let uri = match mongodb_uri {
+                Some(uri) => uri.to_owned(),
+                None => common::mongodb_uri()?,
+            };
             let endpoint = common::aws_endpoint()?;
             let prefix = common::unique_name("kf").replace('_', "-");
             toml = format!(
@@ -135,7 +156,7 @@ impl Cluster {
             let s = common::app::seed_tenant(&app, &page).await;
             seeded.push(Tenant { id: s.tenant, telegram: s.telegram, telegram_secret: s.telegram_secret });
         }
-        Some(Cluster { app, config, dir, port, tenants: seeded, _temp: Some(temp) })
+        Some(Cluster { app, config, dir, port, tenants: seeded, daemon_env: Vec::new(), _temp: Some(temp) })
     }
 
     pub fn base_url(&self) -> String {
@@ -157,12 +178,27 @@ impl Cluster {
             .arg("--config")
             .arg(&self.config)
             .args(["serve", "--roles", roles])
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         Proc { child: Some(child), log: log_path }
+    }
+
+    /// Runs `kamshub --config FILE ARGS` (the real CLI, as an operator would) and returns its
+    /// JSON output; panics unless it succeeds.
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMSHUB_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd.arg("--config").arg(&self.config).args(args).output().unwrap();
+        assert!(out.status.success(), "kamshub {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Waits until the HTTP role answers `/readyz` with 200.
@@ -209,6 +245,12 @@ impl Proc {
         }
     }
 
+    /// A check, usable while the process is owned elsewhere, that it has not exited.
+    pub fn alive(&self) -> impl Fn() -> bool + use<> {
+        let pid = self.child.as_ref().map(|c| c.id());
+        move || pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}/stat")).exists() && !zombie(pid))
+    }
+
     pub fn log_tail(&self) -> String {
         tail(&self.log)
     }
@@ -218,6 +260,11 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
 }
 
 fn tail(path: &Path) -> String {

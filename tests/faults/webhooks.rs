@@ -18,9 +18,14 @@ pub struct Update {
     pub body: serde_json::Value,
 }
 
-/// The workload: `scale.webhooks()` text updates over every tenant's conversations, each
-/// conversation's messages numbered in order. The text of update `i` is `w{i}`.
+/// The workload: text updates over every tenant's conversations, each conversation's messages
+/// dated in order. The text of update `i` is `w{i}`.
 pub fn workload(scale: &Scale) -> Vec<Update> {
+    workload_with(scale, |i| format!("w{i}"))
+}
+
+/// The workload with the text of update `i` from `text` (which must start with `w{i}`).
+pub fn workload_with(scale: &Scale, text: impl Fn(usize) -> String) -> Vec<Update> {
     let mut updates = Vec::new();
     for m in 0..scale.messages_per_conversation {
         for t in 0..scale.tenants {
@@ -32,7 +37,7 @@ pub fn workload(scale: &Scale) -> Vec<Update> {
                     chat,
                     1 + m as i64,
                     1_700_000_000 + m as i64,
-                    &format!("w{i}"),
+                    &text(i as usize),
                 );
                 updates.push(Update { tenant: t, body });
             }
@@ -210,7 +215,8 @@ pub async fn read_store(cluster: &Cluster, total: usize) -> Stored {
             let mut previous = None;
             for m in messages {
                 let text = m.text.unwrap_or_default();
-                match text.strip_prefix('w').and_then(|n| n.parse::<usize>().ok()).filter(|&i| i < total) {
+                let token = text.split_whitespace().next().unwrap_or_default();
+                match token.strip_prefix('w').and_then(|n| n.parse::<usize>().ok()).filter(|&i| i < total) {
                     Some(i) => {
                         *stored.copies.entry(i).or_default() += 1;
                         if previous.is_some_and(|p| p > i) {

@@ -1,0 +1,209 @@
+//! What each inbound event costs on the production backends: SQS requests per inbound message
+//! and MongoDB round trips per inbound event, counted on the wire by two proxies the daemon talks
+//! through (the harness's own reads go around them), at several webhook concurrencies (which
+//! set intake's queue batch sizes).
+
+use crate::harness::{Backend, Cluster, Report, Scale};
+use crate::webhooks::{Poster, await_stored, workload};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Requests per operation (SQS action, MongoDB command name).
+pub type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+
+fn count(counts: &Counts, name: &str) {
+    *counts.lock().unwrap().entry(name.to_owned()).or_default() += 1;
+}
+
+/// An HTTP proxy in front of the SQS endpoint that counts requests by action
+/// (`X-Amz-Target: AmazonSQS.<Action>`, or `Action=` of the query protocol).
+pub async fn sqs_proxy(upstream: String) -> (String, Counts) {
+    let counts: Counts = Arc::default();
+    let state = (upstream, reqwest::Client::new(), Arc::clone(&counts));
+    let router = axum::Router::new().fallback(forward_http).with_state(Arc::new(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, counts)
+}
+
+async fn forward_http(
+    State(state): State<Arc<(String, reqwest::Client, Counts)>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (upstream, http, counts) = &*state;
+    let action = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .map(str::to_owned)
+        .or_else(|| {
+            std::str::from_utf8(&body)
+                .ok()
+                .and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "other".into());
+    count(counts, &action);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = http.request(method, format!("{upstream}{path}")).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            let mut out = HeaderMap::new();
+            for (name, value) in answer.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = answer.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+/// A TCP proxy in front of MongoDB that counts each request message (OP_MSG) by command name:
+/// one round trip each.
+pub async fn mongo_proxy(upstream_port: u16) -> (u16, Counts) {
+    let counts: Counts = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shared = Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let counts = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let answers = tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
+                // Client → server, one wire message at a time.
+                loop {
+                    let mut header = [0u8; 16];
+                    if client_read.read_exact(&mut header).await.is_err() {
+                        break;
+                    }
+                    let length = i32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+                    let op_code = i32::from_le_bytes(header[12..16].try_into().unwrap());
+                    let mut body = vec![0u8; length.saturating_sub(16)];
+                    if client_read.read_exact(&mut body).await.is_err() {
+                        break;
+                    }
+                    count(&counts, &command_name(op_code, &body));
+                    if server_write.write_all(&header).await.is_err() || server_write.write_all(&body).await.is_err() {
+                        break;
+                    }
+                }
+                answers.abort();
+            });
+        }
+    });
+    (port, counts)
+}
+
+/// The command an OP_MSG carries: the first key of its body section (kind 0).
+fn command_name(op_code: i32, body: &[u8]) -> String {
+    const OP_MSG: i32 = 2013;
+    if op_code != OP_MSG || body.len() < 11 || body[4] != 0 {
+        return format!("opcode {op_code}");
+    }
+    // flagBits (4), section kind (1), document length (4), element type (1), then the key.
+    let element_type = body[9];
+    let key = &body[10..];
+    let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
+    let command = String::from_utf8_lossy(&key[..end]).into_owned();
+    // A string value (find, insert, update, …) names the collection: `int32 length, bytes, 0`.
+    let value = &key[(end + 1).min(key.len())..];
+    if element_type == 0x02 && value.len() >= 4 {
+        let length = i32::from_le_bytes(value[0..4].try_into().unwrap()).max(1) as usize;
+        if let Some(name) = value.get(4..4 + length - 1) {
+            return format!("{command} {}", String::from_utf8_lossy(name));
+        }
+    }
+    command
+}
+
+/// Commands of the driver's server monitoring, not of kamshub's work.
+fn is_monitoring(command: &str) -> bool {
+    let command = command.split(' ').next().unwrap_or_default();
+    matches!(command, "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "endSessions")
+}
+
+/// One measurement: `scale`'s workload posted once each by `concurrency` posters to a daemon
+/// (all roles) talking through the proxies.
+pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
+    let started = Instant::now();
+    let mongo = crate::common::mongodb_uri()?;
+    let aws = crate::common::aws_endpoint()?;
+    let upstream_port: u16 = mongo.split("127.0.0.1:").nth(1)?.split(['/', '?']).next()?.parse().ok()?;
+    let (mongo_port, commands) = mongo_proxy(upstream_port).await;
+    let (sqs, actions) = sqs_proxy(aws).await;
+    let mut cluster = Cluster::new(Backend::MongoSqs, scale.tenants, "http://127.0.0.1:9", "").await?;
+    let database_uri = format!("mongodb://127.0.0.1:{mongo_port}/?directConnection=true");
+    cluster.daemon_env = vec![
+        ("KAMSHUB_STORE__URI".into(), database_uri),
+        ("KAMSHUB_QUEUE__ENDPOINT_URL".into(), sqs),
+        // The default, as in production: the heartbeat extends held messages every third of it.
+        ("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS".into(), "30".into()),
+    ];
+    let mut report = Report::new(&format!("cost-concurrency-{concurrency}"), Backend::MongoSqs, &scale);
+    let updates = Arc::new(workload(&scale));
+    // The inbound path only: http and processor.
+    let mut daemon = cluster.start("http,processor");
+    cluster.wait_ready(&mut daemon).await;
+    // Settled start: count only the load.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    commands.lock().unwrap().clear();
+    actions.lock().unwrap().clear();
+    let poster = Poster::new(&cluster);
+    poster.post_all(&updates, (0..updates.len()).map(|i| (i, 1)).collect(), concurrency).await;
+    poster.retry_unacknowledged(&updates, concurrency).await;
+    let acked = poster.acked.lock().unwrap().clone();
+    let stored = await_stored(&cluster, &acked, updates.len(), Duration::from_secs(60)).await;
+    let (commands, actions) = (commands.lock().unwrap().clone(), actions.lock().unwrap().clone());
+    daemon.kill9();
+
+    let events = stored.copies.len() as u64;
+    let sqs_total: u64 = actions.values().sum();
+    let work: u64 = commands.iter().filter(|(c, _)| !is_monitoring(c)).map(|(_, n)| n).sum();
+    report.attempted = updates.len();
+    report.requests = poster.requests.load(Ordering::Relaxed);
+    report.acknowledged = acked.len();
+    report.stored = stored.copies.len();
+    report.lost = acked.iter().filter(|i| !stored.copies.contains_key(i)).count();
+    report.duplicated = stored.copies.values().map(|n| n - 1).sum();
+    let per = |n: u64| (n as f64 * 1000.0 / events.max(1) as f64).round() as u64;
+    report.other.insert("posters".into(), concurrency as u64);
+    report.other.insert("sqsRequestsPerMessageX1000".into(), per(sqs_total));
+    report.other.insert("mongoRoundTripsPerEventX1000".into(), per(work));
+    let sends =
+        actions.get("SendMessageBatch").copied().unwrap_or(0) + actions.get("SendMessage").copied().unwrap_or(0);
+    let receives = actions.get("ReceiveMessage").copied().unwrap_or(0);
+    report.other.insert("messagesPerSendX1000".into(), (events * 1000).checked_div(sends).unwrap_or(0));
+    report.other.insert("messagesPerReceiveX1000".into(), (events * 1000).checked_div(receives).unwrap_or(0));
+    for (action, n) in &actions {
+        report.other.insert(format!("sqs:{action}"), *n);
+    }
+    for (command, n) in &commands {
+        report.other.insert(format!("mongo:{command}"), *n);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.publish();
+    Some(report)
+}

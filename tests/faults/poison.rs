@@ -1,0 +1,125 @@
+//! Poison among good traffic: one message in each of many conversations is refused by the
+//! database (a rule that rejects its text: a SQLite trigger, a MongoDB collection validator, as
+//! a DBA's rule would). The poison must reach the incoming DLQ after its receives, the rest of
+//! each conversation must be applied meanwhile; once the rule is removed, `kamshub dlq redrive
+//! incoming` (the real CLI) must bring every poison message in exactly once, in provider order.
+
+use crate::harness::{Backend, Cluster, Report, Scale};
+use crate::webhooks::{Poster, dlq_depth, read_store, workload_with};
+use kamshub::queue::QueueName;
+use rand::{Rng, SeedableRng};
+use secrecy::ExposeSecret;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Turns the rule that refuses texts containing "poison" on or off.
+async fn poison_rule(cluster: &Cluster, on: bool) {
+    let settings = &cluster.app.settings;
+    match settings.store.kind {
+        kamshub::config::StoreKind::Embedded => {
+            let db = rusqlite::Connection::open(settings.data_dir.join("kamshub.sqlite3")).unwrap();
+            db.busy_timeout(Duration::from_secs(30)).unwrap();
+            let sql = if on {
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.text LIKE '%poison%' \
+                 BEGIN SELECT RAISE(ABORT, 'message refused by the refuse_poison rule'); END;"
+            } else {
+                "DROP TRIGGER refuse_poison;"
+            };
+            db.execute_batch(sql).unwrap();
+        }
+        kamshub::config::StoreKind::Mongodb => {
+            let uri = settings.store.uri.as_ref().unwrap().expose_secret().to_owned();
+            let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+            let validator = if on {
+                mongodb::bson::doc! {"text": {"$not": {"$regex": "poison"}}}
+            } else {
+                mongodb::bson::doc! {}
+            };
+            let command =
+                mongodb::bson::doc! {"collMod": "messages", "validator": validator, "validationAction": "error"};
+            client.database(&settings.store.database).run_command(command).await.unwrap();
+        }
+    }
+}
+
+pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
+    let started = Instant::now();
+    let cluster = Arc::new(Cluster::new(backend, scale.tenants, "http://127.0.0.1:9", "").await?);
+    let mut report = Report::new("poison-dlq-redrive", backend, &scale);
+    let seed = rand::random::<u64>();
+    report.other.insert("seed".into(), seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // One poison message per conversation, at a random position (never the first: that one
+    // creates the conversation).
+    let conversations = scale.tenants * scale.conversations_per_tenant;
+    let poison_round: Vec<usize> =
+        (0..conversations).map(|_| rng.gen_range(1..scale.messages_per_conversation)).collect();
+    let is_poison = |i: usize| poison_round[i % conversations] == i / conversations;
+    let updates =
+        Arc::new(workload_with(&scale, |i| if is_poison(i) { format!("w{i} poison") } else { format!("w{i}") }));
+    let poison: BTreeSet<usize> = (0..updates.len()).filter(|&i| is_poison(i)).collect();
+
+    // The store exists once the library opened it; the rule goes on before any message.
+    cluster.app.store().await.unwrap();
+    if backend == Backend::MongoSqs {
+        // The collection must exist for collMod.
+        let uri = cluster.app.settings.store.uri.as_ref().unwrap().expose_secret().to_owned();
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let _ = client.database(&cluster.app.settings.store.database).create_collection("messages").await;
+    }
+    poison_rule(&cluster, true).await;
+    let mut daemon = cluster.start("http,processor,relay,sender");
+    cluster.wait_ready(&mut daemon).await;
+    let poster = Poster::new(&cluster);
+    poster.post_all(&updates, (0..updates.len()).map(|i| (i, 1)).collect(), scale.posters).await;
+    poster.retry_unacknowledged(&updates, scale.posters).await;
+
+    // Every good message applied, every poison one in the DLQ.
+    let deadline = Instant::now() + Duration::from_secs(if scale.full { 900 } else { 150 });
+    loop {
+        let stored = read_store(&cluster, updates.len()).await;
+        let dead = dlq_depth(&cluster, QueueName::IncomingDlq).await;
+        if stored.copies.len() + poison.len() >= updates.len() && dead >= poison.len() {
+            report.other.insert("storedBeforeRedrive".into(), stored.copies.len() as u64);
+            report.other.insert(
+                "poisonStoredBeforeRedrive".into(),
+                poison.iter().filter(|i| stored.copies.contains_key(i)).count() as u64,
+            );
+            report.other.insert("dlqBeforeRedrive".into(), dead as u64);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "good messages stored: {} of {}, DLQ {dead} of {}",
+            stored.copies.len(),
+            updates.len() - poison.len(),
+            poison.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    report.other.insert("poisonInDlqAtMs".into(), started.elapsed().as_millis() as u64);
+
+    // The fix, then the operator's redrive with the real CLI while the daemon runs.
+    poison_rule(&cluster, false).await;
+    let redrive = cluster.cli(&["-o", "json", "dlq", "redrive", "incoming", "--yes"]);
+    report.other.insert("redriveMoved".into(), redrive["moved"].as_u64().unwrap_or_default());
+
+    let acked = poster.acked.lock().unwrap().clone();
+    let stored = crate::webhooks::await_stored(&cluster, &acked, updates.len(), Duration::from_secs(60)).await;
+    report.attempted = updates.len();
+    report.requests = poster.requests.load(Ordering::Relaxed);
+    report.acknowledged = acked.len();
+    report.stored = stored.copies.len();
+    report.lost = acked.iter().filter(|i| !stored.copies.contains_key(i)).count();
+    report.duplicated = stored.copies.values().map(|n| n - 1).sum();
+    report.unexpected = stored.unexpected;
+    report.order_violations = stored.order_violations;
+    report.dead_lettered = dlq_depth(&cluster, QueueName::IncomingDlq).await;
+    report.other.insert("poison".into(), poison.len() as u64);
+    daemon.kill9();
+    report.seconds = started.elapsed().as_secs_f64();
+    report.publish();
+    Some(report)
+}
