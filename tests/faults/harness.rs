@@ -37,39 +37,48 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The scale `KAMSHUB_FAULTS` asks for; the short run on the stand-ins is smaller still, since
-    /// moto and SecantusDB (Python) take a request at a time.
+    /// The scale `KAMSHUB_FAULTS` asks for. On the stand-ins (moto and SecantusDB are Python and
+    /// take some tens of requests a second on a shared 2-core machine) the full run is a tenth of
+    /// the embedded one, and the short run smaller still.
     pub fn from_env(backend: Backend) -> Scale {
-        if std::env::var("KAMSHUB_FAULTS").is_ok_and(|v| v == "full") {
-            Scale {
-                full: true,
+        let full = std::env::var("KAMSHUB_FAULTS").is_ok_and(|v| v == "full");
+        match (full, backend) {
+            (true, Backend::Embedded) => Scale {
+                full,
                 tenants: 20,
                 conversations_per_tenant: 10,
                 messages_per_conversation: 50,
                 posters: 48,
                 kills: 12,
                 replies: 2_000,
-            }
-        } else if backend == Backend::MongoSqs {
-            Scale {
-                full: false,
-                tenants: 2,
-                conversations_per_tenant: 3,
-                messages_per_conversation: 20,
-                posters: 8,
-                kills: 2,
-                replies: 40,
-            }
-        } else {
-            Scale {
-                full: false,
+            },
+            (true, Backend::MongoSqs) => Scale {
+                full,
+                tenants: 20,
+                conversations_per_tenant: 10,
+                messages_per_conversation: 5,
+                posters: 16,
+                kills: 6,
+                replies: 400,
+            },
+            (false, Backend::Embedded) => Scale {
+                full,
                 tenants: 4,
                 conversations_per_tenant: 5,
                 messages_per_conversation: 30,
                 posters: 16,
                 kills: 3,
                 replies: 150,
-            }
+            },
+            (false, Backend::MongoSqs) => Scale {
+                full,
+                tenants: 2,
+                conversations_per_tenant: 3,
+                messages_per_conversation: 20,
+                posters: 8,
+                kills: 2,
+                replies: 24,
+            },
         }
     }
 }

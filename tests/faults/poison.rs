@@ -46,6 +46,13 @@ async fn poison_rule(cluster: &Cluster, on: bool) {
 
 pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
     let started = Instant::now();
+    // Half as many conversations, twice as long, each with one poison message: in the full
+    // embedded run, 100 conversations of 101 messages (10,000 good ones and 100 poison).
+    let scale = Scale {
+        conversations_per_tenant: (scale.conversations_per_tenant / 2).max(1),
+        messages_per_conversation: scale.messages_per_conversation * 2 + 1,
+        ..scale
+    };
     let cluster = Arc::new(Cluster::new(backend, scale.tenants, "http://127.0.0.1:9", "").await?);
     let mut report = Report::new("poison-dlq-redrive", backend, &scale);
     let seed = rand::random::<u64>();
