@@ -123,7 +123,7 @@ pub async fn run(scenario: &str, backend: Backend, scale: Scale, nemesis: Nemesi
     fake.stop_killing();
     random_kills.await.unwrap();
     let (mut sender, kills) = killer.await.unwrap();
-    let patience = Duration::from_secs(if nemesis.faults.hang_calls.is_empty() { 15 } else { 90 });
+    let patience = Duration::from_secs(if nemesis.faults.hang_calls.is_empty() { 45 } else { 90 });
     let settle = |sender: &mut crate::harness::Proc| {
         let store = Arc::clone(&store);
         let sender_alive = sender.alive();
@@ -137,8 +137,9 @@ pub async fn run(scenario: &str, backend: Backend, scale: Scale, nemesis: Nemesi
                 if open != open_since.0 {
                     open_since = (open, Instant::now());
                 }
-                // Hangs (past the provider timeout) are the slowest steps; without them, 15 s
-                // without progress means what is left waits in the DLQ.
+                // Hangs (past the provider timeout) are the slowest steps; without them, 45 s
+                // without progress (a lapse after a kill, then an SQS long poll of 20 s) means
+                // what is left waits in the DLQ.
                 if open_since.1.elapsed() > patience || Instant::now() > deadline {
                     return;
                 }
