@@ -61,6 +61,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(app: App, roles: &[Role]) -> Result<(), DaemonError> {
+    // An operator's command writing the same embedded store goes before the daemon's next
+    // transaction (embedded::writer::Turn): a CLI write never waits on the daemon's stream of commits.
+    crate::embedded::defer_to_other_processes();
     let names: Vec<String> = roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     tracing::info!("starting kamshub {}: {} roles={}", env!("CARGO_PKG_VERSION"), app.describe(), names.join(","));
     let listener = if roles.contains(&Role::Http) {

@@ -72,9 +72,12 @@ pub struct PacingLimits {
 
 /// Slack added to Telegram's periods: the pacer's clock and Telegram's differ by the time a request
 /// takes to arrive, so a send timed exactly one period after the 30th would sometimes be refused
-/// (measured by examples/sendbench.rs against a fake that enforces the limits strictly: 5 ms of
-/// slack left 5 refusals in 6,000 sends, 20 ms none).
-pub const TELEGRAM_SLACK: Duration = Duration::from_millis(30);
+/// (measured by examples/sendbench.rs against a fake that enforces the limits strictly: with 10
+/// bots, 5 ms of slack left 5 refusals in 6,000 sends, 20 ms none; with 100 bots at their limit,
+/// each bot's burst of 30 went out as 3,000 requests at once and reached the fake spread over
+/// tens of milliseconds, so 30 ms left 200 refusals in 20,000 sends, up to 52 ms early on a
+/// loaded machine). 100 ms costs 9% of the ceiling (27.3 sends/s per bot).
+pub const TELEGRAM_SLACK: Duration = Duration::from_millis(100);
 
 impl Default for PacingLimits {
     fn default() -> Self {
@@ -131,6 +134,19 @@ impl Pacer {
         for (scope, limit) in scopes {
             state.meters.entry(scope).or_insert_with(|| Meter::new(limit, now)).take(at);
         }
+        at - now
+    }
+
+    /// How long from `now` until a send to `key` would fit, without taking the slot: a sender waits
+    /// this long before claiming an item, then [`Pacer::reserve`]s just before the provider call
+    /// (anything in between, such as a commit, would otherwise shift sends off their slots).
+    pub fn free_in(&self, key: PaceKey, now: Instant) -> Duration {
+        let scopes = self.scopes(key);
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = scopes
+            .iter()
+            .filter_map(|(scope, _)| state.meters.get(scope).map(|meter| meter.earliest(now)))
+            .fold(now, Instant::max);
         at - now
     }
 

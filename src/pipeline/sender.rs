@@ -136,6 +136,15 @@ enum Disposition {
     Later(Duration),
 }
 
+/// How [`Sender::pace`] treats the send slot it waits for.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// Wait until a send would fit, leaving the slot free (before claiming the item).
+    Await,
+    /// Take the slot: the provider call follows at once.
+    Take,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
     Sent,
@@ -486,9 +495,12 @@ impl Sender {
         let conversation = self.store_call(shutdown, || self.store.get_conversation(tenant, conversation_id)).await?;
         let channel = self.store_call(shutdown, || self.store.get_channel(tenant, &reply.channel_id)).await?;
         let provider = self.providers.of(channel.kind);
-        // Wait for the first part's slot before claiming: a crash while waiting leaves the item
-        // unclaimed (redelivered and sent), not SENDING (which would read as an unknown outcome).
-        if !self.pace(provider, &channel, &conversation, shutdown).await {
+        // Wait until the first part's slot is free before claiming: a crash while waiting leaves
+        // the item unclaimed (redelivered and sent), not SENDING (which would read as an unknown
+        // outcome). The slot is taken only after the claim, just before the call (`send_parts`):
+        // a slot taken before it would shift by the claim's commit time, which varies from send to
+        // send, and two sends a limit's period apart could then reach the provider closer together.
+        if !self.pace(provider, &channel, &conversation, Slot::Await, shutdown).await {
             return Ok(Disposition::Hold);
         }
         // Claim only while the message is surely ours: a redelivery to another sender would find
@@ -600,9 +612,9 @@ impl Sender {
         let mut sent = Vec::new();
         let first = item.provider_message_ids.len();
         for (index, text) in split_text(&reply.text, provider.max_text_chars()).iter().enumerate().skip(first) {
-            if index > first {
-                self.pace(provider, channel, conversation, &CancellationToken::new()).await;
-            }
+            // Usually no wait: the claim waited for a free slot. Another send to the same bot may
+            // have taken it meanwhile; this one then waits, SENDING, for the next.
+            self.pace(provider, channel, conversation, Slot::Take, &CancellationToken::new()).await;
             let part = ReplyPart {
                 thread: &conversation.external_thread_id,
                 text,
@@ -618,16 +630,22 @@ impl Sender {
         (sent, None)
     }
 
-    /// Waits for the next send slot of the channel and chat; false if shutdown came first.
+    /// Waits for the next send slot of the channel and chat ([`Slot`]: only until it is free, or
+    /// taking it for a call made right after); false if shutdown came first.
     async fn pace(
         &self,
         provider: &dyn Provider,
         channel: &Channel,
         conversation: &Conversation,
+        slot: Slot,
         shutdown: &CancellationToken,
     ) -> bool {
         let key = provider.pace_key(&self.config.pacing, &channel.id, &conversation.external_thread_id);
-        let wait = self.pacer.reserve(key, std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let wait = match slot {
+            Slot::Await => self.pacer.free_in(key, now),
+            Slot::Take => self.pacer.reserve(key, now),
+        };
         if wait.is_zero() {
             return true;
         }

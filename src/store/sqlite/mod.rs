@@ -14,8 +14,9 @@
 //!   order.
 //!
 //! Imports run one way (inbox → outbox → events → {webhooks, items, messages, tenants} → codec).
-//! Every write runs in one transaction on the writer connection ([`SqliteStore::write`]); reads
-//! use reader connections.
+//! Every write runs on the group-committing writer (`embedded::writer`, [`SqliteStore::write`]):
+//! concurrent writes share one transaction and one fsync, each in its own savepoint. Reads use
+//! reader connections.
 
 mod codec;
 mod events;
@@ -38,7 +39,8 @@ use crate::domain::{
     Message, MessageId, NewEvent, OutboxId, OutboxItem, Tenant, TenantId, Transition, User, UserId, WebhookEndpoint,
     WebhookId,
 };
-use crate::embedded::{Database, OpenError, write_immediate};
+use crate::embedded::writer::{CommitError, Writer};
+use crate::embedded::{Database, OpenError};
 use async_trait::async_trait;
 use codec::other;
 use rusqlite::Connection;
@@ -58,9 +60,16 @@ const MIGRATIONS: &[&str] = &[
 /// queue behind a write's fsync.
 const READERS: usize = 4;
 
+/// What a write is assumed to add to its commit when its caller does not say: a row or two and
+/// their index entries. Commits are sized by these estimates (`embedded::writer::MAX_COMMIT_BYTES`).
+const SMALL_WRITE: usize = 1 << 10;
+/// What one applied inbound event is assumed to write: its event row with the payload, a message,
+/// the conversation and their index entries.
+const INBOUND_WRITE: usize = 4 << 10;
+
 /// The SQLite store.
 pub struct SqliteStore {
-    db: Database,
+    writer: Writer,
     readers: Vec<Database>,
     next_reader: AtomicUsize,
 }
@@ -72,9 +81,9 @@ impl SqliteStore {
             OpenError::Open { .. } => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Other(e.to_string()),
         };
-        let db = Database::open(path, MIGRATIONS).map_err(opened)?;
+        let writer = Writer::open(path, MIGRATIONS).map_err(opened)?;
         let readers = (0..READERS).map(|_| Database::open_reader(path)).collect::<Result<_, _>>().map_err(opened)?;
-        Ok(Self { db, readers, next_reader: AtomicUsize::new(0) })
+        Ok(Self { writer, readers, next_reader: AtomicUsize::new(0) })
     }
 
     /// Runs a read on one of the reader connections.
@@ -87,17 +96,33 @@ impl SqliteStore {
         self.readers[n].run(move |c| f(c)).await
     }
 
-    /// Runs `f` in one IMMEDIATE transaction on the writer connection: committed if `f`
-    /// succeeds, rolled back if it fails, retried while another process keeps the database busy
-    /// (`embedded::write_immediate`). `f` may run more than once.
+    /// Runs `f` in the writer's next transaction (in its own savepoint, so a failed `f` changes
+    /// nothing) and returns once that transaction has committed. Concurrent writes share the
+    /// commit; another process keeping the file busy is waited for at BEGIN, before `f` runs.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.db
-            .run(move |conn| write_immediate(conn, |tx| f(tx), other, |e| matches!(e, StoreError::Unavailable(_))))
-            .await
+        self.write_sized(SMALL_WRITE, f).await
+    }
+
+    /// [`SqliteStore::write`] for a write of about `bytes`.
+    async fn write_sized<T, F>(&self, bytes: usize, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.write(bytes, f, uncommitted).await
+    }
+}
+
+/// A transaction that did not commit, in the port's terms: another process kept the database busy
+/// is `Unavailable` (retrying later may succeed), anything else `Other`.
+fn uncommitted(e: CommitError) -> StoreError {
+    match e {
+        CommitError::Busy(why) => StoreError::Unavailable(why),
+        CommitError::Failed(why) => StoreError::Other(why),
     }
 }
 
@@ -195,7 +220,7 @@ impl Store for SqliteStore {
 
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
         let records = records.to_vec();
-        self.write(move |c| inbox::apply(c, &records)).await
+        self.write_sized(INBOUND_WRITE * records.len(), move |c| inbox::apply(c, &records)).await
     }
 
     async fn list_conversations(&self, tenant: &TenantId, query: &ConversationQuery) -> StoreResult<Vec<Conversation>> {

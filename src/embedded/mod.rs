@@ -1,5 +1,10 @@
-//! Plumbing shared by the embedded adapters: a SQLite database in the data dir, migrated at open,
-//! whose blocking calls run on tokio's blocking pool.
+//! Plumbing shared by the embedded adapters: a SQLite database in the data dir, migrated at open.
+//! [`Database`] is one connection whose blocking calls run on tokio's blocking pool (reads, the
+//! local identity); [`writer::Writer`] is the group-committing write side of the store's file.
+
+pub(crate) mod writer;
+
+pub use writer::defer_to_other_processes;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
@@ -31,28 +36,8 @@ impl Database {
         let shown = path.display().to_string();
         let open_err = |source| OpenError::Open { path: shown.clone(), source };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        restrict_to_owner(path);
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        // Statement journals of large savepoints (a batch of hundreds of messages) stay in memory
-        // instead of going to temp files: measured at ~40 MB/2 s of temp-file writes at 5,000
-        // webhooks/s with the default (examples/loadgen.rs, docs/benchmarks.md).
-        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
-        // Read and migrate under the write lock: two processes opening a new file at once must not
-        // both apply the same migration.
-        let migrate_err = |source| OpenError::Migrate { path: shown.clone(), source };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(migrate_err)?;
-        let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(migrate_err)?;
-        if version > migrations.len() {
-            return Err(OpenError::TooNew { path: shown, found: version, known: migrations.len() });
-        }
-        for (i, sql) in migrations.iter().enumerate().skip(version) {
-            tx.execute_batch(sql).map_err(migrate_err)?;
-            tx.pragma_update(None, "user_version", i + 1).map_err(migrate_err)?;
-        }
-        tx.commit().map_err(migrate_err)?;
+        configure(&conn, path).map_err(open_err)?;
+        migrate(&mut conn, &shown, migrations)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -85,6 +70,35 @@ impl Database {
             Err(e) => panic!("embedded database task was cancelled: {e}"),
         }
     }
+}
+
+/// The settings every connection that writes an embedded database uses.
+pub(super) fn configure(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    restrict_to_owner(path);
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals of large savepoints (a batch of hundreds of messages) stay in memory
+    // instead of going to temp files: measured at ~40 MB/2 s of temp-file writes at 5,000
+    // webhooks/s with the default (examples/loadgen.rs, docs/benchmarks.md).
+    conn.pragma_update(None, "temp_store", "MEMORY")
+}
+
+/// Applies the `migrations` not yet applied (`PRAGMA user_version` counts them), under the write
+/// lock: two processes opening a new file at once must not both apply the same migration.
+pub(super) fn migrate(conn: &mut Connection, shown: &str, migrations: &[&str]) -> Result<(), OpenError> {
+    let migrate_err = |source| OpenError::Migrate { path: shown.to_owned(), source };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(migrate_err)?;
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(migrate_err)?;
+    if version > migrations.len() {
+        return Err(OpenError::TooNew { path: shown.to_owned(), found: version, known: migrations.len() });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(version) {
+        tx.execute_batch(sql).map_err(migrate_err)?;
+        tx.pragma_update(None, "user_version", i + 1).map_err(migrate_err)?;
+    }
+    tx.commit().map_err(migrate_err)
 }
 
 /// Attempts of one write transaction while the database stays busy. Each attempt already waits up
