@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 /// the store is unreachable, so intake keeps acknowledging through a short store outage.
 pub(super) const TTL: Duration = Duration::from_secs(30);
 
+/// After a refresh failed and a stale entry routed instead, how long that entry is used again
+/// before the store is asked once more: through an outage longer than [`TTL`], one webhook per
+/// channel every this long waits for the store, not every webhook.
+pub(super) const STALE_RECHECK: Duration = Duration::from_secs(5);
+
+/// The longest intake waits to refresh an entry it could fall back to: a store that is down can
+/// take its driver's whole server selection timeout to say so.
+pub(super) const STALE_LOOKUP_WAIT: Duration = Duration::from_millis(500);
+
 /// Most entries one map keeps (hits beyond it are kept; misses are not).
 pub(super) const MAX_ENTRIES: usize = 10_000;
 
@@ -51,6 +60,13 @@ impl<K: Hash + Eq, V: Clone> Lookups<K, V> {
             }
         }
         self.map.insert(key, (value, now));
+    }
+
+    /// Keeps routing by a stale entry whose refresh failed at `now`: it counts as fresh for
+    /// another [`STALE_RECHECK`], then the store is asked again.
+    pub(super) fn keep_stale(&mut self, key: K, value: Option<V>, now: Instant) {
+        let at = now.checked_sub(TTL.saturating_sub(STALE_RECHECK)).unwrap_or(now);
+        self.map.insert(key, (value, at));
     }
 
     /// Forgets `key`.
@@ -95,6 +111,26 @@ mod tests {
         // A real channel looked up now is remembered even when misses fill the cache.
         lookups.remember("new-channel".to_owned(), Some("route"), now);
         assert_eq!(lookups.get("new-channel").unwrap().0, Some("route"));
+    }
+
+    /// Found by the fault harness (tests/faults.rs): through a 30 s store outage, once the
+    /// entries expired every webhook waited for the store before its stale entry routed it, and
+    /// providers timed out. Now one refresh per channel per STALE_RECHECK is tried.
+    #[test]
+    fn a_stale_entry_whose_refresh_failed_routes_without_asking_again_for_a_while() {
+        let mut lookups: Lookups<u32, &str> = Lookups::default();
+        let then = Instant::now();
+        lookups.remember(1, Some("route"), then);
+        let expired = then + TTL + Duration::from_secs(1);
+        let (_, at) = lookups.get(&1).unwrap();
+        assert!(expired.saturating_duration_since(at) >= TTL, "expired: the store is asked");
+        lookups.keep_stale(1, Some("route"), expired);
+        let (route, at) = lookups.get(&1).unwrap();
+        assert_eq!(route, Some("route"));
+        let soon = expired + STALE_RECHECK - Duration::from_millis(100);
+        assert!(soon.saturating_duration_since(at) < TTL, "within the recheck time it counts as fresh");
+        let later = expired + STALE_RECHECK + Duration::from_millis(100);
+        assert!(later.saturating_duration_since(at) >= TTL, "after it the store is asked again");
     }
 
     #[test]

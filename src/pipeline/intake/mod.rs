@@ -287,13 +287,18 @@ impl Intake {
         {
             return Ok(route.clone());
         }
-        match self.store.find_channel(id).await {
+        let stale = cached.map(|(route, _)| route);
+        match lookup(stale.is_some(), self.store.find_channel(id)).await {
             Ok(channel) => {
                 let route = channel.map(|c| self.route(&c)).transpose()?;
                 self.cache.write().await.by_id.remember(id.clone(), route.clone(), Instant::now());
                 Ok(route)
             }
-            Err(e) => stale_or_unavailable(cached.map(|(route, _)| route), e),
+            Err(e) => {
+                let route = stale_or_unavailable(stale, e)?;
+                self.cache.write().await.by_id.keep_stale(id.clone(), route.clone(), Instant::now());
+                Ok(route)
+            }
         }
     }
 
@@ -304,13 +309,18 @@ impl Intake {
         {
             return Ok(route.clone());
         }
-        match self.store.find_active_channel(ChannelKind::Messenger, page_id).await {
+        let stale = cached.map(|(route, _)| route);
+        match lookup(stale.is_some(), self.store.find_active_channel(ChannelKind::Messenger, page_id)).await {
             Ok(channel) => {
                 let route = channel.map(|c| self.route(&c)).transpose()?;
                 self.cache.write().await.by_page.remember(page_id.to_owned(), route.clone(), Instant::now());
                 Ok(route)
             }
-            Err(e) => stale_or_unavailable(cached.map(|(route, _)| route), e),
+            Err(e) => {
+                let route = stale_or_unavailable(stale, e)?;
+                self.cache.write().await.by_page.keep_stale(page_id.to_owned(), route.clone(), Instant::now());
+                Ok(route)
+            }
         }
     }
 
@@ -331,6 +341,20 @@ impl Intake {
             webhook_secret,
         })
     }
+}
+
+/// A channel lookup; with a stale entry to fall back to, given up after
+/// [`cache::STALE_LOOKUP_WAIT`] (a store that is down can take seconds to say so).
+async fn lookup<T>(
+    has_stale: bool,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if !has_stale {
+        return call.await;
+    }
+    tokio::time::timeout(cache::STALE_LOOKUP_WAIT, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the channel lookup took too long".into())))
 }
 
 /// During a store outage a stale cache entry still routes; without one the provider must retry.
