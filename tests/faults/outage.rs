@@ -183,6 +183,9 @@ pub async fn run(scale: Scale) -> Option<Report> {
     report.dead_lettered = dlq_depth(&cluster, QueueName::IncomingDlq).await;
     report.other.insert("acknowledgedDuringOutage".into(), acked_in_outage.load(Ordering::Relaxed) as u64);
     report.other.insert("refusedDuringOutage".into(), refused_in_outage.load(Ordering::Relaxed) as u64);
+    for (failure, n) in poster.failures.lock().unwrap().iter() {
+        report.other.insert(format!("failed:{failure}"), *n);
+    }
     daemon.kill9();
     report.seconds = started.elapsed().as_secs_f64();
     report.publish();

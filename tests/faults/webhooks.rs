@@ -74,6 +74,8 @@ pub struct Poster {
     tenants: Arc<Vec<Tenant>>,
     pub acked: Arc<Mutex<BTreeSet<usize>>>,
     pub requests: Arc<AtomicUsize>,
+    /// Failed POSTs by what happened: the status, or the client's error kind.
+    pub failures: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Poster {
@@ -84,6 +86,7 @@ impl Poster {
             tenants: Arc::new(cluster.tenants.clone()),
             acked: Arc::default(),
             requests: Arc::default(),
+            failures: Arc::default(),
         }
     }
 
@@ -98,7 +101,17 @@ impl Poster {
             .json(&update.body)
             .send()
             .await;
-        let ok = answer.is_ok_and(|r| r.status() == 200);
+        let failure = match &answer {
+            Ok(r) if r.status() == 200 => None,
+            Ok(r) => Some(format!("status {}", r.status().as_u16())),
+            Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+            Err(e) if e.is_connect() => Some("connect".to_owned()),
+            Err(_) => Some("other".to_owned()),
+        };
+        let ok = failure.is_none();
+        if let Some(failure) = failure {
+            *self.failures.lock().unwrap().entry(failure).or_default() += 1;
+        }
         if ok {
             self.acked.lock().unwrap().insert(i);
         } else {
