@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use rand::Rng;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,7 +163,10 @@ async fn send_message(
         tokio::time::sleep(faults.hang_for).await;
         return ok.into_response();
     }
-    let roll: f64 = rand::thread_rng().r#gen();
+    // The call's place in a golden-ratio sequence: spread like a uniform draw, but every run of
+    // a dozen calls holds both a 429 and a 502 at 10 % each, so a short run cannot miss a fault
+    // by chance (a random draw gave no 429 in 29 calls about one run in twenty).
+    let roll = (call as f64 * 0.618_033_988_749_895).fract();
     if roll < faults.rate_limited {
         refuse("429");
         return (
