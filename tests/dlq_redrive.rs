@@ -16,7 +16,6 @@ use kamshub::domain::TenantId;
 use kamshub::queue::{Queue, QueueName, ReceivedMessage};
 use kamshub::store::ConversationQuery;
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -53,36 +52,6 @@ fn text(chat: i64, i: i64) -> String {
 
 fn update_id(chat: i64, i: i64) -> i64 {
     chat * 1000 + i
-}
-
-/// A database rule that refuses messages whose text starts with "poison", or its removal.
-async fn poison_rule(app: &TestApp, on: bool) {
-    let settings = &app.app.settings;
-    match settings.store.kind {
-        kamshub::config::StoreKind::Embedded => {
-            let db = rusqlite::Connection::open(settings.data_dir.join("kamshub.sqlite3")).unwrap();
-            db.busy_timeout(Duration::from_secs(10)).unwrap();
-            let sql = if on {
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.text LIKE 'poison%' \
-                 BEGIN SELECT RAISE(ABORT, 'message refused by the refuse_poison rule'); END;"
-            } else {
-                "DROP TRIGGER refuse_poison;"
-            };
-            db.execute_batch(sql).unwrap();
-        }
-        kamshub::config::StoreKind::Mongodb => {
-            let uri = settings.store.uri.as_ref().unwrap().expose_secret().to_owned();
-            let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-            let validator = if on {
-                mongodb::bson::doc! {"text": {"$not": {"$regex": "^poison"}}}
-            } else {
-                mongodb::bson::doc! {}
-            };
-            let command =
-                mongodb::bson::doc! {"collMod": "messages", "validator": validator, "validationAction": "error"};
-            client.database(&settings.store.database).run_command(command).await.unwrap();
-        }
-    }
 }
 
 /// Every stored message's text, per conversation (by its chat), in listing (provider) order.
@@ -129,7 +98,7 @@ fn embedded(app: &TestApp) -> bool {
 /// receives, or redelivered while it was being dead-lettered (a copy in both places, applied once
 /// either way); real SQS and the embedded queue never do that.
 async fn poison_the_dlq(app: &TestApp) -> u64 {
-    poison_rule(app, true).await;
+    common::poison::rule(&app.app.settings, true).await;
     let posts = (1..=CHATS).map(|chat| async move {
         for i in 1..=PER_CHAT {
             let update = telegram_text(update_id(chat, i), chat, i, 1_700_000_000 + i, &text(chat, i));
@@ -262,7 +231,7 @@ async fn poison_messages_are_explained_then_redriven_once_in_order(app: TestApp)
     assert_peek_explains(&app, dead);
     assert_eq!(dlq_depth(app.queue.as_ref()).await, dead, "peeks and dry runs take nothing");
 
-    poison_rule(&app, false).await;
+    common::poison::rule(&app.app.settings, false).await;
     let started = Instant::now();
     let summary =
         json(&app.cli().args(["-o", "json", "dlq", "redrive", "incoming", "--rate", "50", "--yes"]).output().unwrap());
@@ -318,7 +287,7 @@ async fn queued_in_order(queue: &dyn Queue, strict: bool) -> Vec<i64> {
 async fn a_redrive_killed_halfway_loses_nothing(app: TestApp) {
     let (stop, processor) = app.run_processor().await;
     let dead = poison_the_dlq(&app).await;
-    poison_rule(&app, false).await;
+    common::poison::rule(&app.app.settings, false).await;
     // The processor stops, so the queue shows exactly what the redrives put back.
     stop.cancel();
     processor.await.unwrap();

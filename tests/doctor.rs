@@ -34,11 +34,8 @@ fn assert_no_fail(code: i32, rows: &[Value], run: &Run) {
     }
 }
 
-/// An embedded installation with one Telegram bot whose credentials are sealed.
-async fn embedded_with_a_channel() -> (Kamshub, FakeTelegram, FakeGraph) {
-    let telegram = FakeTelegram::start().await;
-    let graph = FakeGraph::start("1", "unused").await;
-    let k = Kamshub::embedded(&telegram.uri(), &graph.uri());
+/// One tenant with one Telegram bot, connected through the CLI (its credentials sealed).
+async fn connect_a_bot(k: &Kamshub, telegram: &FakeTelegram) {
     telegram.bot(BOT_TOKEN, "doctor_bot", true).await;
     let tenant = k.json(&["tenant", "create", "--name", "Doc Inc", "--admin-email", "ops@doc.example"]);
     let tenant = tenant["tenantId"].as_str().unwrap();
@@ -54,6 +51,14 @@ async fn embedded_with_a_channel() -> (Kamshub, FakeTelegram, FakeGraph) {
         "--token",
         BOT_TOKEN,
     ]);
+}
+
+/// An embedded installation with one Telegram bot whose credentials are sealed.
+async fn embedded_with_a_channel() -> (Kamshub, FakeTelegram, FakeGraph) {
+    let telegram = FakeTelegram::start().await;
+    let graph = FakeGraph::start("1", "unused").await;
+    let k = Kamshub::embedded(&telegram.uri(), &graph.uri());
+    connect_a_bot(&k, &telegram).await;
     (k, telegram, graph)
 }
 
@@ -213,21 +218,7 @@ async fn a_healthy_stand_in_deployment_has_no_fail() {
         k = k.with(&key, &value);
     }
     assert_eq!(k.run(&["queues", "init"]).code, 0);
-    telegram.bot(BOT_TOKEN, "doctor_bot", true).await;
-    let tenant = k.json(&["tenant", "create", "--name", "Doc Inc", "--admin-email", "ops@doc.example"]);
-    let tenant = tenant["tenantId"].as_str().unwrap();
-    k.json(&[
-        "channel",
-        "add",
-        "--tenant",
-        tenant,
-        "--type",
-        "telegram",
-        "--display-name",
-        "Bot",
-        "--token",
-        BOT_TOKEN,
-    ]);
+    connect_a_bot(&k, &telegram).await;
 
     let (code, rows, run) = doctor(&k);
     assert_no_fail(code, &rows, &run);

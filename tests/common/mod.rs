@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod daemon;
 pub mod fake_providers;
+pub mod poison;
 pub mod prometheus;
 pub mod queues;
 pub mod sse;

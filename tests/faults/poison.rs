@@ -14,36 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Turns the rule that refuses texts containing "poison" on or off.
-async fn poison_rule(cluster: &Cluster, on: bool) {
-    let settings = &cluster.app.settings;
-    match settings.store.kind {
-        kamshub::config::StoreKind::Embedded => {
-            let db = rusqlite::Connection::open(settings.data_dir.join("kamshub.sqlite3")).unwrap();
-            db.busy_timeout(Duration::from_secs(30)).unwrap();
-            let sql = if on {
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.text LIKE '%poison%' \
-                 BEGIN SELECT RAISE(ABORT, 'message refused by the refuse_poison rule'); END;"
-            } else {
-                "DROP TRIGGER refuse_poison;"
-            };
-            db.execute_batch(sql).unwrap();
-        }
-        kamshub::config::StoreKind::Mongodb => {
-            let uri = settings.store.uri.as_ref().unwrap().expose_secret().to_owned();
-            let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-            let validator = if on {
-                mongodb::bson::doc! {"text": {"$not": {"$regex": "poison"}}}
-            } else {
-                mongodb::bson::doc! {}
-            };
-            let command =
-                mongodb::bson::doc! {"collMod": "messages", "validator": validator, "validationAction": "error"};
-            client.database(&settings.store.database).run_command(command).await.unwrap();
-        }
-    }
-}
-
 pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
     let started = Instant::now();
     // Half as many conversations, twice as long, each with one poison message: in the full
@@ -76,7 +46,7 @@ pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
         let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
         let _ = client.database(&cluster.app.settings.store.database).create_collection("messages").await;
     }
-    poison_rule(&cluster, true).await;
+    crate::common::poison::rule(&cluster.app.settings, true).await;
     let mut daemon = cluster.start("http,processor,relay,sender");
     cluster.wait_ready(&mut daemon).await;
     let poster = Poster::new(&cluster);
@@ -109,7 +79,7 @@ pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
     report.other.insert("poisonInDlqAtMs".into(), started.elapsed().as_millis() as u64);
 
     // The fix, then the operator's redrive with the real CLI while the daemon runs.
-    poison_rule(&cluster, false).await;
+    crate::common::poison::rule(&cluster.app.settings, false).await;
     let redrive = cluster.cli(&["-o", "json", "dlq", "redrive", "incoming", "--yes"]);
     report.other.insert("redriveMoved".into(), redrive["moved"].as_u64().unwrap_or_default());
 
