@@ -167,7 +167,7 @@ async fn a_processor_worker_that_panics_is_restarted_and_nothing_is_lost(app: Te
     let config = ProcessorConfig {
         workers: 1,
         receive_wait: Duration::from_millis(300),
-        visibility_timeout: Duration::from_secs(2),
+        visibility_timeout: app.visibility,
         max_attempts: common::app::MAX_RECEIVES,
     };
     let queue = Faulty::wrap(Arc::clone(&app.queue), Fault::PanicOnFirstDelete);

@@ -85,7 +85,9 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done().await {
-        assert!(Instant::now() < deadline, "outbound condition not reached in 60 s");
+        if Instant::now() >= deadline {
+            panic!("outbound condition not reached in 60 s; {}", stalled(app).await);
+        }
         app.relay.run_once().await.unwrap();
         app.sender.run_once().await.unwrap();
     }
@@ -99,10 +101,33 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done().await {
-        assert!(Instant::now() < deadline, "outbound condition not reached in 60 s");
+        if Instant::now() >= deadline {
+            panic!("outbound condition not reached in 60 s; {}", stalled(app).await);
+        }
         app.relay.run_once().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// What a stalled run left behind: the tenant's outbox by status (with the last errors), the
+/// send queues' depths and the sender's counters.
+async fn stalled(app: &TestApp) -> String {
+    let store = app.store().await;
+    let items = store.list_outbox(&OutboxQuery::new(Some(&app.tenant), None, 5000)).await.unwrap();
+    let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    let mut errors = std::collections::BTreeSet::new();
+    for item in &items {
+        *by_status.entry(format!("{:?}", item.status)).or_default() += 1;
+        if item.status != OutboxStatus::Sent {
+            errors.insert(format!("{:?} after {} attempts: {:?}", item.status, item.attempts, item.last_error));
+        }
+    }
+    let send = app.queue.depth(QueueName::Send).await;
+    let dlq = app.queue.depth(QueueName::SendDlq).await;
+    format!(
+        "outbox {by_status:?}; not sent: {errors:?}; send queue {send:?}; send DLQ {dlq:?}; sender {:?}",
+        app.sender.stats().read()
+    )
 }
 
 async fn until_status(
@@ -261,7 +286,7 @@ async fn a_sender_task_that_panics_is_counted_and_sending_goes_on(app: TestApp, 
     let config = SenderConfig {
         workers: 1,
         receive_wait: Duration::from_millis(300),
-        visibility_timeout: Duration::from_secs(2),
+        visibility_timeout: app.visibility,
         pacing: common::app::fast_pacing(),
         ..SenderConfig::default()
     };
@@ -479,7 +504,8 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
     _: Backend,
 ) {
     let conversation = telegram_conversation(&app, 7100).await;
-    fake.script(&[Answer::AcceptAfter(Duration::from_secs(4))]);
+    // Slow enough that the message lapses while the provider takes its time.
+    fake.script(&[Answer::AcceptAfter(app.visibility * 2)]);
     let id = reply(&app, &conversation, "slow but sure").await;
     app.relay.run_once().await.unwrap();
     let store = app.store().await;
@@ -490,7 +516,7 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
     let config = SenderConfig {
         workers: 1,
         receive_wait: Duration::from_millis(300),
-        visibility_timeout: Duration::from_secs(2),
+        visibility_timeout: app.visibility,
         pacing: common::app::fast_pacing(),
         ..SenderConfig::default()
     };

@@ -62,12 +62,15 @@ impl Leases {
         results.into_iter().all(|extended| extended)
     }
 
-    /// Extends one held message; given up after a third of the timeout (a later answer would
-    /// come too late anyway).
+    /// Extends one held message. A slow answer is waited for as long as it can still help: until
+    /// the message's visibility ends (a sixth of the timeout at least, for a deadline already
+    /// close). Giving up sooner turned a slow queue (moto under load) into lapses although its
+    /// answers would have come in time.
     async fn extend(&self, receipt: &Receipt) -> bool {
         let asked = Instant::now();
+        let Some(deadline) = self.lock().get(receipt).copied() else { return true };
         let call = self.queue.set_visibility(self.name, receipt, self.timeout);
-        let result = match tokio::time::timeout(self.timeout / 3, call).await {
+        let result = match tokio::time::timeout_at(deadline.max(asked + self.timeout / 6), call).await {
             Ok(result) => result,
             Err(_) => Err(QueueError::Unavailable("the visibility change did not answer in time".into())),
         };
