@@ -776,6 +776,57 @@ async fn the_relay_sees_due_and_stuck_items_only(store: Arc<dyn Store>) {
     assert!(fresh.is_empty(), "marked items are no longer due: {fresh:?}");
 }
 
+/// The relay marks an item ENQUEUED while one sender's transaction holds a write to it and a
+/// second sender's transaction writes another item: all three finish. On SecantusDB a plain
+/// write that met a transaction's write waited for it holding the collection's lock; the second
+/// transaction's statement waited for that lock holding its transaction's mutex; the first one's
+/// commit waited for the registry of transactions, whose lifetime sweep waited for that mutex:
+/// stalled for good, and every reply and delivery with them (seen in CI).
+#[tokio::test]
+async fn mongodb_a_relay_mark_never_wedges_the_senders_transactions() {
+    use ::mongodb::bson::{Document, doc};
+    let Some(uri) = common::mongodb_uri() else { return };
+    let database = common::unique_name("kamsg_test");
+    let store: Arc<dyn Store> = Arc::new(kamshub::store::mongo::MongoStore::connect(&uri, &database).await.unwrap());
+    let (tenant, first, message) = reply_setup(&store, "wedge", "wedge").await;
+    store.create_outbound(&first, &message).await.unwrap();
+    let reply_to = first.reply().unwrap();
+    let (second, message) = reply(&tenant, &reply_to.channel_id, &reply_to.conversation_id, "other", "other");
+    store.create_outbound(&second, &message).await.unwrap();
+    let client = ::mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let outbox = client.database(&database).collection::<Document>("outbox_send");
+    let probe = doc! {"$set": {"probe": 1}};
+
+    let mut one = client.start_session().await.unwrap();
+    one.start_transaction().await.unwrap();
+    outbox.update_one(doc! {"_id": first.id.as_str()}, probe.clone()).session(&mut one).await.unwrap();
+    let marking = tokio::spawn({
+        let (store, id) = (Arc::clone(&store), first.id.clone());
+        async move { store.mark_enqueued(&[id]).await }
+    });
+    // Each step needs the one before it to have reached the server: give it that time (in any
+    // order the fixed code passes).
+    let settle = std::time::Duration::from_millis(500);
+    tokio::time::sleep(settle).await;
+    let two = tokio::spawn({
+        let (client, outbox, id, probe) = (client.clone(), outbox.clone(), second.id.clone(), probe.clone());
+        async move {
+            let mut two = client.start_session().await.unwrap();
+            two.start_transaction().await.unwrap();
+            outbox.update_one(doc! {"_id": id.as_str()}, probe).session(&mut two).await.unwrap();
+            two.commit_transaction().await.unwrap();
+        }
+    });
+    tokio::time::sleep(settle).await;
+    let wait = std::time::Duration::from_secs(20);
+    let committed = tokio::time::timeout(wait, one.commit_transaction()).await;
+    assert!(committed.is_ok(), "the first transaction's commit waited {wait:?}: wedged behind the relay's write");
+    committed.unwrap().unwrap();
+    tokio::time::timeout(wait, two).await.expect("the second transaction finished").unwrap();
+    tokio::time::timeout(wait, marking).await.expect("the mark finished").unwrap().unwrap();
+    assert_eq!(store.get_outbox(&tenant, &first.id).await.unwrap().unwrap().status, OutboxStatus::Enqueued);
+}
+
 async fn a_greeting_is_queued_once_for_a_new_conversation(store: Arc<dyn Store>) {
     let (tenant, channel) = inbox(&store).await;
     let mut c = store.get_channel(&tenant, &channel).await.unwrap();

@@ -152,14 +152,25 @@ impl Kamshub {
     }
 
     /// Waits until `done` holds for the integrator's requests.
-    async fn until(&self, integrator: &Integrator, what: &str, done: impl Fn(&[Delivered]) -> bool) -> Vec<Delivered> {
+    async fn until(
+        &mut self,
+        integrator: &Integrator,
+        what: &str,
+        done: impl Fn(&[Delivered]) -> bool,
+    ) -> Vec<Delivered> {
         let deadline = Instant::now() + WAIT;
         loop {
             let requests = integrator.requests();
             if done(&requests) {
                 return requests;
             }
-            assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}; {} requests so far", requests.len());
+            if Instant::now() >= deadline {
+                let log = self.daemon.as_mut().map(|d| d.recent_log(80)).unwrap_or_default();
+                panic!(
+                    "{what}: not within {WAIT:?}; {} requests so far; the daemon's log ends:\n{log}",
+                    requests.len()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -257,7 +268,7 @@ fn assert_ordered_per_conversation(requests: &[Delivered]) {
 }
 
 async fn an_endpoint_that_fails_for_a_while_receives_every_event_in_order_once_it_recovers(backend: Backend) {
-    let Some(k) = Kamshub::start(backend, DEVELOPMENT).await else { return };
+    let Some(mut k) = Kamshub::start(backend, DEVELOPMENT).await else { return };
     let (_server, integrator) = Integrator::start(500, 200).await;
     let registered = k
         .register(json!({
@@ -345,7 +356,7 @@ mod recovering_endpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_endpoint_is_not_retried_and_is_disabled() {
-    let k = Kamshub::start(Backend::Embedded, DEVELOPMENT).await.unwrap();
+    let mut k = Kamshub::start(Backend::Embedded, DEVELOPMENT).await.unwrap();
     let (gone_server, gone) = Integrator::start(410, 410).await;
     let (ok_server, ok) = Integrator::start(200, 200).await;
     let gone_hook = k.register(json!({"url": format!("{}/old", gone_server.uri())})).await.body["webhookId"].clone();
@@ -516,7 +527,7 @@ async fn private_and_local_endpoints_are_refused_at_registration_and_a_name_that
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_registers_lists_shows_deliveries_replays_and_removes() {
-    let k = Kamshub::start(Backend::Embedded, DEVELOPMENT).await.unwrap();
+    let mut k = Kamshub::start(Backend::Embedded, DEVELOPMENT).await.unwrap();
     let (server, integrator) = Integrator::start(200, 200).await;
     let tenant = k.seeded.tenant.to_string();
     let url = format!("{}/cli", server.uri());

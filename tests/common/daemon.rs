@@ -64,6 +64,12 @@ impl Daemon {
         }
     }
 
+    /// The log lines written so far (the last `n`), without waiting: for a failing test to show.
+    pub fn recent_log(&mut self, n: usize) -> String {
+        self.log.extend(self.lines.try_iter());
+        self.log[self.log.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Waits for the `listening` line and returns the address it names.
     pub fn address(&mut self) -> String {
         let listening = strip_ansi(&self.wait_for("listening"));

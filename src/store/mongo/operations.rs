@@ -29,7 +29,17 @@ pub(super) async fn record_inbound_failure(db: &Db, e: &Envelope, f: &InboundFai
             "receivedAt": DateTime::from_millis(e.received_at_ms), "processedAt": dt(f.failed_at),
         },
     };
-    match db.coll("inbound_events").update_one(filter, update).upsert(true).await.map_err(map_err) {
+    // In a transaction for the reason `outbox::mark_enqueued` gives: a write that meets the
+    // write of a processor's transaction (a duplicate of this event applied meanwhile) must not
+    // wait for it inside SecantusDB.
+    let events = db.coll("inbound_events");
+    let upserted = db
+        .transaction(move |s| {
+            let (events, filter, update) = (events.clone(), filter.clone(), update.clone());
+            Box::pin(async move { events.update_one(filter, update).upsert(true).session(s).await.map(drop) })
+        })
+        .await;
+    match upserted.map_err(map_err) {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
     }

@@ -236,18 +236,26 @@ async fn transition_in(
 }
 
 /// Applies [`Transition::Enqueue`] to every listed item it applies to, in one write.
+///
+/// In a transaction of its own, although it is one statement: the sender may already be working
+/// on an item in its transaction when the relay marks it, and a write that meets a transaction's
+/// write then aborts and retries here (`Db::transaction`) instead of waiting inside the server.
+/// SecantusDB waits for such a write while holding its collection lock, and the transaction's
+/// next statement on `outbox_send` waits for that lock: both stalled for good, and with them every
+/// reply and delivery (found by CI; docs/dev/stand-ins.md).
 pub(super) async fn mark_enqueued(db: &Db, ids: &[OutboxId]) -> StoreResult<()> {
     let step = Transition::Enqueue;
     let from: Vec<&str> = step.allowed_from().iter().map(|s| s.as_str()).collect();
     let ids: Vec<&str> = ids.iter().map(OutboxId::as_str).collect();
-    db.coll("outbox_send")
-        .update_many(
-            doc! {"_id": {"$in": ids}, "status": {"$in": from}},
-            doc! {"$set": {"status": step.target().as_str(), "updatedAt": dt(crate::domain::now())}},
-        )
-        .await
-        .map_err(map_err)?;
-    Ok(())
+    let filter = doc! {"_id": {"$in": ids}, "status": {"$in": from}};
+    let update = doc! {"$set": {"status": step.target().as_str(), "updatedAt": dt(crate::domain::now())}};
+    let outbox = db.coll("outbox_send");
+    db.transaction(move |s| {
+        let (outbox, filter, update) = (outbox.clone(), filter.clone(), update.clone());
+        Box::pin(async move { outbox.update_many(filter, update).session(s).await.map(drop) })
+    })
+    .await
+    .map_err(map_err)
 }
 
 /// Stores new webhook deliveries; one whose (tenant, sendId) is taken is skipped.
