@@ -1209,6 +1209,15 @@ impl Queue for TimedQueue {
     async fn set_visibility(&self, queue: QueueName, receipt: &Receipt, timeout: Duration) -> QueueResult<()> {
         self.stats.time("queue.set_visibility", self.inner.set_visibility(queue, receipt, timeout)).await
     }
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        let call = self.inner.set_visibility_batch(queue, receipts, timeout);
+        self.stats.time("queue.set_visibility_batch", call).await
+    }
     async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
         self.stats.time("queue.dead_letter", self.inner.dead_letter(queue, message)).await
     }

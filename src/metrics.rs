@@ -34,10 +34,11 @@ pub const QUEUE_DELETED: &str = "kamshub_queue_messages_deleted_total";
 /// Messages moved to a DLQ by kamshub itself (unparseable, attempts spent), by source `queue`.
 pub const QUEUE_DEAD_LETTERED: &str = "kamshub_queue_messages_dead_lettered_total";
 /// Queue call latency, by `queue` and `op` (`send`, `receive`, `delete`, `set_visibility`,
-/// `dead_letter`, `depth`, `peek`); a receive's time includes its long-poll wait.
+/// `set_visibility_batch`, `dead_letter`, `depth`, `peek`); a receive's time includes its
+/// long-poll wait.
 pub const QUEUE_CALL: &str = "kamshub_queue_call_duration_seconds";
 /// Queue calls that failed, by `queue`, `op` and `error` (`missing`, `stale_receipt`, `invalid`,
-/// `unavailable`, `other`).
+/// `unavailable`, `other`); a `set_visibility_batch` counts each receipt that failed.
 pub const QUEUE_ERRORS: &str = "kamshub_queue_call_errors_total";
 /// Messages a queue holds, by `queue` and `state` (`visible`, `in_flight`); sampled. On the DLQs
 /// this is the DLQ depth.

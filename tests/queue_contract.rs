@@ -4,12 +4,16 @@
 
 mod common;
 
+use common::queues::Counting;
 use kamshub::config::{QueueKind, QueueSettings};
+use kamshub::pipeline::LoopStats;
+use kamshub::pipeline::lease::Leases;
 use kamshub::queue::sqlite::SqliteQueue;
 use kamshub::queue::sqs::{InitStatus, SqsQueue};
 use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueError, QueueName, ReceivedMessage};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use QueueName::{Deliveries, DeliveriesDlq, Incoming, IncomingDlq, Send, SendDlq};
@@ -32,6 +36,8 @@ struct Fixture {
     strict_receipts: bool,
     /// Whether a deduplication id outlives its deleted message (SQS promises it; moto forgets it).
     dedupe_outlives_delete: bool,
+    /// Requests the adapter has made so far, where it counts them (SQS).
+    requests: Option<Box<dyn Fn() -> u64>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -43,18 +49,21 @@ async fn sqlite() -> Option<Fixture> {
         strict_order: true,
         strict_receipts: true,
         dedupe_outlives_delete: true,
+        requests: None,
         _dir: Some(dir),
     })
 }
 
 async fn sqs() -> Option<Fixture> {
-    let queue = SqsQueue::connect(&sqs_settings(&common::aws_endpoint()?)).await.unwrap();
+    let queue = Arc::new(SqsQueue::connect(&sqs_settings(&common::aws_endpoint()?)).await.unwrap());
     queue.init().await.unwrap();
+    let counted = Arc::clone(&queue);
     Some(Fixture {
-        queue: Arc::new(queue),
+        queue,
         strict_order: false,
         strict_receipts: false,
         dedupe_outlives_delete: false,
+        requests: Some(Box::new(move || counted.request_count())),
         _dir: None,
     })
 }
@@ -93,6 +102,9 @@ contract!(
     an_expired_delivery_comes_back_counted,
     zero_visibility_releases_at_once,
     a_heartbeat_prevents_redelivery,
+    a_batch_extension_keeps_every_message_invisible,
+    a_batch_extension_fails_stale_receipts_and_extends_the_rest,
+    a_heartbeat_round_extends_a_held_batch_in_one_call,
     too_many_receives_move_a_message_to_its_dlq,
     dead_letter_moves_a_message_now,
     a_superseded_receipt_cannot_touch_the_redelivery,
@@ -248,6 +260,106 @@ async fn a_heartbeat_prevents_redelivery(f: Fixture) {
     }
     assert_eq!(q.depth(Incoming).await.unwrap(), Depth { visible: 0, in_flight: 1 });
     q.delete(Incoming, &[m.receipt]).await.unwrap();
+    assert_eq!(q.depth(Incoming).await.unwrap(), Depth::default());
+}
+
+/// `n` messages, each in a group of its own (so all can be received at once).
+fn one_per_group(n: usize) -> Vec<OutgoingMessage> {
+    (0..n).map(|i| msg(&format!("g{i}"), &i.to_string(), &format!("m{i}"))).collect()
+}
+
+/// Receives nothing until `until`.
+async fn assert_nothing_to_receive_until(q: &dyn Queue, name: QueueName, until: Instant) {
+    while Instant::now() < until {
+        assert_nothing_to_receive(q, name).await;
+    }
+}
+
+/// 12 receipts: more than one SQS batch (two `ChangeMessageVisibilityBatch` requests).
+async fn a_batch_extension_keeps_every_message_invisible(f: Fixture) {
+    let q = f.queue.as_ref();
+    q.send(Incoming, &one_per_group(12)).await.unwrap();
+    let held = receive_n(q, Incoming, 12).await;
+    let received_at = Instant::now();
+    let receipts: Vec<_> = held.iter().map(|m| m.receipt.clone()).collect();
+    let requests = f.requests.as_ref().map(|count| count());
+    let answers = q.set_visibility_batch(Incoming, &receipts, VISIBILITY * 4).await.unwrap();
+    if let (Some(count), Some(before)) = (&f.requests, requests) {
+        assert_eq!(count() - before, 2, "12 receipts take two requests of 10 at most");
+    }
+    assert_eq!(answers.len(), 12, "{answers:?}");
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_nothing_to_receive_until(q, Incoming, received_at + VISIBILITY + Duration::from_secs(1)).await;
+    assert_eq!(q.depth(Incoming).await.unwrap(), Depth { visible: 0, in_flight: 12 });
+    q.delete(Incoming, &receipts).await.unwrap();
+    assert_eq!(q.depth(Incoming).await.unwrap(), Depth::default());
+    assert!(q.set_visibility_batch(Incoming, &[], VISIBILITY).await.unwrap().is_empty());
+}
+
+/// A deleted delivery's receipt fails (both adapters refuse it), and so does a superseded one
+/// where the adapter refuses those (embedded; SQS only promises the call succeeds): the batch's
+/// other receipts are extended all the same.
+async fn a_batch_extension_fails_stale_receipts_and_extends_the_rest(f: Fixture) {
+    let q = f.queue.as_ref();
+    q.send(Incoming, &one_per_group(3)).await.unwrap();
+    let held = receive_n(q, Incoming, 3).await;
+    q.delete(Incoming, std::slice::from_ref(&held[1].receipt)).await.unwrap();
+    let mut receipts: Vec<_> = held.iter().map(|m| m.receipt.clone()).collect();
+    let mut stale = vec![false, true, false];
+    if f.strict_receipts {
+        q.send(Incoming, &[msg("again", "again", "twice")]).await.unwrap();
+        let first = receive_n(q, Incoming, 1).await.remove(0);
+        q.set_visibility(Incoming, &first.receipt, Duration::ZERO).await.unwrap();
+        let second = receive_n(q, Incoming, 1).await.remove(0);
+        receipts.extend([first.receipt, second.receipt]);
+        stale.extend([true, false]);
+    }
+    let received_at = Instant::now();
+    let answers = q.set_visibility_batch(Incoming, &receipts, VISIBILITY * 4).await.unwrap();
+    assert_eq!(answers.len(), receipts.len(), "{answers:?}");
+    for (answer, stale) in answers.iter().zip(&stale) {
+        if *stale {
+            assert!(matches!(answer, Err(QueueError::StaleReceipt)), "{answers:?}");
+        } else {
+            assert!(answer.is_ok(), "{answers:?}");
+        }
+    }
+    assert_nothing_to_receive_until(q, Incoming, received_at + VISIBILITY + Duration::from_secs(1)).await;
+    let valid: Vec<_> = receipts.iter().zip(&stale).filter(|(_, stale)| !**stale).map(|(r, _)| r.clone()).collect();
+    assert_eq!(q.depth(Incoming).await.unwrap(), Depth { visible: 0, in_flight: valid.len() as u64 });
+    q.delete(Incoming, &valid).await.unwrap();
+    assert_eq!(q.depth(Incoming).await.unwrap(), Depth::default());
+}
+
+/// The heartbeat (`Leases`) extends a held batch of 10 with one call per round (one request on
+/// SQS), never one per message, and keeps it past its first timeout without a lapse or failure.
+async fn a_heartbeat_round_extends_a_held_batch_in_one_call(f: Fixture) {
+    let counting = Counting::wrap(Arc::clone(&f.queue));
+    let q: Arc<dyn Queue> = counting.clone();
+    q.send(Incoming, &one_per_group(10)).await.unwrap();
+    let held = receive_n(q.as_ref(), Incoming, 10).await;
+    let stats = Arc::new(LoopStats::default());
+    let receipts: Vec<_> = held.iter().map(|m| m.receipt.clone()).collect();
+    let leases = Arc::new(Leases::new(Arc::clone(&q), Incoming, VISIBILITY, Arc::clone(&stats), receipts.clone()));
+    let requests = f.requests.as_ref().map(|count| count());
+    let heartbeat = leases.heartbeat();
+    assert_nothing_to_receive_until(q.as_ref(), Incoming, Instant::now() + VISIBILITY + Duration::from_secs(1)).await;
+    drop(heartbeat);
+    let rounds = counting.batches.load(Ordering::SeqCst);
+    assert!(rounds >= 2, "{rounds} heartbeat rounds in {:?}", VISIBILITY + Duration::from_secs(1));
+    assert_eq!(counting.batched.load(Ordering::SeqCst), 10 * rounds, "each round extends the whole batch");
+    assert_eq!(counting.single.load(Ordering::SeqCst), 0, "no message is extended on its own");
+    if let (Some(count), Some(before)) = (&f.requests, requests) {
+        // Each assert_nothing_to_receive is one ReceiveMessage as well.
+        let receives = count() - before - rounds;
+        assert!(receives <= 4, "{rounds} rounds and {receives} other requests");
+    }
+    for receipt in &receipts {
+        leases.end(receipt).await;
+    }
+    assert_eq!(stats.visibility_lapses.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.extend_failures.load(Ordering::SeqCst), 0);
+    q.delete(Incoming, &receipts).await.unwrap();
     assert_eq!(q.depth(Incoming).await.unwrap(), Depth::default());
 }
 

@@ -53,18 +53,58 @@ impl Leases {
         self.extend(receipt).await
     }
 
-    /// Extends every held message by the visibility timeout, all at once. A failed extension is
-    /// logged and counted; the message keeps its old deadline (and lapses if no later extension
-    /// succeeds). Returns whether every extension succeeded.
+    /// Extends every held message by the visibility timeout in one call
+    /// ([`Queue::set_visibility_batch`]: one `ChangeMessageVisibilityBatch` per 10 messages on
+    /// SQS), each message's deadline from its own answer. A slow answer is waited for until the
+    /// earliest held deadline (a sixth of the timeout at least), as in [`Leases::extend`]. A failed
+    /// extension is logged and counted; the message keeps its old deadline (and lapses if no later
+    /// extension succeeds). Returns whether every extension succeeded.
     pub async fn extend_all(&self) -> bool {
-        let receipts: Vec<Receipt> = self.lock().keys().cloned().collect();
-        let results = futures::future::join_all(receipts.iter().map(|r| self.extend(r))).await;
-        results.into_iter().all(|extended| extended)
+        let asked = Instant::now();
+        let (receipts, earliest): (Vec<Receipt>, Option<Instant>) = {
+            let held = self.lock();
+            (held.keys().cloned().collect(), held.values().min().copied())
+        };
+        let Some(earliest) = earliest else { return true };
+        let call = self.queue.set_visibility_batch(self.name, &receipts, self.timeout);
+        let answers = match tokio::time::timeout_at(earliest.max(asked + self.timeout / 6), call).await {
+            Ok(Ok(answers)) if answers.len() == receipts.len() => answers,
+            Ok(Ok(answers)) => {
+                let why = format!("{} answers for {} visibility changes", answers.len(), receipts.len());
+                receipts.iter().map(|_| Err(QueueError::Other(why.clone()))).collect()
+            }
+            Ok(Err(e)) => receipts.iter().map(|_| Err(e.clone())).collect(),
+            Err(_) => receipts
+                .iter()
+                .map(|_| Err(QueueError::Unavailable("the visibility change did not answer in time".into())))
+                .collect(),
+        };
+        let mut failed = 0;
+        let mut first_error = None;
+        {
+            let mut held = self.lock();
+            for (receipt, answer) in receipts.iter().zip(answers) {
+                match (held.get_mut(receipt), answer) {
+                    (Some(deadline), Ok(())) => *deadline = asked + self.timeout,
+                    // Finished meanwhile (its hold ends before it is deleted or hidden): nothing lost.
+                    (None, _) => {}
+                    (Some(_), Err(e)) => {
+                        failed += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            self.stats.extend_failures.fetch_add(failed, Ordering::Relaxed);
+            tracing::warn!(queue = ?self.name, failed, error = %e, "cannot extend held messages' visibility");
+        }
+        failed == 0
     }
 
-    /// Extends one held message. A slow answer is waited for as long as it can still help: until
-    /// the message's visibility ends (a sixth of the timeout at least, for a deadline already
-    /// close). Giving up sooner turned a slow queue (moto under load) into lapses although its
+    /// Extends one held message ([`Leases::secure`]). A slow answer is waited for as long as it
+    /// can still help: until the message's visibility ends (a sixth of the timeout at least, for a
+    /// deadline already close). Giving up sooner turned a slow queue (moto under load) into lapses although its
     /// answers would have come in time.
     async fn extend(&self, receipt: &Receipt) -> bool {
         let asked = Instant::now();

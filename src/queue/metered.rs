@@ -99,6 +99,22 @@ impl Queue for MeteredQueue {
         self.timed(queue, "set_visibility", self.inner.set_visibility(queue, receipt, timeout)).await
     }
 
+    /// One call, timed as `set_visibility_batch`; each receipt that failed also counts as an
+    /// error of that op.
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        let op = "set_visibility_batch";
+        let answers = self.timed(queue, op, self.inner.set_visibility_batch(queue, receipts, timeout)).await?;
+        for e in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+            counter!(QUEUE_ERRORS, "queue" => queue.suffix(), "op" => op, "error" => error_kind(e)).increment(1);
+        }
+        Ok(answers)
+    }
+
     async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
         self.timed(queue, "dead_letter", self.inner.dead_letter(queue, message)).await?;
         counter!(QUEUE_DEAD_LETTERED, "queue" => queue.suffix()).increment(1);

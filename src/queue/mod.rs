@@ -11,8 +11,9 @@
 //!   extend (heartbeat) or end early (release); each receive counts;
 //! - a receive that would deliver a message for the `max_receive_count + 1`-th time moves it to
 //!   the queue's DLQ instead, keeping its group id;
-//! - batches: send, receive and delete take up to 10 messages per call on SQS; adapters accept
-//!   any number on send and delete and split as needed;
+//! - batches: send, receive, delete and visibility changes take up to 10 messages per call on
+//!   SQS; adapters accept any number on send, delete and [`Queue::set_visibility_batch`] and split
+//!   as needed;
 //! - receive long-polls: it waits up to `wait` for a message before answering empty.
 
 pub mod metered;
@@ -197,7 +198,7 @@ pub struct Depth {
 }
 
 /// What went wrong in a queue call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     /// The queue does not exist (run `kamshub queues init` on SQS).
     #[error("queue {0} does not exist; run `kamshub queues init`")]
@@ -264,6 +265,19 @@ pub trait Queue: Send + Sync + 'static {
     /// releases it for redelivery at once. [`QueueError::StaleReceipt`] when the delivery is no
     /// longer in flight (expired, released, redelivered or deleted).
     async fn set_visibility(&self, queue: QueueName, receipt: &Receipt, timeout: Duration) -> QueueResult<()>;
+
+    /// [`Queue::set_visibility`] for several deliveries of `queue` at once (the heartbeat of a
+    /// held batch): one answer per receipt, in order. A partial failure is normal: a receipt that
+    /// is no longer in flight fails with [`QueueError::StaleReceipt`], the others are changed.
+    /// Any number of receipts: SQS takes 10 per `ChangeMessageVisibilityBatch` (the adapter
+    /// splits), the embedded queue changes all in one transaction. An `Err` of the whole call
+    /// (an invalid timeout, a missing queue) means nothing was changed.
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>>;
 
     /// Moves a delivered message to the queue's DLQ now (unparseable messages), keeping its group
     /// and body. [`QueueError::Invalid`] on a DLQ (it has none). On SQS this is a send to the DLQ

@@ -539,6 +539,37 @@ impl Queue for SqliteQueue {
         Ok(())
     }
 
+    /// One transaction for all: a stale receipt answers [`QueueError::StaleReceipt`] and changes
+    /// nothing; a database error fails the whole call (and rolls it back).
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        check_visibility(timeout)?;
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let receipts = receipts.to_vec();
+        let timeout_ms = i64::try_from(timeout.as_millis()).expect("12 h fit in i64");
+        let answers = self
+            .write(move |conn, now| {
+                receipts
+                    .iter()
+                    .map(|receipt| match change_visibility(conn, queue, receipt, timeout_ms, now) {
+                        Err(QueueError::StaleReceipt) => Ok(Err(QueueError::StaleReceipt)),
+                        changed => changed.map(Ok),
+                    })
+                    .collect::<QueueResult<Vec<_>>>()
+            })
+            .await?;
+        if timeout.is_zero() && answers.iter().any(Result::is_ok) {
+            self.arrivals(queue).notify_waiters();
+        }
+        Ok(answers)
+    }
+
     async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
         let dlq = queue.dlq().ok_or_else(|| QueueError::Invalid(format!("{queue} is a DLQ; it has no DLQ")))?;
         let receipt = message.receipt.clone();

@@ -382,6 +382,61 @@ impl SqsQueue {
         Ok(())
     }
 
+    /// One `ChangeMessageVisibilityBatch` of at most 10 receipts, answering for each: entry ids
+    /// are the receipt's index in `receipts` (SQS allows only short alphanumeric ids). A call that
+    /// fails as a whole fails every receipt of it.
+    async fn visibility_batch(
+        &self,
+        queue: QueueName,
+        url: &str,
+        receipts: &[Receipt],
+        secs: i32,
+    ) -> Vec<QueueResult<()>> {
+        let name = queue.full_name(&self.prefix);
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .visibility_timeout(secs)
+                    .build()
+                    .expect("id and receipt are set")
+            })
+            .collect();
+        let out = match self
+            .call()
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let e = sdk_error(e, &name);
+                return receipts.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let mut answers: Vec<QueueResult<()>> = receipts
+            .iter()
+            .map(|_| Err(QueueError::Other(format!("SQS left an entry of a visibility change on {name} unanswered"))))
+            .collect();
+        let mut answer = |id: &str, result: QueueResult<()>| {
+            if let Some(slot) = id.parse::<usize>().ok().and_then(|i| answers.get_mut(i)) {
+                *slot = result;
+            }
+        };
+        for entry in out.successful() {
+            answer(entry.id(), Ok(()));
+        }
+        for entry in out.failed() {
+            answer(entry.id(), Err(entry_error(entry, &name)));
+        }
+        answers
+    }
+
     async fn delete_batch(&self, queue: QueueName, url: &str, receipts: &[Receipt]) -> QueueResult<()> {
         let name = queue.full_name(&self.prefix);
         let entries = receipts
@@ -472,6 +527,15 @@ fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
 
 fn describe_entry(f: &BatchResultErrorEntry) -> String {
     format!("{}: {}", f.code(), f.message().unwrap_or("no message"))
+}
+
+/// A failed entry of a batch on queue `name`, in the port's terms.
+fn entry_error(f: &BatchResultErrorEntry, name: &str) -> QueueError {
+    if stale_code(f.code()) {
+        return QueueError::StaleReceipt;
+    }
+    let why = format!("SQS {} on {name}", describe_entry(f));
+    if f.sender_fault() { QueueError::Other(why) } else { QueueError::Unavailable(why) }
 }
 
 /// Codes that mean the receipt no longer names an in-flight delivery.
@@ -620,6 +684,23 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| sdk_error(e, &queue.full_name(&self.prefix)))?;
         Ok(())
+    }
+
+    /// Chunks of 10 go concurrently, one `ChangeMessageVisibilityBatch` each.
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        check_visibility(timeout)?;
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let url = self.url(queue).await?;
+        let secs = ceil_secs(timeout);
+        let chunks = receipts.chunks(MAX_RECEIVE_BATCH).map(|chunk| self.visibility_batch(queue, &url, chunk, secs));
+        Ok(futures::future::join_all(chunks).await.into_iter().flatten().collect())
     }
 
     /// A send to the DLQ (deduplicated by message id, so a retry does not copy it twice), then a

@@ -1,10 +1,10 @@
-//! Queue wrappers that break one thing: a heartbeat that cannot extend anything, a consumer
-//! that panics once.
+//! Queue wrappers that break one thing (a heartbeat that cannot extend anything, a consumer
+//! that panics once), or count the visibility calls that go through them.
 
 use async_trait::async_trait;
 use kamshub::queue::{Depth, OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, ReceivedMessage};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What a wrapper does to visibility changes and deletes.
@@ -54,6 +54,85 @@ impl Queue for Faulty {
             return Err(QueueError::Unavailable("injected: the visibility change timed out".into()));
         }
         self.inner.set_visibility(queue, receipt, timeout).await
+    }
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        if self.fault == Fault::NoVisibility {
+            return Err(QueueError::Unavailable("injected: the visibility change timed out".into()));
+        }
+        self.inner.set_visibility_batch(queue, receipts, timeout).await
+    }
+    async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
+        self.inner.dead_letter(queue, message).await
+    }
+    async fn depth(&self, queue: QueueName) -> QueueResult<Depth> {
+        self.inner.depth(queue).await
+    }
+    async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<kamshub::queue::PeekedMessage>> {
+        self.inner.peek(queue, max).await
+    }
+    async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>> {
+        self.inner.oldest_sent_at(queue).await
+    }
+}
+
+/// A queue that counts visibility calls: single changes and batches (and the receipts batched).
+pub struct Counting {
+    inner: Arc<dyn Queue>,
+    pub single: AtomicU64,
+    pub batches: AtomicU64,
+    pub batched: AtomicU64,
+}
+
+impl Counting {
+    pub fn wrap(inner: Arc<dyn Queue>) -> Arc<Counting> {
+        Arc::new(Counting { inner, single: AtomicU64::new(0), batches: AtomicU64::new(0), batched: AtomicU64::new(0) })
+    }
+}
+
+#[async_trait]
+impl Queue for Counting {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn max_receive(&self) -> usize {
+        self.inner.max_receive()
+    }
+    async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
+        self.inner.send(queue, messages).await
+    }
+    async fn receive(&self, queue: QueueName, max: usize, wait: Duration) -> QueueResult<Vec<ReceivedMessage>> {
+        self.inner.receive(queue, max, wait).await
+    }
+    async fn receive_until(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> QueueResult<Vec<ReceivedMessage>> {
+        self.inner.receive_until(queue, max, wait, stop).await
+    }
+    async fn delete(&self, queue: QueueName, receipts: &[Receipt]) -> QueueResult<()> {
+        self.inner.delete(queue, receipts).await
+    }
+    async fn set_visibility(&self, queue: QueueName, receipt: &Receipt, timeout: Duration) -> QueueResult<()> {
+        self.single.fetch_add(1, Ordering::SeqCst);
+        self.inner.set_visibility(queue, receipt, timeout).await
+    }
+    async fn set_visibility_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[Receipt],
+        timeout: Duration,
+    ) -> QueueResult<Vec<QueueResult<()>>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.batched.fetch_add(receipts.len() as u64, Ordering::SeqCst);
+        self.inner.set_visibility_batch(queue, receipts, timeout).await
     }
     async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
         self.inner.dead_letter(queue, message).await
