@@ -559,6 +559,64 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
     assert!(counts.extend_failures > 0 && counts.visibility_lapses == 1, "{counts:?}");
 }
 
+/// The sender is stopped while a provider call is under way and the store is locked by another
+/// process when the answer comes: the stop waits for the store ([`kamshub::pipeline::sender::RECORD_GRACE`])
+/// and records the send, instead of leaving the reply SENDING for the next sender to call UNKNOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_answered_during_shutdown_is_recorded_once_the_store_is_back() {
+    let fake = FakeSends::start().await;
+    let app = spawn_app_with(Backend::Embedded, &fake.uri(), &fake.uri()).await.unwrap();
+    let conversation = telegram_conversation(&app, 7200).await;
+    fake.script(&[Answer::AcceptAfter(Duration::from_secs(2))]);
+    let id = reply(&app, &conversation, "sent while stopping").await;
+    app.relay.run_once().await.unwrap();
+    let store = app.store().await;
+    let patient = Providers::new(
+        app.app.telegram().clone().with_timeout(Duration::from_secs(20)),
+        app.app.messenger().clone().with_timeout(Duration::from_secs(20)),
+    );
+    let config = SenderConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: app.visibility,
+        pacing: common::app::fast_pacing(),
+        ..SenderConfig::default()
+    };
+    let sender = Arc::new(Sender::new(
+        Arc::clone(&store),
+        Arc::clone(&app.queue),
+        patient,
+        app.app.master_key().unwrap(),
+        config,
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(Arc::clone(&sender).run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&app, &id).await.status != OutboxStatus::Sending {
+        assert!(Instant::now() < deadline, "the sender did not claim the reply");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another process holds the store's write lock past the embedded store's own bound on a busy
+    // write (about 20 s), so the record of the answer fails at least once after the stop.
+    let db = app.app.settings.data_dir.join("kamshub.sqlite3");
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let locker = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(24));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    stop.cancel();
+    running.await.unwrap();
+    locker.join().unwrap();
+    let item = status(&app, &id).await;
+    assert_eq!(item.status, OutboxStatus::Sent, "{:?}", item.last_error);
+    assert_eq!(fake.delivered_to("7200"), ["sent while stopping"], "sent once");
+    assert!(sender.stats().read().store_retries > 0, "the record did wait for the store");
+}
+
 async fn a_reply_over_the_provider_limit_goes_out_in_ordered_parts(app: TestApp, fake: FakeSends, _: Backend) {
     let conversation = telegram_conversation(&app, 7005).await;
     let words: Vec<String> = (0..1200).map(|i| format!("word{i:04}")).collect();

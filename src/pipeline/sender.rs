@@ -58,6 +58,11 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// How long recording what a provider call did is retried after shutdown began, while the store
+/// is unavailable ([`Sender::store_outcome`]). With the embedded store's own bound on a busy write
+/// (about 20 s) a stop stays well within the shipped unit's `TimeoutStopSec=90`.
+pub const RECORD_GRACE: Duration = Duration::from_secs(15);
+
 /// Tuning of the sender.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -405,26 +410,65 @@ impl Sender {
 
     /// Runs a store call, retrying it with backoff while the store is unavailable (the message
     /// stays held meanwhile); gives the error up only at shutdown.
-    async fn store_call<T, F, Fut>(&self, shutdown: &CancellationToken, mut call: F) -> Result<T, StoreError>
+    async fn store_call<T, F, Fut>(&self, shutdown: &CancellationToken, call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.store_call_past_shutdown(shutdown, Duration::ZERO, call).await
+    }
+
+    /// Like [`Sender::store_call`], but goes on retrying for `grace` after shutdown began (counted
+    /// from the first failure seen while shutting down).
+    async fn store_call_past_shutdown<T, F, Fut>(
+        &self,
+        shutdown: &CancellationToken,
+        grace: Duration,
+        mut call: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut stopping_since: Option<tokio::time::Instant> = None;
         loop {
             match call().await {
-                Err(StoreError::Unavailable(why)) if !shutdown.is_cancelled() => {
+                Err(StoreError::Unavailable(why)) => {
+                    let left = if shutdown.is_cancelled() {
+                        let since = *stopping_since.get_or_insert_with(tokio::time::Instant::now);
+                        match grace.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) {
+                            Some(left) => Some(left),
+                            None => return Err(StoreError::Unavailable(why)),
+                        }
+                    } else {
+                        None
+                    };
                     self.stats.store_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(%why, ?delay, "sender: store unavailable; holding the message and retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => {}
+                    match left {
+                        Some(left) => tokio::time::sleep(delay.min(left)).await,
+                        None => tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = shutdown.cancelled() => {}
+                        },
                     }
                 }
                 other => return other,
             }
         }
+    }
+
+    /// Records what a provider or endpoint call did, retrying through shutdown for
+    /// [`RECORD_GRACE`]: the call has happened, and a record given up leaves the item SENDING,
+    /// which the next sender can only call UNKNOWN (and an operator's retry may then send twice).
+    async fn store_outcome<T, F, Fut>(&self, shutdown: &CancellationToken, call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.store_call_past_shutdown(shutdown, RECORD_GRACE, call).await
     }
 
     async fn deliver(&self, message: &ReceivedMessage, leases: &Leases, shutdown: &CancellationToken) -> Disposition {
@@ -565,7 +609,7 @@ impl Sender {
                 if let Some(result) = &attempt.result {
                     let (hook, after) = (&delivery.webhook_id, webhooks.disable_after);
                     let now =
-                        self.store_call(shutdown, || self.store.record_webhook_attempt(tenant, hook, result, after));
+                        self.store_outcome(shutdown, || self.store.record_webhook_attempt(tenant, hook, result, after));
                     // Loaded enabled, now disabled: this attempt disabled it (or a concurrent one
                     // of another conversation did, just before).
                     if let Some(endpoint) = now.await?
@@ -675,16 +719,16 @@ impl Sender {
         let decision = after_send(item, sent, failure, &self.policy(), rand::random(), crate::domain::now());
         if let (Some(thread), Some((channel, conversation))) = (&decision.move_thread, reply) {
             let from = conversation.external_thread_id.as_str();
-            self.store_call(shutdown, || self.store.move_thread(&item.tenant_id, &channel.id, from, thread)).await?;
+            self.store_outcome(shutdown, || self.store.move_thread(&item.tenant_id, &channel.id, from, thread)).await?;
             tracing::info!(conversation = %conversation.id, from, to = %thread, "sender: the conversation moved; sending there");
         }
         if let (true, Some((channel, _))) = (decision.needs_reauth, reply) {
-            self.store_call(shutdown, || self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth))
+            self.store_outcome(shutdown, || self.store.set_channel_health(&channel.id, ChannelHealth::NeedsReauth))
                 .await?;
             tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
         }
         let step = &decision.transition;
-        self.store_call(shutdown, || self.store.transition_outbox_for_send(&item.id, step)).await?;
+        self.store_outcome(shutdown, || self.store.transition_outbox_for_send(&item.id, step)).await?;
         let outcome = match decision.transition {
             Transition::Sent { .. } => Outcome::Sent,
             Transition::Retry { .. } => Outcome::Retried,
