@@ -130,6 +130,32 @@ async fn stalled(app: &TestApp) -> String {
     )
 }
 
+/// Waits (30 s at most) until a sender has claimed `id` and is calling the provider.
+async fn until_claimed(app: &TestApp, id: &kamshub::domain::OutboxId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(app, id).await.status != OutboxStatus::Sending {
+        assert!(Instant::now() < deadline, "no sender claimed the reply");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A one-worker sender on `queue` whose provider calls wait 20 s for an answer (the app's own
+/// sender gives up after 1 s), for tests whose fake provider answers slowly.
+async fn patient_sender(app: &TestApp, queue: Arc<dyn kamshub::queue::Queue>) -> Arc<Sender> {
+    let patient = Providers::new(
+        app.app.telegram().clone().with_timeout(Duration::from_secs(20)),
+        app.app.messenger().clone().with_timeout(Duration::from_secs(20)),
+    );
+    let config = SenderConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(300),
+        visibility_timeout: app.visibility,
+        pacing: common::app::fast_pacing(),
+        ..SenderConfig::default()
+    };
+    Arc::new(Sender::new(app.store().await, queue, patient, app.app.master_key().unwrap(), config))
+}
+
 async fn until_status(
     app: &TestApp,
     id: &kamshub::domain::OutboxId,
@@ -509,34 +535,13 @@ async fn a_send_that_succeeded_ends_sent_even_after_its_heartbeat_failed_and_a_r
     let id = reply(&app, &conversation, "slow but sure").await;
     app.relay.run_once().await.unwrap();
     let store = app.store().await;
-    let patient = Providers::new(
-        app.app.telegram().clone().with_timeout(Duration::from_secs(20)),
-        app.app.messenger().clone().with_timeout(Duration::from_secs(20)),
-    );
-    let config = SenderConfig {
-        workers: 1,
-        receive_wait: Duration::from_millis(300),
-        visibility_timeout: app.visibility,
-        pacing: common::app::fast_pacing(),
-        ..SenderConfig::default()
-    };
-    let first = Arc::new(Sender::new(
-        Arc::clone(&store),
-        Faulty::wrap(Arc::clone(&app.queue), Fault::NoVisibility),
-        patient,
-        app.app.master_key().unwrap(),
-        config,
-    ));
+    let first = patient_sender(&app, Faulty::wrap(Arc::clone(&app.queue), Fault::NoVisibility)).await;
     let sending = tokio::spawn({
         let first = Arc::clone(&first);
         async move { first.run_once().await }
     });
     // The first sender claims it and calls the slow provider...
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(&app, &id).await.status != OutboxStatus::Sending {
-        assert!(Instant::now() < deadline, "the first sender did not claim the reply");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_claimed(&app, &id).await;
     // ...the message lapses and comes back to the second sender, which takes the item for abandoned.
     pump_until(&app, || {
         let (store, id) = (Arc::clone(&store), id.clone());
@@ -570,32 +575,10 @@ async fn a_send_answered_during_shutdown_is_recorded_once_the_store_is_back() {
     fake.script(&[Answer::AcceptAfter(Duration::from_secs(2))]);
     let id = reply(&app, &conversation, "sent while stopping").await;
     app.relay.run_once().await.unwrap();
-    let store = app.store().await;
-    let patient = Providers::new(
-        app.app.telegram().clone().with_timeout(Duration::from_secs(20)),
-        app.app.messenger().clone().with_timeout(Duration::from_secs(20)),
-    );
-    let config = SenderConfig {
-        workers: 1,
-        receive_wait: Duration::from_millis(300),
-        visibility_timeout: app.visibility,
-        pacing: common::app::fast_pacing(),
-        ..SenderConfig::default()
-    };
-    let sender = Arc::new(Sender::new(
-        Arc::clone(&store),
-        Arc::clone(&app.queue),
-        patient,
-        app.app.master_key().unwrap(),
-        config,
-    ));
+    let sender = patient_sender(&app, Arc::clone(&app.queue)).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(Arc::clone(&sender).run(stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(&app, &id).await.status != OutboxStatus::Sending {
-        assert!(Instant::now() < deadline, "the sender did not claim the reply");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_claimed(&app, &id).await;
     // Another process holds the store's write lock past the embedded store's own bound on a busy
     // write (about 20 s), so the record of the answer fails at least once after the stop.
     let db = app.app.settings.data_dir.join("kamshub.sqlite3");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::queues::Counting;
+use common::queues::Faulty;
 use kamshub::config::{QueueKind, QueueSettings};
 use kamshub::pipeline::LoopStats;
 use kamshub::pipeline::lease::Leases;
@@ -337,7 +337,7 @@ async fn a_batch_extension_fails_stale_receipts_and_extends_the_rest(f: Fixture)
 /// moto slowed by a whole test run time to answer (docs/dev/stand-ins.md).
 async fn a_heartbeat_round_extends_a_held_batch_in_one_call(f: Fixture) {
     const HOLD: Duration = Duration::from_secs(6);
-    let counting = Counting::wrap(Arc::clone(&f.queue));
+    let counting = Faulty::counting(Arc::clone(&f.queue));
     let q: Arc<dyn Queue> = counting.clone();
     q.send(Incoming, &one_per_group(10)).await.unwrap();
     let held = receive_n(q.as_ref(), Incoming, 10).await;

@@ -172,14 +172,7 @@ pub async fn run(scale: Scale) -> Option<Report> {
 
     let acked = poster.acked.lock().unwrap().clone();
     let stored = await_stored(&cluster, &acked, updates.len(), Duration::from_secs(90)).await;
-    report.attempted = updates.len();
-    report.requests = poster.requests.load(Ordering::Relaxed);
-    report.acknowledged = acked.len();
-    report.stored = stored.copies.len();
-    report.lost = acked.iter().filter(|i| !stored.copies.contains_key(i)).count();
-    report.duplicated = stored.copies.values().map(|n| n - 1).sum();
-    report.unexpected = stored.unexpected;
-    report.order_violations = stored.order_violations;
+    stored.count_into(&mut report, updates.len(), &poster, &acked);
     report.dead_lettered = dlq_depth(&cluster, QueueName::IncomingDlq).await;
     report.other.insert("acknowledgedDuringOutage".into(), acked_in_outage.load(Ordering::Relaxed) as u64);
     report.other.insert("refusedDuringOutage".into(), refused_in_outage.load(Ordering::Relaxed) as u64);

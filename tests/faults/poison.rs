@@ -11,7 +11,6 @@ use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
@@ -85,14 +84,7 @@ pub async fn run(backend: Backend, scale: Scale) -> Option<Report> {
 
     let acked = poster.acked.lock().unwrap().clone();
     let stored = crate::webhooks::await_stored(&cluster, &acked, updates.len(), Duration::from_secs(60)).await;
-    report.attempted = updates.len();
-    report.requests = poster.requests.load(Ordering::Relaxed);
-    report.acknowledged = acked.len();
-    report.stored = stored.copies.len();
-    report.lost = acked.iter().filter(|i| !stored.copies.contains_key(i)).count();
-    report.duplicated = stored.copies.values().map(|n| n - 1).sum();
-    report.unexpected = stored.unexpected;
-    report.order_violations = stored.order_violations;
+    stored.count_into(&mut report, updates.len(), &poster, &acked);
     report.dead_lettered = dlq_depth(&cluster, QueueName::IncomingDlq).await;
     report.other.insert("poison".into(), poison.len() as u64);
     daemon.kill9();

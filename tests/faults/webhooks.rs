@@ -217,6 +217,21 @@ pub struct Stored {
     pub order_violations: usize,
 }
 
+impl Stored {
+    /// Fills `report`'s inbound counts: what was posted and acknowledged against what the store
+    /// holds.
+    pub fn count_into(&self, report: &mut Report, attempted: usize, poster: &Poster, acked: &BTreeSet<usize>) {
+        report.attempted = attempted;
+        report.requests = poster.requests.load(Ordering::Relaxed);
+        report.acknowledged = acked.len();
+        report.stored = self.copies.len();
+        report.lost = acked.iter().filter(|i| !self.copies.contains_key(i)).count();
+        report.duplicated = self.copies.values().map(|n| n - 1).sum();
+        report.unexpected = self.unexpected;
+        report.order_violations = self.order_violations;
+    }
+}
+
 /// Reads every tenant's conversations and messages.
 pub async fn read_store(cluster: &Cluster, total: usize) -> Stored {
     let store = cluster.app.store().await.unwrap();
@@ -306,14 +321,7 @@ pub async fn kill9_daemon(backend: Backend, scale: Scale) -> Option<Report> {
     let acked = poster.acked.lock().unwrap().clone();
     let stored = await_stored(&cluster, &acked, updates.len(), Duration::from_secs(60)).await;
     report.other.insert("storedAtMs".into(), started.elapsed().as_millis() as u64);
-    report.attempted = updates.len();
-    report.requests = poster.requests.load(Ordering::Relaxed);
-    report.acknowledged = acked.len();
-    report.stored = stored.copies.len();
-    report.lost = acked.iter().filter(|i| !stored.copies.contains_key(i)).count();
-    report.duplicated = stored.copies.values().map(|n| n - 1).sum();
-    report.unexpected = stored.unexpected;
-    report.order_violations = stored.order_violations;
+    stored.count_into(&mut report, updates.len(), &poster, &acked);
     report.kills = kills;
     report.dead_lettered = dlq_depth(&cluster, kamshub::queue::QueueName::IncomingDlq).await;
     // No drain at the end: on SQS it waits out a 20 s long poll, and the figures are in.
