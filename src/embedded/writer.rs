@@ -33,6 +33,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// log written without pause is never found fully copied by a passive checkpoint, so it would
 /// otherwise grow without end.
 const REWIND_PAGES: u64 = 16_384;
+/// The writer connection's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 16 << 10;
 /// Size the log file is cut back to after a rewind.
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
 
@@ -88,6 +90,9 @@ impl Writer {
         // inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
         conn.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT).map_err(open_err)?;
+        // The pages a commit touches stay in this connection's cache instead of being read back
+        // from the kernel (copied) on every transaction: the indexes' hot pages fit.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_err)?;
         let turn = Turn::open(path).map_err(|e| OpenError::Open {
             path: shown.clone(),
             source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),

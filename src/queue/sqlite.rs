@@ -1,22 +1,27 @@
 //! Embedded `Queue` adapter: the six FIFO queues in one SQLite file (WAL, full sync) with the SQS
 //! FIFO semantics of [`super`].
 //!
-//! Every write (send, receive, delete, visibility, dead-letter) goes to one writer thread, which
-//! runs whatever is pending in ONE transaction and answers the callers after its commit (group
-//! commit): many concurrent senders share each fsync, and an acknowledged send survives a crash.
-//! Each job runs inside a savepoint, so one caller's failure never undoes another's work.
+//! Every write (send, receive, delete, visibility, dead-letter) is a job of the file's
+//! group-committing writer (`embedded::writer`, the store's too): whatever is pending runs in ONE
+//! transaction, each job in its own savepoint, and the callers are answered after the commit, so
+//! many concurrent senders share each fsync and an acknowledged send survives a crash; one
+//! caller's failure never undoes another's work. Checkpoints run on the writer's checkpointer
+//! thread, off the commits that acknowledge webhooks. The queues keep a file of their own rather
+//! than living in the store's: one SQLite file has one writer at a time, and sharing it made the
+//! intake's sends wait behind the processor's applies (docs/benchmarks.md, "One database or two").
 
 use super::{
     DEDUPE_WINDOW, Depth, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName, QueueResult, Receipt,
     ReceiveLimits, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
 };
-use crate::embedded::{Database, OpenError, WRITE_ATTEMPTS, is_busy, millis};
+use crate::embedded::writer::{CommitError, Writer};
+use crate::embedded::{Database, OpenError, millis};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::convert::Infallible;
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Most messages one embedded receive hands out.
@@ -52,23 +57,33 @@ CREATE TABLE queue_dedupe (
 CREATE INDEX queue_dedupe_expiry ON queue_dedupe (expires_at);
 "];
 
-/// Most jobs committed together; bounds one transaction's size and latency.
-const MAX_JOBS_PER_COMMIT: usize = 1024;
-/// How often expired deduplication ids are deleted.
-const PRUNE_EVERY_MS: i64 = 60_000;
+/// How often the next send also deletes expired deduplication ids, [`PRUNE_BATCH`] at most: a
+/// bounded piece every second instead of a minute's worth (300,000 ids at 5,000 sends/s) in one
+/// commit that every acknowledgement waiting on it would feel.
+const PRUNE_EVERY_MS: i64 = 1_000;
+/// Most expired deduplication ids one prune deletes (more than a second's sends at any rate
+/// measured, so the table never grows behind).
+const PRUNE_BATCH: i64 = 50_000;
 /// Longest a waiting receive sleeps between checks when nothing wakes it (a safety net: sends,
 /// deletes, releases and visibility expiries already wake it).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// What a queue job other than a send is assumed to write (commits are sized by estimates).
+const SMALL_WRITE: usize = 1 << 10;
+/// What a sent message adds to its commit besides its body: its row, its index entries and its
+/// deduplication id.
+const MESSAGE_OVERHEAD: usize = 512;
 
 /// The SQLite queues.
 pub struct SqliteQueue {
-    db: Database,
-    /// Jobs for the writer thread; dropping the queue closes it and the thread ends.
-    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    writer: Writer,
+    /// Depth, peek and age: reads beside the writer.
+    reader: Database,
     /// Receives waiting on each queue (indexed by [`slot`]); woken when a message may have
     /// become available.
     arrivals: [Notify; 6],
     rules: Rules,
+    /// When expired deduplication ids were last deleted (unix ms).
+    last_prune: AtomicI64,
 }
 
 /// What the queues were opened with.
@@ -80,17 +95,20 @@ struct Rules {
 
 impl SqliteQueue {
     /// Opens (creating if needed) the queue file, brings its schema up to date and starts its
-    /// writer thread. `max_receive_count` receives move a message to its DLQ on the next one;
+    /// writer. `max_receive_count` receives move a message to its DLQ on the next one;
     /// `visibility_timeout` is how long a received message stays invisible.
     pub fn open(path: &Path, max_receive_count: u32, visibility_timeout: Duration) -> QueueResult<Self> {
-        let db = Database::open(path, MIGRATIONS).map_err(|e| match e {
-            OpenError::Open { .. } => QueueError::Unavailable(e.to_string()),
-            _ => QueueError::Other(e.to_string()),
-        })?;
-        let jobs = spawn_writer(db.clone())?;
+        let writer = Writer::open(path, MIGRATIONS).map_err(opened)?;
+        let reader = Database::open_reader(path).map_err(opened)?;
         let visibility_ms = i64::try_from(visibility_timeout.as_millis()).unwrap_or(i64::MAX);
         let limits = ReceiveLimits::uniform(max_receive_count);
-        Ok(Self { db, jobs, arrivals: Default::default(), rules: Rules { limits, visibility_ms } })
+        Ok(Self {
+            writer,
+            reader,
+            arrivals: Default::default(),
+            rules: Rules { limits, visibility_ms },
+            last_prune: AtomicI64::new(i64::MIN),
+        })
     }
 
     /// The queues with per-queue receive limits (the deliveries queue allows more).
@@ -100,19 +118,41 @@ impl SqliteQueue {
     }
 
     /// Runs `work` in the writer's next transaction and returns its result once that commits.
-    async fn write<T, F>(&self, work: F) -> QueueResult<T>
+    /// `bytes` estimates what it writes.
+    async fn write<T, F>(&self, bytes: usize, work: F) -> QueueResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, i64) -> QueueResult<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Pending { work: Some(work), result: None, reply });
-        self.jobs.send(job).map_err(|_| QueueError::Other("the queue writer has stopped".into()))?;
-        answer.await.map_err(|_| QueueError::Other("the queue writer stopped before answering".into()))?
+        self.writer.write(bytes, move |conn| work(conn, now_ms()), uncommitted).await
     }
 
     fn arrivals(&self, queue: QueueName) -> &Notify {
         &self.arrivals[slot(queue)]
+    }
+
+    /// Whether the next send should also delete expired deduplication ids (once a second).
+    fn prune_due(&self) -> bool {
+        let now = now_ms();
+        let last = self.last_prune.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= PRUNE_EVERY_MS
+            && self.last_prune.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+fn opened(e: OpenError) -> QueueError {
+    match e {
+        OpenError::Open { .. } => QueueError::Unavailable(e.to_string()),
+        _ => QueueError::Other(e.to_string()),
+    }
+}
+
+/// A transaction that did not commit: another process kept the database busy is `Unavailable`
+/// (retrying later may succeed), anything else `Other`.
+fn uncommitted(e: CommitError) -> QueueError {
+    match e {
+        CommitError::Busy(why) => QueueError::Unavailable(why),
+        CommitError::Failed(why) => QueueError::Other(why),
     }
 }
 
@@ -125,7 +165,7 @@ fn now_ms() -> i64 {
 }
 
 fn db_error(e: rusqlite::Error) -> QueueError {
-    if is_busy(&e) { QueueError::Unavailable(e.to_string()) } else { QueueError::Other(e.to_string()) }
+    if crate::embedded::is_busy(&e) { QueueError::Unavailable(e.to_string()) } else { QueueError::Other(e.to_string()) }
 }
 
 /// A random token naming one delivery: a new one each receive, so an old delivery's receipt
@@ -135,145 +175,17 @@ fn new_receipt() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The writer: group commit.
-
-/// One caller's unit of work in a group commit.
-trait Job: Send {
-    /// Runs inside the batch transaction; `false` when it failed (its savepoint is rolled back).
-    fn run(&mut self, conn: &Connection, now: i64) -> bool;
-    /// Answers the caller once the batch has committed, or with the reason it did not.
-    fn finish(self: Box<Self>, committed: Result<(), &QueueError>);
-}
-
-struct Pending<T, F> {
-    work: Option<F>,
-    result: Option<QueueResult<T>>,
-    reply: oneshot::Sender<QueueResult<T>>,
-}
-
-impl<T, F> Job for Pending<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection, i64) -> QueueResult<T> + Send + 'static,
-{
-    fn run(&mut self, conn: &Connection, now: i64) -> bool {
-        let work = self.work.take().expect("a job runs once");
-        let result = work(conn, now);
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn finish(self: Box<Self>, committed: Result<(), &QueueError>) {
-        let answer = match (committed, self.result) {
-            (Ok(()), Some(result)) => result,
-            (Err(e), _) => Err(copy_error(e)),
-            (Ok(()), None) => Err(QueueError::Other("queue job was not run".into())),
-        };
-        // The caller may have gone away (a cancelled receive); its effects stand, as on SQS.
-        let _ = self.reply.send(answer);
-    }
-}
-
-fn copy_error(e: &QueueError) -> QueueError {
-    match e {
-        QueueError::Unavailable(why) => QueueError::Unavailable(why.clone()),
-        other => QueueError::Other(other.to_string()),
-    }
-}
-
-/// Starts the writer thread. It has its own small runtime, so the queue keeps working whatever
-/// runtime its callers use, and ends when the queue (the last sender) is dropped.
-fn spawn_writer(db: Database) -> QueueResult<mpsc::UnboundedSender<Box<dyn Job>>> {
-    let (jobs, pending) = mpsc::unbounded_channel::<Box<dyn Job>>();
-    std::thread::Builder::new()
-        .name("kamshub-queue-writer".into())
-        .spawn(move || match tokio::runtime::Builder::new_current_thread().build() {
-            Ok(runtime) => runtime.block_on(write_loop(db, pending)),
-            // Dropping `pending` fails every call with "the queue writer has stopped".
-            Err(e) => tracing::error!(error = %e, "cannot start the queue writer"),
-        })
-        .map_err(|e| QueueError::Other(format!("cannot start the queue writer: {e}")))?;
-    Ok(jobs)
-}
-
-/// Takes everything pending (up to [`MAX_JOBS_PER_COMMIT`]), commits it, answers, repeats.
-async fn write_loop(db: Database, mut pending: mpsc::UnboundedReceiver<Box<dyn Job>>) {
-    let mut last_prune = i64::MIN;
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_JOBS_PER_COMMIT {
-            match pending.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let now = now_ms();
-        let prune = now.saturating_sub(last_prune) >= PRUNE_EVERY_MS;
-        if prune {
-            last_prune = now;
-        }
-        let done = db.run(move |conn| Ok::<_, Infallible>(commit(conn, batch, now, prune))).await;
-        let (batch, committed) = match done {
-            Ok(done) => done,
-            Err(never) => match never {},
-        };
-        let committed = committed.as_ref().map(|_| ()).inspect_err(|e| {
-            tracing::warn!(error = %e, jobs = batch.len(), "queue commit failed");
-        });
-        for job in batch {
-            job.finish(committed);
-        }
-    }
-}
-
-/// Runs `batch` in one immediate transaction, each job in its own savepoint, and commits once.
-fn commit(
-    conn: &mut Connection,
-    mut batch: Vec<Box<dyn Job>>,
-    now: i64,
-    prune: bool,
-) -> (Vec<Box<dyn Job>>, QueueResult<()>) {
-    let result = (|| {
-        let tx = begin_immediate(conn)?;
-        for job in &mut batch {
-            tx.execute_batch("SAVEPOINT job").map_err(db_error)?;
-            let ok = job.run(&tx, now);
-            if !ok {
-                tx.execute_batch("ROLLBACK TO job").map_err(db_error)?;
-            }
-            tx.execute_batch("RELEASE job").map_err(db_error)?;
-        }
-        if prune {
-            tx.prepare_cached("DELETE FROM queue_dedupe WHERE expires_at <= ?1")
-                .and_then(|mut s| s.execute([now]))
-                .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)
-    })();
-    (batch, result)
-}
-
-/// BEGIN IMMEDIATE, retried while another process keeps the file busy beyond the busy timeout
-/// (a CLI command next to the daemon), [`WRITE_ATTEMPTS`] times at most. Nothing has run yet,
-/// so a retry is safe.
-fn begin_immediate(conn: &Connection) -> QueueResult<rusqlite::Transaction<'_>> {
-    let mut attempt = 1;
-    loop {
-        match rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
-            Ok(tx) => return Ok(tx),
-            Err(e) if is_busy(&e) && attempt < WRITE_ATTEMPTS => {
-                tracing::debug!(attempt, "queue database busy; retrying BEGIN IMMEDIATE");
-                std::thread::sleep(Duration::from_millis(20 << attempt));
-                attempt += 1;
-            }
-            Err(e) => return Err(db_error(e)),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The jobs, each run inside the writer's transaction.
+
+fn prune_dedupe(conn: &Connection, now: i64) -> QueueResult<()> {
+    conn.prepare_cached(
+        "DELETE FROM queue_dedupe WHERE (queue, dedupe_id) IN
+           (SELECT queue, dedupe_id FROM queue_dedupe WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+    )
+    .and_then(|mut s| s.execute([now, PRUNE_BATCH]))
+    .map_err(db_error)?;
+    Ok(())
+}
 
 fn insert_messages(conn: &Connection, queue: QueueName, messages: &[OutgoingMessage], now: i64) -> QueueResult<()> {
     let expires_at = now + i64::try_from(DEDUPE_WINDOW.as_millis()).expect("5 minutes fit in i64");
@@ -463,8 +375,16 @@ impl Queue for SqliteQueue {
             return Ok(());
         }
         messages.iter().try_for_each(check_outgoing)?;
+        let bytes = messages.iter().map(|m| m.body.len() + MESSAGE_OVERHEAD).sum();
         let messages = messages.to_vec();
-        self.write(move |conn, now| insert_messages(conn, queue, &messages, now)).await?;
+        let prune = self.prune_due();
+        self.write(bytes, move |conn, now| {
+            if prune {
+                prune_dedupe(conn, now)?;
+            }
+            insert_messages(conn, queue, &messages, now)
+        })
+        .await?;
         self.arrivals(queue).notify_waiters();
         Ok(())
     }
@@ -489,7 +409,7 @@ impl Queue for SqliteQueue {
             let arrival = self.arrivals(queue).notified();
             tokio::pin!(arrival);
             arrival.as_mut().enable();
-            let received = self.write(move |conn, now| receive_now(conn, queue, max, rules, now)).await?;
+            let received = self.write(SMALL_WRITE, move |conn, now| receive_now(conn, queue, max, rules, now)).await?;
             if received.moved_to_dlq
                 && let Some(dlq) = queue.dlq()
             {
@@ -519,7 +439,7 @@ impl Queue for SqliteQueue {
         }
         let receipts = receipts.to_vec();
         let asked = receipts.len();
-        let deleted = self.write(move |conn, _| delete_receipts(conn, queue, &receipts)).await?;
+        let deleted = self.write(SMALL_WRITE, move |conn, _| delete_receipts(conn, queue, &receipts)).await?;
         if deleted < asked {
             tracing::debug!(%queue, asked, deleted, "stale receipts skipped on delete");
         }
@@ -532,7 +452,7 @@ impl Queue for SqliteQueue {
         check_visibility(timeout)?;
         let receipt = receipt.clone();
         let timeout_ms = i64::try_from(timeout.as_millis()).expect("12 h fit in i64");
-        self.write(move |conn, now| change_visibility(conn, queue, &receipt, timeout_ms, now)).await?;
+        self.write(SMALL_WRITE, move |conn, now| change_visibility(conn, queue, &receipt, timeout_ms, now)).await?;
         if timeout.is_zero() {
             self.arrivals(queue).notify_waiters();
         }
@@ -554,7 +474,7 @@ impl Queue for SqliteQueue {
         let receipts = receipts.to_vec();
         let timeout_ms = i64::try_from(timeout.as_millis()).expect("12 h fit in i64");
         let answers = self
-            .write(move |conn, now| {
+            .write(SMALL_WRITE, move |conn, now| {
                 receipts
                     .iter()
                     .map(|receipt| match change_visibility(conn, queue, receipt, timeout_ms, now) {
@@ -573,7 +493,7 @@ impl Queue for SqliteQueue {
     async fn dead_letter(&self, queue: QueueName, message: &ReceivedMessage) -> QueueResult<()> {
         let dlq = queue.dlq().ok_or_else(|| QueueError::Invalid(format!("{queue} is a DLQ; it has no DLQ")))?;
         let receipt = message.receipt.clone();
-        self.write(move |conn, _| dead_letter_now(conn, queue, dlq, &receipt)).await?;
+        self.write(SMALL_WRITE, move |conn, _| dead_letter_now(conn, queue, dlq, &receipt)).await?;
         self.arrivals(queue).notify_waiters();
         self.arrivals(dlq).notify_waiters();
         Ok(())
@@ -581,7 +501,7 @@ impl Queue for SqliteQueue {
 
     async fn depth(&self, queue: QueueName) -> QueueResult<Depth> {
         let now = now_ms();
-        self.db
+        self.reader
             .run(move |conn| {
                 conn.prepare_cached(
                     "SELECT COUNT(*), COALESCE(SUM(invisible_until > ?2), 0) FROM queue_messages WHERE queue = ?1",
@@ -600,7 +520,7 @@ impl Queue for SqliteQueue {
     /// A read: nothing is received, so nothing changes.
     async fn peek(&self, queue: QueueName, max: usize) -> QueueResult<Vec<PeekedMessage>> {
         check_peek(queue, max)?;
-        self.db
+        self.reader
             .run(move |conn| {
                 let mut select = conn
                     .prepare_cached(
@@ -624,12 +544,46 @@ impl Queue for SqliteQueue {
     }
 
     async fn oldest_sent_at(&self, queue: QueueName) -> QueueResult<Option<i64>> {
-        self.db
+        self.reader
             .run(move |conn| {
                 conn.prepare_cached("SELECT MIN(sent_at) FROM queue_messages WHERE queue = ?1")
                     .and_then(|mut s| s.query_row([queue.suffix()], |r| r.get(0)))
                     .map_err(db_error)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dedupe_rows(conn: &Connection) -> (i64, i64) {
+        conn.query_row("SELECT COUNT(*), COALESCE(SUM(expires_at > 1000), 0) FROM queue_dedupe", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    }
+
+    /// A prune deletes expired deduplication ids a bounded piece at a time, oldest first, and never
+    /// a live one: the window still suppresses repeats, and no commit carries a minute's worth.
+    #[test]
+    fn a_prune_deletes_a_bounded_piece_of_the_expired_ids_only() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let expired = PRUNE_BATCH + 10;
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO queue_dedupe (queue, dedupe_id, expires_at) SELECT 'incoming', 'old-' || i, i % 900 FROM n",
+            [expired],
+        )
+        .unwrap();
+        for id in ["a", "b", "c"] {
+            conn.execute("INSERT INTO queue_dedupe VALUES ('incoming', ?1, 5000)", [id]).unwrap();
+        }
+        prune_dedupe(&conn, 1000).unwrap();
+        assert_eq!(dedupe_rows(&conn), (10 + 3, 3));
+        prune_dedupe(&conn, 1000).unwrap();
+        assert_eq!(dedupe_rows(&conn), (3, 3));
     }
 }
