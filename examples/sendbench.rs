@@ -1006,6 +1006,9 @@ impl Store for TimedStore {
     async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>> {
         self.stats.time("store.list_channels", self.inner.list_channels(tenant)).await
     }
+    async fn all_channels(&self) -> StoreResult<Vec<Channel>> {
+        self.stats.time("store.all_channels", self.inner.all_channels()).await
+    }
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
         self.stats.time("store.update_channel", self.inner.update_channel(channel, audit)).await
     }

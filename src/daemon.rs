@@ -180,6 +180,7 @@ pub async fn serve(
                 providers.meta_app_secret.clone(),
                 providers.meta_verify_token.clone(),
             ));
+            tokio::spawn(Arc::clone(&intake).keep_routes_loaded(stop.clone()));
             tracing::info!(store = store.kind(), queue = queue.kind(), address = %listener.local_addr()?, "listening");
             warn_about_identity(&app).await;
             let state = Arc::new(ServerState { readiness, ..ServerState::new(Arc::clone(&app), intake, stop.clone()) });

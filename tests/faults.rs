@@ -198,6 +198,7 @@ async fn poison_reaches_the_dlq_alone_and_is_redriven_once_mongodb_sqs() {
 async fn a_mongodb_outage_costs_no_acknowledgement_and_nothing_reaches_the_dlq() {
     let Some(report) = outage::run(Scale::from_env(Backend::MongoSqs)).await else { return };
     assert_eq!(report.other["refusedDuringOutage"], 0, "intake kept acknowledging: {report:?}");
+    assert_eq!(report.other["refusedWhileRestarting"], 0, "and while the store came back: {report:?}");
     assert!(report.other["acknowledgedDuringOutage"] > 0, "webhooks arrived during the outage: {report:?}");
     assert_eq!(report.acknowledged, report.attempted, "{report:?}");
     assert_eq!((report.lost, report.duplicated, report.unexpected), (0, 0, 0), "{report:?}");

@@ -442,3 +442,30 @@ async fn conversation_cli_shows_what_the_pipeline_stored() {
     let filtered = kamshub(&["conversation", "list", "--tenant", &tenant, "--channel", app.messenger.as_str()]);
     assert_eq!(filtered, serde_json::json!([]));
 }
+
+/// Intake loads every channel ahead of the webhooks (so a store outage cannot refuse one it had
+/// not looked up yet), and the next load forgets a channel deleted since: its webhooks are
+/// refused from then on, without waiting for the cached lookup to expire.
+#[tokio::test]
+async fn intake_loads_every_channel_ahead_and_forgets_a_deleted_one_at_the_next_load() {
+    use kamshub::pipeline::intake::{Intake, IntakeError};
+    let app = spawn_app(Backend::Embedded).await.unwrap();
+    let store = app.store().await;
+    let intake = Intake::new(
+        Arc::clone(&store),
+        Arc::clone(&app.queue),
+        app.app.master_key().unwrap(),
+        Some(secrecy::SecretString::from(common::app::APP_SECRET.to_owned())),
+        None,
+    );
+    assert_eq!(intake.preload().await.unwrap(), 2, "the test tenant's bot and page");
+    let (secret, channel) = (app.telegram_secret.as_bytes(), app.telegram.to_string());
+    let update = |id: i64| telegram_text(id, 7, id, 1_718_110_000, "hello").to_string();
+    intake.telegram(&channel, Some(secret), update(1).as_bytes()).await.unwrap();
+
+    store.delete_channel(&app.tenant, &app.telegram).await.unwrap();
+    intake.preload().await.unwrap();
+    let refused = intake.telegram(&channel, Some(secret), update(2).as_bytes()).await;
+    assert!(matches!(refused, Err(IntakeError::UnknownChannel)), "{refused:?}");
+    assert_eq!(app.queue.depth(QueueName::Incoming).await.unwrap().visible, 1, "only the first was enqueued");
+}

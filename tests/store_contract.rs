@@ -64,6 +64,7 @@ contract!(
     user_emails_are_unique_and_a_refused_user_leaves_no_audit,
     platform_admin_presence_is_reported,
     channels_round_trip_with_sealed_credentials,
+    every_channel_of_every_tenant_is_listed_for_routing,
     another_tenants_channel_is_not_found,
     an_active_bot_or_page_feeds_one_channel,
     concurrent_adds_of_one_bot_store_exactly_one,
@@ -159,6 +160,11 @@ fn channel(tenant: &TenantId, kind: ChannelKind, external: &str) -> Channel {
 /// A unique email per call, so suites sharing a server never collide.
 fn email(local: &str) -> String {
     format!("{local}@{}.example.com", common::unique_name("d").replace('_', "-"))
+}
+
+/// A unique Messenger page id per call.
+fn unique_page() -> String {
+    (100_000_000_000 + uuid::Uuid::new_v4().as_u128() % 900_000_000_000).to_string()
 }
 
 /// A unique bot username per call.
@@ -264,6 +270,26 @@ async fn channels_round_trip_with_sealed_credentials(store: Arc<dyn Store>) {
     let m = channel(&t.id, ChannelKind::Messenger, "1234567890");
     store.insert_channel(&m).await.unwrap();
     assert_eq!(store.list_channels(&t.id).await.unwrap(), vec![c, m]);
+}
+
+async fn every_channel_of_every_tenant_is_listed_for_routing(store: Arc<dyn Store>) {
+    let (a, b) = (insert_tenant(&store, "A").await, insert_tenant(&store, "B").await);
+    let mine = [
+        channel(&a.id, ChannelKind::Telegram, &bot()),
+        channel(&a.id, ChannelKind::Messenger, &unique_page()),
+        channel(&b.id, ChannelKind::Telegram, &bot()),
+    ];
+    for c in &mine {
+        store.insert_channel(c).await.unwrap();
+    }
+    let gone = channel(&b.id, ChannelKind::Telegram, &bot());
+    store.insert_channel(&gone).await.unwrap();
+    store.delete_channel(&b.id, &gone.id).await.unwrap();
+    let listed: Vec<Channel> = store.all_channels().await.unwrap();
+    for c in &mine {
+        assert_eq!(listed.iter().find(|l| l.id == c.id), Some(c), "{} is listed whole", c.id);
+    }
+    assert!(listed.iter().all(|l| l.id != gone.id), "a deleted channel is not");
 }
 
 async fn another_tenants_channel_is_not_found(store: Arc<dyn Store>) {

@@ -95,6 +95,10 @@ impl Store for MeteredStore {
         self.timed("list_channels", self.inner.list_channels(tenant)).await
     }
 
+    async fn all_channels(&self) -> StoreResult<Vec<Channel>> {
+        self.timed("all_channels", self.inner.all_channels()).await
+    }
+
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
         self.timed("update_channel", self.inner.update_channel(channel, audit)).await
     }

@@ -238,6 +238,11 @@ pub trait Store: Send + Sync + 'static {
     /// The channels of one tenant, oldest first.
     async fn list_channels(&self, tenant: &TenantId) -> StoreResult<Vec<Channel>>;
 
+    /// Every channel of every tenant, in no particular order: intake's routing table, loaded
+    /// ahead of the webhooks so that a store outage cannot refuse a channel intake has not yet
+    /// looked up (`pipeline::intake`). Never shown across tenants.
+    async fn all_channels(&self) -> StoreResult<Vec<Channel>>;
+
     /// Saves a changed channel (name, state, credentials, secret) with its audit entry,
     /// atomically. `Conflict` if activating it would give a bot or page two active channels.
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()>;

@@ -9,7 +9,7 @@ use kamshub::queue::QueueName;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A SecantusDB server the harness can stop and start again.
@@ -100,9 +100,34 @@ impl Drop for SecantusDb {
     }
 }
 
+/// The phases a POST can be sent in: the store up, stopped, starting again (until it answers a
+/// ping), up again.
+const BEFORE: usize = 0;
+const DOWN: usize = 1;
+const RESTARTING: usize = 2;
+const AFTER: usize = 3;
+
 /// Seconds of webhooks before, during and after the outage.
 fn phases(scale: &Scale) -> (u64, u64, u64) {
     if scale.full { (10, 30, 15) } else { (3, 8, 3) }
+}
+
+/// The workload, reordered so that every update of tenant `late` is sent a second into the
+/// outage (the sending is evenly paced over `total` seconds): its channel's first webhook arrives
+/// while the store is down, so intake must know it without asking the store (it loads every
+/// channel ahead of the webhooks). Each conversation's updates keep their order.
+fn first_seen_during_the_outage(
+    updates: Vec<crate::webhooks::Update>,
+    late: usize,
+    outage_starts: u64,
+    total: u64,
+) -> Vec<crate::webhooks::Update> {
+    let (held, mut rest): (Vec<_>, Vec<_>) = updates.into_iter().partition(|u| u.tenant == late);
+    let at = (rest.len() + held.len()) * (outage_starts as usize + 1) / total as usize;
+    let tail = rest.split_off(at.min(rest.len()));
+    rest.extend(held);
+    rest.extend(tail);
+    rest
 }
 
 pub async fn run(scale: Scale) -> Option<Report> {
@@ -115,24 +140,20 @@ pub async fn run(scale: Scale) -> Option<Report> {
     let mut report = Report::new("mongodb-outage", Backend::MongoSqs, &scale);
     let (before, during, after) = phases(&scale);
     report.other.insert("outageSecs".into(), during);
-    let updates = Arc::new(workload(&scale));
+    let updates =
+        Arc::new(first_seen_during_the_outage(workload(&scale), scale.tenants - 1, before, before + during + after));
 
     let mut daemon = cluster.start("http,processor,relay,sender");
     cluster.wait_ready(&mut daemon).await;
     let poster = Poster::new(&cluster);
     // Webhooks at an even pace over the three phases; each update once (retried until acked).
     let total = Duration::from_secs(before + during + after);
-    let outage = Arc::new(AtomicBool::new(false));
-    let refused_in_outage = Arc::new(AtomicUsize::new(0));
-    let acked_in_outage = Arc::new(AtomicUsize::new(0));
+    // Each POST counts in the phase it was sent in, whenever its answer (or timeout) comes.
+    let phase = Arc::new(AtomicUsize::new(BEFORE));
+    let outcomes: Arc<[[AtomicUsize; 2]; 4]> = Arc::default();
     let sending = {
-        let (poster, updates, outage, refused, acked) = (
-            poster.clone(),
-            Arc::clone(&updates),
-            Arc::clone(&outage),
-            Arc::clone(&refused_in_outage),
-            Arc::clone(&acked_in_outage),
-        );
+        let (poster, updates, phase, outcomes) =
+            (poster.clone(), Arc::clone(&updates), Arc::clone(&phase), Arc::clone(&outcomes));
         tokio::spawn(async move {
             let gap = total / updates.len() as u32;
             let begun = Instant::now();
@@ -140,19 +161,12 @@ pub async fn run(scale: Scale) -> Option<Report> {
             for i in 0..updates.len() {
                 let due = begun + gap * i as u32;
                 tokio::time::sleep_until(due.into()).await;
-                let (poster, updates, outage, refused, acked) = (
-                    poster.clone(),
-                    Arc::clone(&updates),
-                    Arc::clone(&outage),
-                    Arc::clone(&refused),
-                    Arc::clone(&acked),
-                );
+                let (poster, updates, phase, outcomes) =
+                    (poster.clone(), Arc::clone(&updates), Arc::clone(&phase), Arc::clone(&outcomes));
                 tasks.spawn(async move {
-                    let during = outage.load(Ordering::Relaxed);
+                    let sent_in = phase.load(Ordering::Relaxed);
                     let ok = poster.post(i, &updates[i]).await;
-                    if during && outage.load(Ordering::Relaxed) {
-                        if ok { &acked } else { &refused }.fetch_add(1, Ordering::Relaxed);
-                    }
+                    outcomes[sent_in][usize::from(ok)].fetch_add(1, Ordering::Relaxed);
                 });
             }
             while tasks.join_next().await.is_some() {}
@@ -160,12 +174,15 @@ pub async fn run(scale: Scale) -> Option<Report> {
     };
     tokio::time::sleep(Duration::from_secs(before)).await;
     db.stop();
-    outage.store(true, Ordering::Relaxed);
+    phase.store(DOWN, Ordering::Relaxed);
     let outage_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(during).saturating_sub(outage_started.elapsed())).await;
-    outage.store(false, Ordering::Relaxed);
+    phase.store(RESTARTING, Ordering::Relaxed);
+    let restart_began = Instant::now();
     db.start().await;
+    phase.store(AFTER, Ordering::Relaxed);
     report.other.insert("outageMs".into(), outage_started.elapsed().as_millis() as u64);
+    report.other.insert("restartMs".into(), restart_began.elapsed().as_millis() as u64);
     sending.await.unwrap();
     poster.retry_unacknowledged(&updates, scale.posters).await;
     daemon.assert_running();
@@ -174,8 +191,13 @@ pub async fn run(scale: Scale) -> Option<Report> {
     let stored = await_stored(&cluster, &acked, updates.len(), Duration::from_secs(90)).await;
     stored.count_into(&mut report, updates.len(), &poster, &acked);
     report.dead_lettered = dlq_depth(&cluster, QueueName::IncomingDlq).await;
-    report.other.insert("acknowledgedDuringOutage".into(), acked_in_outage.load(Ordering::Relaxed) as u64);
-    report.other.insert("refusedDuringOutage".into(), refused_in_outage.load(Ordering::Relaxed) as u64);
+    for (name, at) in
+        [("BeforeOutage", BEFORE), ("DuringOutage", DOWN), ("WhileRestarting", RESTARTING), ("After", AFTER)]
+    {
+        let [refused, acked] = &outcomes[at];
+        report.other.insert(format!("acknowledged{name}"), acked.load(Ordering::Relaxed) as u64);
+        report.other.insert(format!("refused{name}"), refused.load(Ordering::Relaxed) as u64);
+    }
     for (failure, n) in poster.failures.lock().unwrap().iter() {
         report.other.insert(format!("failed:{failure}"), *n);
     }

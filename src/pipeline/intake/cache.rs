@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// the store is unreachable, so intake keeps acknowledging through a short store outage.
 pub(super) const TTL: Duration = Duration::from_secs(30);
 
+/// How often the daemon loads every channel into the cache (`Intake::keep_routes_loaded`): well
+/// inside [`TTL`], so a channel's entry is always fresh while the store answers.
+pub(super) const PRELOAD_EVERY: Duration = Duration::from_secs(10);
+
 /// After a refresh failed and a stale entry routed instead, how long that entry is used again
 /// before the store is asked once more: through an outage longer than [`TTL`], one webhook per
 /// channel every this long waits for the store, not every webhook.
@@ -67,6 +71,12 @@ impl<K: Hash + Eq, V: Clone> Lookups<K, V> {
     pub(super) fn keep_stale(&mut self, key: K, value: Option<V>, now: Instant) {
         let at = now.checked_sub(TTL.saturating_sub(STALE_RECHECK)).unwrap_or(now);
         self.map.insert(key, (value, at));
+    }
+
+    /// Forgets the found entries whose key `keep` refuses (a channel that no longer exists);
+    /// misses stay.
+    pub(super) fn forget_found_unless(&mut self, keep: impl Fn(&K) -> bool) {
+        self.map.retain(|key, (found, _)| found.is_none() || keep(key));
     }
 
     /// Forgets `key`.

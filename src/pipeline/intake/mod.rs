@@ -35,6 +35,7 @@ use crate::store::{Store, StoreError};
 use cache::Lookups;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::RwLock;
@@ -112,6 +113,60 @@ impl Intake {
             cache: RwLock::new(Cache::default()),
             log: LogLimiter::default(),
             stats: IntakeStats::default(),
+        }
+    }
+
+    /// Loads every channel into the lookups intake remembers, as the store has them now: a webhook
+    /// for any of them is routed from memory while the entry is fresh ([`cache::TTL`]) and,
+    /// through a store outage, from the stale entry, even for a channel that no webhook had
+    /// reached before the outage (such a channel used to be refused until the store came back).
+    /// A channel deleted, or a page deactivated, since the last load is forgotten. Returns how many
+    /// channels it loaded.
+    pub async fn preload(&self) -> Result<usize, StoreError> {
+        let channels = self.store.all_channels().await?;
+        let routes: Vec<_> = channels.iter().filter_map(|c| self.route(c).ok().map(|route| (c, route))).collect();
+        let ids: HashSet<&ChannelId> = channels.iter().map(|c| &c.id).collect();
+        let pages: HashSet<&str> = channels
+            .iter()
+            .filter(|c| c.kind == ChannelKind::Messenger && c.is_active)
+            .map(|c| c.external_id.as_str())
+            .collect();
+        let now = Instant::now();
+        let mut cache = self.cache.write().await;
+        // A channel deleted (or a page deactivated) since is forgotten now rather than at expiry.
+        cache.by_id.forget_found_unless(|id| ids.contains(id));
+        cache.by_page.forget_found_unless(|page| pages.contains(page.as_str()));
+        for (channel, route) in &routes {
+            if channel.kind == ChannelKind::Messenger && channel.is_active {
+                cache.by_page.remember(channel.external_id.as_str().to_owned(), Some(route.clone()), now);
+            }
+            cache.by_id.remember(channel.id.clone(), Some(route.clone()), now);
+        }
+        Ok(routes.len())
+    }
+
+    /// Runs [`Intake::preload`] now and every [`cache::PRELOAD_EVERY`] until `stop`, so the
+    /// entries of existing channels never expire while the store answers. A failed load is
+    /// logged once per outage and tried again at the next turn.
+    pub async fn keep_routes_loaded(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut failing = false;
+        loop {
+            match self.preload().await {
+                Ok(n) if failing => {
+                    tracing::info!(channels = n, "intake: channel routes loaded again");
+                    failing = false;
+                }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "intake: cannot load the channel routes; routing from what it knows");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(cache::PRELOAD_EVERY) => {}
+                () = stop.cancelled() => return,
+            }
         }
     }
 

@@ -126,6 +126,10 @@ impl Store for MongoStore {
         tenants::list_channels(&self.db, tenant).await
     }
 
+    async fn all_channels(&self) -> StoreResult<Vec<Channel>> {
+        tenants::all_channels(&self.db).await
+    }
+
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
         tenants::update_channel(&self.db, channel, audit).await
     }

@@ -130,6 +130,11 @@ pub(super) async fn list_channels(db: &Db, tenant: &TenantId) -> StoreResult<Vec
     collect(cursor, channel_from).await
 }
 
+pub(super) async fn all_channels(db: &Db) -> StoreResult<Vec<Channel>> {
+    let cursor = db.coll("channels").find(doc! {}).await.map_err(map_err)?;
+    collect(cursor, channel_from).await
+}
+
 pub(super) async fn update_channel(db: &Db, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
     let (channels, audit_log) = (db.coll("channels"), db.coll("audit_log"));
     let filter = doc! {"_id": channel.id.as_str(), "tenantId": channel.tenant_id.as_str()};

@@ -198,6 +198,10 @@ impl Store for SqliteStore {
         self.read(move |c| tenants::list_channels(c, &tenant)).await
     }
 
+    async fn all_channels(&self) -> StoreResult<Vec<Channel>> {
+        self.read(tenants::all_channels).await
+    }
+
     async fn update_channel(&self, channel: &Channel, audit: &AuditEntry) -> StoreResult<()> {
         let (channel, audit) = (channel.clone(), audit.clone());
         self.write(move |c| {

@@ -116,6 +116,10 @@ pub(super) fn list_channels(c: &Connection, tenant: &TenantId) -> StoreResult<Ve
     all(c, "SELECT * FROM channels WHERE tenant_id = ?1 ORDER BY created_at, id", [tenant.as_str()], channel_row)
 }
 
+pub(super) fn all_channels(c: &Connection) -> StoreResult<Vec<Channel>> {
+    all(c, "SELECT * FROM channels", [], channel_row)
+}
+
 pub(super) fn update_channel(c: &Connection, ch: &Channel, audit: &AuditEntry) -> StoreResult<()> {
     let changed = c
         .execute(
