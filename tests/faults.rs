@@ -217,7 +217,5 @@ async fn inbound_cost_on_sqs_and_mongodb() {
         let Some(report) = cost::measure(scale, concurrency).await else { return };
         assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
         assert_eq!(report.stored, report.attempted, "{report:?}");
-        let aborted = report.other.get("mongo:abortTransaction").copied().unwrap_or(0);
-        assert_eq!(aborted, 0, "one apply transaction at a time per process: none aborts another: {report:?}");
     }
 }
