@@ -48,13 +48,6 @@ use time::OffsetDateTime;
 /// The MongoDB store.
 pub struct MongoStore {
     db: Db,
-    /// One apply transaction at a time in this process. Every apply increments its tenants' event
-    /// counters, so concurrent applies (the processor's workers) write the same documents and
-    /// abort each other: measured 77 aborted for 20 committed with four workers
-    /// (docs/reliability.md, "Cost"), and batches that kept conflicting past the retry budget
-    /// were held across daemon restarts until the queue dead-lettered them. Applies from other
-    /// processes still meet in the server and are retried (`Db::transaction`).
-    applies: tokio::sync::Mutex<()>,
 }
 
 impl MongoStore {
@@ -70,7 +63,7 @@ impl MongoStore {
         let db = Db::new(client, database);
         indexes::ensure(&db).await?;
         events::ensure_counters(&db).await?;
-        Ok(Self { db, applies: tokio::sync::Mutex::new(()) })
+        Ok(Self { db })
     }
 }
 
@@ -150,7 +143,6 @@ impl Store for MongoStore {
     }
 
     async fn apply_inbound(&self, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
-        let _turn = self.applies.lock().await;
         inbox::apply(&self.db, records).await
     }
 
