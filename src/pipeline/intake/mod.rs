@@ -126,19 +126,15 @@ impl Intake {
         let channels = self.store.all_channels().await?;
         let routes: Vec<_> = channels.iter().filter_map(|c| self.route(c).ok().map(|route| (c, route))).collect();
         let ids: HashSet<&ChannelId> = channels.iter().map(|c| &c.id).collect();
-        let pages: HashSet<&str> = channels
-            .iter()
-            .filter(|c| c.kind == ChannelKind::Messenger && c.is_active)
-            .map(|c| c.external_id.as_str())
-            .collect();
+        let pages: HashSet<&str> = channels.iter().filter_map(page_of).collect();
         let now = Instant::now();
         let mut cache = self.cache.write().await;
         // A channel deleted (or a page deactivated) since is forgotten now rather than at expiry.
         cache.by_id.forget_found_unless(|id| ids.contains(id));
         cache.by_page.forget_found_unless(|page| pages.contains(page.as_str()));
         for (channel, route) in &routes {
-            if channel.kind == ChannelKind::Messenger && channel.is_active {
-                cache.by_page.remember(channel.external_id.as_str().to_owned(), Some(route.clone()), now);
+            if let Some(page) = page_of(channel) {
+                cache.by_page.remember(page.to_owned(), Some(route.clone()), now);
             }
             cache.by_id.remember(channel.id.clone(), Some(route.clone()), now);
         }
@@ -396,6 +392,11 @@ impl Intake {
             webhook_secret,
         })
     }
+}
+
+/// The page id a Messenger webhook finds `channel` by (`Store::find_active_channel`'s rule), if any.
+fn page_of(channel: &Channel) -> Option<&str> {
+    (channel.kind == ChannelKind::Messenger && channel.is_active).then(|| channel.external_id.as_str())
 }
 
 /// A channel lookup; with a stale entry to fall back to, given up after
