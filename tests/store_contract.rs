@@ -77,6 +77,7 @@ contract!(
     messages_list_in_provider_order_whatever_the_arrival_order,
     edits_keep_history_in_either_arrival_order,
     duplicates_inside_one_batch_apply_once,
+    a_batch_leaves_what_its_events_applied_one_at_a_time_leave,
     echoes_are_stored_once_as_outbound_and_receipts_advance_them,
     ignored_events_store_no_message,
     conversations_are_scoped_by_tenant_and_channel,
@@ -525,6 +526,82 @@ async fn duplicates_inside_one_batch_apply_once(store: Arc<dyn Store>) {
     let outcomes = store.apply_inbound(&[a.clone(), a, b]).await.unwrap();
     assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Duplicate, ApplyOutcome::Applied]);
     assert_eq!(store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap().len(), 2);
+}
+
+/// Events of one conversation often share a batch (a message and its edit, a burst): each must
+/// see what the earlier ones in the batch wrote, exactly as if applied one batch each.
+async fn a_batch_leaves_what_its_events_applied_one_at_a_time_leave(store: Arc<dyn Store>) {
+    let greeted_inbox = || async {
+        let (tenant, channel) = inbox(&store).await;
+        let mut c = store.get_channel(&tenant, &channel).await.unwrap();
+        c.auto_reply = Some("Thanks! We reply within an hour.".into());
+        store.update_channel(&c, &audit(&tenant, "channel.auto_reply")).await.unwrap();
+        (tenant, channel)
+    };
+    let events = |tenant: &TenantId, channel: &ChannelId| {
+        let at = |thread: &str, event: &str, e: InboundEvent| record(tenant, channel, event, thread, e);
+        let edit = |event: &str, id: u64, at_s: i64, body: &str, edited_s: i64| {
+            let message =
+                IncomingMessage { revision: Revision { at_ms: edited_s * 1000, seq: 0 }, ..text("5", id, at_s, body) };
+            at("5", event, InboundEvent::Edit(MessageEdit { message, replaces_attachments: true }))
+        };
+        let reaction = Reaction {
+            by: Sender { id: Some("42".into()), name: None, username: None },
+            emoji: vec!["👍".into()],
+            revision: Revision { at_ms: 300_000, seq: 1 },
+        };
+        let first = at("5", "1", InboundEvent::Message(text("5", 1, 100, "helo")));
+        vec![
+            first.clone(),
+            at("5", "2", InboundEvent::Message(text("5", 2, 110, "anyone?"))),
+            edit("3", 1, 100, "hello", 150),
+            // An edit ahead of its message, then the message.
+            edit("4", 3, 200, "good bye", 250),
+            at("5", "5", InboundEvent::Message(text("5", 3, 200, "goodbye"))),
+            at("5", "6", InboundEvent::Reaction(ReactionUpdate { target: "5:2".into(), reaction })),
+            at("7", "7", InboundEvent::Message(text("7", 1, 120, "another chat"))),
+            first,
+            edit("3", 1, 100, "hello", 150),
+        ]
+    };
+    let state = |tenant: TenantId| {
+        let store = store.clone();
+        async move {
+            let mut conversations = store.list_conversations(&tenant, &ConversationQuery::first(10)).await.unwrap();
+            conversations.sort_by(|a, b| a.external_thread_id.cmp(&b.external_thread_id));
+            let mut seen = Vec::new();
+            for c in conversations {
+                let messages = common::messages_oldest_first(&*store, &tenant, &c.id, 100).await;
+                let messages: Vec<_> = messages
+                    .into_iter()
+                    .map(|m| (m.direction, m.text, m.order_key, m.body.versions, m.body.reactions, m.send_id.is_some()))
+                    .collect();
+                seen.push((c.external_thread_id, c.preview, c.message_count, c.last_message_at, messages));
+            }
+            let outbox = store.list_outbox(&OutboxQuery::new(Some(&tenant), None, 10)).await.unwrap();
+            let greetings: Vec<_> = outbox.iter().map(|item| item.reply().unwrap().text.clone()).collect();
+            let log = store.list_events(&tenant, EventId::new(0), 100).await.unwrap();
+            let log: Vec<_> = log.into_iter().map(|e| (e.id, e.event_type)).collect();
+            (seen, greetings, log)
+        }
+    };
+
+    let (one_by_one, channel) = greeted_inbox().await;
+    let mut outcomes = Vec::new();
+    for r in events(&one_by_one, &channel) {
+        outcomes.extend(store.apply_inbound(&[r]).await.unwrap());
+    }
+    let (batched, channel) = greeted_inbox().await;
+    let batch_outcomes = store.apply_inbound(&events(&batched, &channel)).await.unwrap();
+
+    assert_eq!(batch_outcomes, outcomes);
+    assert_eq!(outcomes.iter().filter(|o| **o == ApplyOutcome::Duplicate).count(), 2, "{outcomes:?}");
+    let (expected, batch) = (state(one_by_one).await, state(batched).await);
+    assert_eq!(batch, expected);
+    let (conversations, greetings, _) = &batch;
+    let texts: Vec<_> = conversations[0].4.iter().map(|m| m.1.clone().unwrap_or_default()).collect();
+    assert_eq!(texts, ["hello", "Thanks! We reply within an hour.", "anyone?", "good bye"], "{conversations:?}");
+    assert_eq!(greetings.len(), 2, "one greeting per new conversation, the batch's included");
 }
 
 async fn echoes_are_stored_once_as_outbound_and_receipts_advance_them(store: Arc<dyn Store>) {

@@ -178,8 +178,10 @@ impl Cluster {
         let log_path = self.dir.join(format!("serve-{}.log", roles.replace(',', "-")));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
+        // The deployment's settings are its config file's alone; the log filter (`KAMSHUB_LOG`)
+        // passes through, to debug a run.
         for (key, _) in std::env::vars() {
-            if key.starts_with("KAMSHUB_") {
+            if key.starts_with("KAMSHUB_") && key != "KAMSHUB_LOG" {
                 cmd.env_remove(key);
             }
         }
@@ -200,8 +202,10 @@ impl Cluster {
     /// JSON output; panics unless it succeeds.
     pub fn cli(&self, args: &[&str]) -> serde_json::Value {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kamshub"));
+        // The deployment's settings are its config file's alone; the log filter (`KAMSHUB_LOG`)
+        // passes through, to debug a run.
         for (key, _) in std::env::vars() {
-            if key.starts_with("KAMSHUB_") {
+            if key.starts_with("KAMSHUB_") && key != "KAMSHUB_LOG" {
                 cmd.env_remove(key);
             }
         }

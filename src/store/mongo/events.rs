@@ -35,38 +35,54 @@ pub(super) async fn record_in(
     drafts: Vec<NewEvent>,
     now: OffsetDateTime,
 ) -> mongodb::error::Result<Vec<Event>> {
-    if drafts.is_empty() {
+    record_all_in(db, s, vec![(tenant.clone(), drafts)], now).await
+}
+
+/// [`record_in`] for several tenants at once: one read of their endpoints, one counter increment
+/// per tenant, one insert of all the events and one of all their deliveries, whatever the number
+/// of tenants. Each tenant's drafts are numbered in the order given.
+pub(super) async fn record_all_in(
+    db: &Db,
+    s: &mut ClientSession,
+    made: Vec<(TenantId, Vec<NewEvent>)>,
+    now: OffsetDateTime,
+) -> mongodb::error::Result<Vec<Event>> {
+    let made: Vec<_> = made.into_iter().filter(|(_, drafts)| !drafts.is_empty()).collect();
+    if made.is_empty() {
         return Ok(Vec::new());
     }
-    let endpoints = db
+    let tenants: Vec<&str> = made.iter().map(|(t, _)| t.as_str()).collect();
+    let mut cursor = db
         .coll("webhooks")
-        .find(doc! {"tenantId": tenant.as_str(), "state": EndpointState::Enabled.as_str()})
+        .find(doc! {"tenantId": {"$in": &tenants}, "state": EndpointState::Enabled.as_str()})
         .sort(doc! {"createdAt": 1, "_id": 1})
         .session(&mut *s)
         .await?;
-    let endpoints: Vec<_> = {
-        let mut found = Vec::new();
-        let mut cursor = endpoints;
-        while let Some(d) = cursor.next(&mut *s).await.transpose()? {
-            found.push(webhook_from(&d).map_err(corrupt)?);
-        }
-        found
-    };
-    let n = drafts.len() as i64;
-    let counter = db
-        .coll("event_counters")
-        .find_one_and_update(doc! {"_id": tenant.as_str()}, doc! {"$inc": {"lastId": n}, "$max": {"lastAt": dt(now)}})
-        // Every tenant has its counter (`new_counter`, `ensure_counters`); upserting covers a tenant
-        // stored by a version that made none.
-        .upsert(true)
-        .return_document(ReturnDocument::After)
-        .session(&mut *s)
-        .await?
-        .ok_or_else(|| corrupt(format!("the event counter of tenant `{tenant}` is missing")))?;
-    let last = counter.get_i64("lastId").map_err(corrupt)?;
-    let at = time_of(&counter, "lastAt").map_err(corrupt)?;
-    let before = EventCounter { last: EventId::new((last - n) as u64), last_at: Some(at) };
-    let (events, _) = before.assign(tenant, drafts, at);
+    let mut endpoints = Vec::new();
+    while let Some(d) = cursor.next(&mut *s).await.transpose()? {
+        endpoints.push(webhook_from(&d).map_err(corrupt)?);
+    }
+    let mut events = Vec::new();
+    for (tenant, drafts) in made {
+        let n = drafts.len() as i64;
+        let counter = db
+            .coll("event_counters")
+            .find_one_and_update(
+                doc! {"_id": tenant.as_str()},
+                doc! {"$inc": {"lastId": n}, "$max": {"lastAt": dt(now)}},
+            )
+            // Every tenant has its counter (`new_counter`, `ensure_counters`); upserting covers a
+            // tenant stored by a version that made none.
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?
+            .ok_or_else(|| corrupt(format!("the event counter of tenant `{tenant}` is missing")))?;
+        let last = counter.get_i64("lastId").map_err(corrupt)?;
+        let at = time_of(&counter, "lastAt").map_err(corrupt)?;
+        let before = EventCounter { last: EventId::new((last - n) as u64), last_at: Some(at) };
+        events.extend(before.assign(&tenant, drafts, at).0);
+    }
     db.coll("events").insert_many(events.iter().map(event_doc)).session(&mut *s).await?;
     let deliveries = crate::store::events::deliveries(&events, &endpoints, now);
     if !deliveries.is_empty() {

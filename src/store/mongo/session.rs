@@ -6,6 +6,7 @@ use futures::TryStreamExt;
 use mongodb::bson::Document;
 use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::{Client, ClientSession, Collection, Database};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A client and the database kamshub uses on it.
@@ -13,11 +14,19 @@ use std::time::Duration;
 pub(super) struct Db {
     client: Client,
     db: Database,
+    appliers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
     pub(super) fn new(client: Client, database: &str) -> Self {
-        Self { db: client.database(database), client }
+        Self { db: client.database(database), client, appliers: Arc::default() }
+    }
+
+    /// Waits for this process's turn to run an inbound apply transaction (`inbox::apply` says
+    /// why there is one at a time). Applies from other processes still meet in the server, as
+    /// write conflicts that `transaction` retries.
+    pub(super) async fn appliers_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.appliers.lock().await
     }
 
     /// A collection of untyped documents (the codec converts them).
