@@ -111,7 +111,9 @@ async fn replies_survive_kill9_of_the_sender_mongodb_sqs() {
 /// (The short run on the stand-ins leaves the hang, 35 s, to the embedded one.)
 fn provider_faults(scale: &Scale, backend: Backend) -> Nemesis {
     const SHORT_HANGS: &[usize] = &[11];
-    const FULL_HANGS: &[usize] = &[50, 250, 450, 650, 850, 1050, 1250, 1450, 1650, 1850];
+    // Ten calls spread over the run; every call number below the number of replies is reached
+    // (retries only add calls). Embedded: 50, 250, …, 1850 of 2,000; stand-ins: 10, 50, …, 370.
+    let full_hangs: Vec<usize> = (0..10).map(|i| scale.replies / 40 + i * scale.replies / 10).collect();
     Nemesis {
         crash_calls: 0,
         random_kill_ms: 0,
@@ -119,7 +121,7 @@ fn provider_faults(scale: &Scale, backend: Backend) -> Nemesis {
             rate_limited: 0.1,
             server_error: 0.1,
             hang_calls: match (scale.full, backend) {
-                (true, _) => FULL_HANGS,
+                (true, _) => full_hangs.leak(),
                 (false, Backend::Embedded) => SHORT_HANGS,
                 (false, Backend::MongoSqs) => &[],
             },
