@@ -22,8 +22,9 @@ use time::OffsetDateTime;
 /// increments its tenants' event counters, and MongoDB aborts a transaction that writes a document
 /// written by another transaction since its own snapshot was taken, committed or not: concurrent
 /// applies of batches spanning many tenants used to abort each other most of the time (see
-/// docs/reliability.md, "Cost"). A turn costs little because the transaction is short: its writes
-/// are buffered ([`Pending`]) and sent with one command per collection.
+/// docs/reliability.md, "Cost"). A turn costs little because the transaction is short: its reads
+/// are done ahead ([`ReadAhead`]), its writes buffered ([`Pending`]) and sent with one command per
+/// collection.
 pub(super) async fn apply(db: &Db, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
     let _turn = db.appliers_turn().await;
     let (handle, records) = (db.clone(), records.to_vec());
