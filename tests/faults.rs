@@ -214,8 +214,12 @@ async fn a_mongodb_outage_costs_no_acknowledgement_and_nothing_reaches_the_dlq()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inbound_cost_on_sqs_and_mongodb() {
     let scale = Scale::from_env(Backend::MongoSqs);
-    let concurrencies: &[usize] = if scale.full { &[1, 4, 16, 64] } else { &[16] };
-    for &concurrency in concurrencies {
+    // `KAMSHUB_COST_POSTERS=4,16,64` measures other concurrencies at this scale (by hand).
+    let chosen: Option<Vec<usize>> = std::env::var("KAMSHUB_COST_POSTERS")
+        .ok()
+        .map(|list| list.split(',').map(|n| n.trim().parse().expect("KAMSHUB_COST_POSTERS: numbers")).collect());
+    let concurrencies = chosen.unwrap_or_else(|| if scale.full { vec![1, 4, 16, 64] } else { vec![16] });
+    for concurrency in concurrencies {
         let Some(report) = cost::measure(scale, concurrency).await else { return };
         assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
         assert_eq!(report.stored, report.attempted, "{report:?}");

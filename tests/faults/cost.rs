@@ -53,6 +53,13 @@ async fn forward_http(
         })
         .unwrap_or_else(|| "other".into());
     count(counts, &action);
+    // Entries of a batch request: one `ReceiptHandle` or `MessageBody` each.
+    let entries = |text: &[u8], key: &str| String::from_utf8_lossy(text).matches(key).count();
+    match action.as_str() {
+        "SendMessageBatch" => count(counts, &format!("fill {action} {:02}", entries(&body, "\"MessageBody\""))),
+        "DeleteMessageBatch" => count(counts, &format!("fill {action} {:02}", entries(&body, "\"ReceiptHandle\""))),
+        _ => {}
+    }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = http.request(method, format!("{upstream}{path}")).body(body);
     for (name, value) in &headers {
@@ -70,6 +77,9 @@ async fn forward_http(
                 }
             }
             let bytes = answer.bytes().await.unwrap_or_default();
+            if action == "ReceiveMessage" {
+                count(counts, &format!("fill {action} {:02}", entries(&bytes, "\"ReceiptHandle\"")));
+            }
             (status, out, bytes).into_response()
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
@@ -179,7 +189,7 @@ pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
     daemon.kill9();
 
     let events = stored.copies.len() as u64;
-    let sqs_total: u64 = actions.values().sum();
+    let sqs_total: u64 = actions.iter().filter(|(a, _)| !a.starts_with("fill ")).map(|(_, n)| n).sum();
     let work: u64 = commands.iter().filter(|(c, _)| !is_monitoring(c)).map(|(_, n)| n).sum();
     stored.count_into(&mut report, updates.len(), &poster, &acked);
     let per = |n: u64| (n as f64 * 1000.0 / events.max(1) as f64).round() as u64;
@@ -191,8 +201,13 @@ pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
     let receives = actions.get("ReceiveMessage").copied().unwrap_or(0);
     report.other.insert("messagesPerSendX1000".into(), (events * 1000).checked_div(sends).unwrap_or(0));
     report.other.insert("messagesPerReceiveX1000".into(), (events * 1000).checked_div(receives).unwrap_or(0));
+    let deletes = actions.get("DeleteMessageBatch").copied().unwrap_or(0);
+    report.other.insert("messagesPerDeleteX1000".into(), (events * 1000).checked_div(deletes).unwrap_or(0));
     for (action, n) in &actions {
-        report.other.insert(format!("sqs:{action}"), *n);
+        match action.strip_prefix("fill ") {
+            Some(fill) => report.other.insert(format!("fill:{fill}"), *n),
+            None => report.other.insert(format!("sqs:{action}"), *n),
+        };
     }
     for (command, n) in &commands {
         report.other.insert(format!("mongo:{command}"), *n);
