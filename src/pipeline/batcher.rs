@@ -1,6 +1,9 @@
 //! Micro-batching of concurrent enqueues: webhooks arriving within a few milliseconds of each
 //! other share one queue send (one SQLite transaction, or SendMessageBatch calls on SQS). Each
-//! caller is answered only once its messages are durably enqueued.
+//! caller is answered only once its messages are durably enqueued. How long a batch waits for
+//! more, and how many make it full, is the queue's [`crate::queue::SendBatching`]: on SQS a partial batch also
+//! waits (at most 20 ms) for the sends in flight to answer, so concurrent webhooks fill calls of
+//! ten instead of each lingering batch going out half empty.
 //!
 //! One caller's messages never fail another's: if the queue refuses a shared batch (a message
 //! breaks its limits), each caller's messages are sent again on their own, and only the callers
@@ -8,13 +11,8 @@
 
 use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long the batcher waits for more messages after the first of a batch.
-const LINGER: Duration = Duration::from_millis(2);
-/// Most messages one batch carries.
-const MAX_BATCH: usize = 500;
 /// Batches sent at once. Order across concurrent webhooks is not defined anyway (providers
 /// deliver in parallel); the processor orders messages by provider order.
 const CONCURRENT_BATCHES: usize = 8;
@@ -69,26 +67,57 @@ impl EnqueueBatcher {
 }
 
 async fn run(queue: Arc<dyn Queue>, queue_name: QueueName, mut rx: mpsc::Receiver<Pending>) {
+    let shape = queue.send_batching();
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BATCHES));
+    // Sends in flight, so a partial batch can wait for them (`SendBatching`).
+    let (in_flight, mut idle) = tokio::sync::watch::channel(0usize);
+    let in_flight = Arc::new(in_flight);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let mut count = batch[0].messages.len();
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while count < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(next)) => {
-                    count += next.messages.len();
-                    batch.push(next);
-                }
-                Ok(None) | Err(_) => break,
+        let started = tokio::time::Instant::now();
+        while count < shape.max_messages {
+            // Sends in flight: this batch could not have been the only one anyway, so it waits
+            // for more until they have answered (for at most `max_linger`) instead of going out
+            // after `linger` half empty.
+            let busy = *idle.borrow_and_update() > 0 && shape.max_linger > shape.linger;
+            let due = started + if busy { shape.max_linger } else { shape.linger };
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(next) => {
+                        count += next.messages.len();
+                        batch.push(next);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(due) => break,
+                // They have answered: past `linger`, the batch goes now.
+                Ok(_) = idle.wait_for(|n| *n == 0), if busy => {}
             }
         }
         let permit = Arc::clone(&permits).acquire_owned().await.expect("the semaphore is never closed");
         let queue = Arc::clone(&queue);
+        let sending = InFlight::start(&in_flight);
         tokio::spawn(async move {
             send(queue.as_ref(), queue_name, batch).await;
-            drop(permit);
+            drop((sending, permit));
         });
+    }
+}
+
+/// One send counted in flight until it is dropped (also if the send panics).
+struct InFlight(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl InFlight {
+    fn start(count: &Arc<tokio::sync::watch::Sender<usize>>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 
@@ -112,6 +141,7 @@ async fn send(queue: &dyn Queue, queue_name: QueueName, batch: Vec<Pending>) {
 mod tests {
     use super::*;
     use crate::queue::sqlite::SqliteQueue;
+    use std::time::Duration;
 
     fn message(group: &str, body: &str) -> OutgoingMessage {
         OutgoingMessage { group_id: group.into(), dedupe_id: format!("d-{group}"), body: body.into() }
@@ -135,5 +165,150 @@ mod tests {
         assert!(last_answer.await.unwrap().is_ok());
         let depth = queue.depth(QueueName::Incoming).await.unwrap();
         assert_eq!(depth.visible, 2, "both neighbours are on the queue, nothing of the refused caller");
+    }
+
+    /// A queue whose first send does not answer until the test says so (a send in flight), and
+    /// which records how many messages each send carried. The batcher only sends.
+    struct Gated {
+        shape: crate::queue::SendBatching,
+        sizes: tokio::sync::watch::Sender<Vec<usize>>,
+        first_answers: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    }
+
+    impl Gated {
+        fn new(shape: crate::queue::SendBatching) -> (Arc<Gated>, oneshot::Sender<()>) {
+            let (answer, first) = oneshot::channel();
+            let sizes = tokio::sync::watch::channel(Vec::new()).0;
+            (Arc::new(Gated { shape, sizes, first_answers: tokio::sync::Mutex::new(Some(first)) }), answer)
+        }
+
+        /// Waits until `n` sends have been made; returns the sizes of all so far.
+        async fn sends(&self, n: usize) -> Vec<usize> {
+            self.sizes.subscribe().wait_for(|s| s.len() >= n).await.unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Gated {
+        fn kind(&self) -> &'static str {
+            "gated"
+        }
+        fn send_batching(&self) -> crate::queue::SendBatching {
+            self.shape
+        }
+        async fn send(&self, _: QueueName, messages: &[OutgoingMessage]) -> crate::queue::QueueResult<()> {
+            self.sizes.send_modify(|s| s.push(messages.len()));
+            let first = self.first_answers.lock().await.take();
+            if let Some(answer) = first {
+                let _ = answer.await;
+            }
+            Ok(())
+        }
+        async fn receive(
+            &self,
+            _: QueueName,
+            _: usize,
+            _: Duration,
+        ) -> crate::queue::QueueResult<Vec<crate::queue::ReceivedMessage>> {
+            unreachable!("the batcher only sends")
+        }
+        async fn delete(&self, _: QueueName, _: &[crate::queue::Receipt]) -> crate::queue::QueueResult<()> {
+            unreachable!("the batcher only sends")
+        }
+        async fn set_visibility(
+            &self,
+            _: QueueName,
+            _: &crate::queue::Receipt,
+            _: Duration,
+        ) -> crate::queue::QueueResult<()> {
+            unreachable!("the batcher only sends")
+        }
+        async fn set_visibility_batch(
+            &self,
+            _: QueueName,
+            _: &[crate::queue::Receipt],
+            _: Duration,
+        ) -> crate::queue::QueueResult<Vec<crate::queue::QueueResult<()>>> {
+            unreachable!("the batcher only sends")
+        }
+        async fn dead_letter(&self, _: QueueName, _: &crate::queue::ReceivedMessage) -> crate::queue::QueueResult<()> {
+            unreachable!("the batcher only sends")
+        }
+        async fn depth(&self, _: QueueName) -> crate::queue::QueueResult<crate::queue::Depth> {
+            unreachable!("the batcher only sends")
+        }
+        async fn peek(&self, _: QueueName, _: usize) -> crate::queue::QueueResult<Vec<crate::queue::PeekedMessage>> {
+            unreachable!("the batcher only sends")
+        }
+        async fn oldest_sent_at(&self, _: QueueName) -> crate::queue::QueueResult<Option<i64>> {
+            unreachable!("the batcher only sends")
+        }
+    }
+
+    /// `n` webhooks of one message each, enqueued at once; resolves when all are answered.
+    fn enqueue_many(batcher: &EnqueueBatcher, n: usize) -> tokio::task::JoinSet<Result<(), EnqueueError>> {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let batcher = batcher.clone();
+            set.spawn(async move { batcher.enqueue(vec![message(&format!("g{i}"), "hello")]).await });
+        }
+        set
+    }
+
+    async fn all_ok(mut set: tokio::task::JoinSet<Result<(), EnqueueError>>) {
+        while let Some(answer) = set.join_next().await {
+            answer.unwrap().unwrap();
+        }
+    }
+
+    /// SQS-shaped (ten per call), with a `max_linger` long enough that only the answer of the send
+    /// in flight can release a partial batch.
+    const SQS_LIKE: crate::queue::SendBatching = crate::queue::SendBatching {
+        max_messages: 10,
+        linger: Duration::from_millis(2),
+        max_linger: Duration::from_secs(3600),
+    };
+
+    // The clock is paused: it moves only when every task waits, so these tests see no real time.
+    #[tokio::test(start_paused = true)]
+    async fn while_a_send_is_in_flight_full_batches_go_at_once_and_a_partial_one_waits_for_its_answer() {
+        let (queue, answer_first) = Gated::new(SQS_LIKE);
+        let batcher = EnqueueBatcher::start(queue.clone(), QueueName::Incoming);
+        let first = enqueue_many(&batcher, 1);
+        assert_eq!(queue.sends(1).await, vec![1], "alone, a webhook goes after `linger`");
+        let rest = enqueue_many(&batcher, 12);
+        assert_eq!(queue.sends(2).await, vec![1, 10], "ten fill a call: it goes without waiting");
+        // A virtual minute: the two left over wait for the first send's answer, not for a timer.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(queue.sizes.borrow().len(), 2, "the partial batch waits while a send is in flight");
+        answer_first.send(()).unwrap();
+        assert_eq!(queue.sends(3).await, vec![1, 10, 2], "and goes once it has answered");
+        all_ok(first).await;
+        all_ok(rest).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_waits_at_most_max_linger() {
+        let shape = crate::queue::SendBatching { max_linger: Duration::from_millis(20), ..SQS_LIKE };
+        let (queue, _never_answered) = Gated::new(shape);
+        let batcher = EnqueueBatcher::start(queue.clone(), QueueName::Incoming);
+        let _first = enqueue_many(&batcher, 1);
+        queue.sends(1).await;
+        let started = tokio::time::Instant::now();
+        all_ok(enqueue_many(&batcher, 3)).await;
+        assert_eq!(queue.sends(2).await, vec![1, 3]);
+        assert_eq!(started.elapsed(), shape.max_linger, "answered at `max_linger` (virtual time), not later");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn embedded_batches_never_wait_for_sends_in_flight() {
+        let (queue, _never_answered) = Gated::new(crate::queue::SendBatching::EMBEDDED);
+        let batcher = EnqueueBatcher::start(queue.clone(), QueueName::Incoming);
+        let _first = enqueue_many(&batcher, 1);
+        queue.sends(1).await;
+        let started = tokio::time::Instant::now();
+        all_ok(enqueue_many(&batcher, 3)).await;
+        assert_eq!(queue.sends(2).await, vec![1, 3]);
+        assert_eq!(started.elapsed(), crate::queue::SendBatching::EMBEDDED.linger, "after `linger`, as always");
     }
 }

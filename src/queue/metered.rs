@@ -62,6 +62,10 @@ impl Queue for MeteredQueue {
         self.inner.max_receive()
     }
 
+    fn send_batching(&self) -> super::SendBatching {
+        self.inner.send_batching()
+    }
+
     async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
         self.timed(queue, "send", self.inner.send(queue, messages)).await?;
         if !messages.is_empty() {

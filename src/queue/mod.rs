@@ -220,6 +220,32 @@ pub enum QueueError {
 /// Result of a queue call.
 pub type QueueResult<T> = Result<T, QueueError>;
 
+/// How a producer should group concurrent sends to a queue ([`Queue::send_batching`]), as used by
+/// intake's batcher (`pipeline::batcher`).
+///
+/// A batch goes as soon as it holds `max_messages`. Short of that, it waits `linger` after its
+/// first message for more; and if sends are still in flight by then, it keeps collecting until
+/// they have all answered or `max_linger` has passed since its first message (Nagle's algorithm:
+/// a batch that could not have gone out alone anyway fills while the earlier ones are answered).
+/// `max_linger` equal to `linger` turns that off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBatching {
+    /// Messages that make a batch full: sent at once.
+    pub max_messages: usize,
+    /// Wait for more after a batch's first message.
+    pub linger: Duration,
+    /// Longest wait after a batch's first message while other sends are in flight: the most a
+    /// partial batch adds to its callers' latency.
+    pub max_linger: Duration,
+}
+
+impl SendBatching {
+    /// The embedded queue's: one SQLite transaction takes any number of messages and costs about
+    /// the same for one as for hundreds, so a batch takes what arrives within 2 ms, up to 500.
+    pub const EMBEDDED: SendBatching =
+        SendBatching { max_messages: 500, linger: Duration::from_millis(2), max_linger: Duration::from_millis(2) };
+}
+
 /// FIFO queues with SQS FIFO semantics.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
@@ -229,6 +255,12 @@ pub trait Queue: Send + Sync + 'static {
     /// The most messages one `receive` may ask for: SQS's 10, more where the backend allows.
     fn max_receive(&self) -> usize {
         MAX_RECEIVE_BATCH
+    }
+
+    /// How concurrent sends to this queue are best grouped ([`SendBatching`]): the embedded
+    /// queue's by default.
+    fn send_batching(&self) -> SendBatching {
+        SendBatching::EMBEDDED
     }
 
     /// Sends messages, in order. Returns once every message is durably enqueued (or deduplicated).

@@ -3,7 +3,8 @@
 
 use super::{
     Depth, MAX_BODY_BYTES, MAX_RECEIVE_BATCH, OutgoingMessage, PeekedMessage, Queue, QueueError, QueueName,
-    QueueResult, Receipt, ReceiveLimits, ReceivedMessage, check_outgoing, check_peek, check_receive, check_visibility,
+    QueueResult, Receipt, ReceiveLimits, ReceivedMessage, SendBatching, check_outgoing, check_peek, check_receive,
+    check_visibility,
 };
 use crate::config::QueueSettings;
 use async_trait::async_trait;
@@ -25,6 +26,9 @@ const DLQ_RETENTION_SECS: &str = "1209600";
 /// How long a peek hides the messages it looks at; they are released as soon as it has them, so
 /// this only matters if the peeking process dies (they come back by themselves after it).
 pub const PEEK_HOLD_SECS: i32 = 60;
+/// The most a partial `SendMessageBatch` waits for earlier sends to answer (about one SQS round
+/// trip under load): the bound on what batching adds to a webhook's acknowledgement.
+const SQS_MAX_LINGER: Duration = Duration::from_millis(20);
 
 /// The SQS FIFO queues of one environment (`{prefix}-incoming.fifo`, ...).
 pub struct SqsQueue {
@@ -612,6 +616,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl Queue for SqsQueue {
     fn kind(&self) -> &'static str {
         "sqs"
+    }
+
+    /// Ten messages fill a `SendMessageBatch`, and every call is billed alike: a partial batch
+    /// waits, while earlier sends are in flight, for them to answer (up to 20 ms in all), so
+    /// concurrent webhooks share calls (docs/reliability.md, "Cost").
+    fn send_batching(&self) -> SendBatching {
+        SendBatching { max_messages: MAX_RECEIVE_BATCH, linger: Duration::from_millis(2), max_linger: SQS_MAX_LINGER }
     }
 
     /// Batches go one after another, in order, so a group's order holds across batches.

@@ -58,6 +58,9 @@ impl Queue for Faulty {
     fn max_receive(&self) -> usize {
         self.inner.max_receive()
     }
+    fn send_batching(&self) -> kamshub::queue::SendBatching {
+        self.inner.send_batching()
+    }
     async fn send(&self, queue: QueueName, messages: &[OutgoingMessage]) -> QueueResult<()> {
         self.inner.send(queue, messages).await
     }
