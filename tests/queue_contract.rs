@@ -671,6 +671,25 @@ async fn sqs_init_is_idempotent_and_sets_the_redrive_policy() {
     assert!(deliveries.0["deadLetterTargetArn"].as_str().unwrap().ends_with(&first[4].name));
 }
 
+/// A consumer's heartbeat is paced by its configured visibility timeout, so a receive must hold
+/// for that long even where the queue's own attribute is shorter (created by an older `queues
+/// init`, or by hand): otherwise every batch held past the attribute lapses and is redelivered.
+#[tokio::test]
+async fn sqs_a_receive_holds_for_the_configured_visibility_not_the_queues() {
+    let Some(endpoint) = common::aws_endpoint() else { return };
+    let settings = sqs_settings(&endpoint);
+    let created = SqsQueue::connect(&settings).await.unwrap();
+    created.init().await.unwrap();
+    let longer = QueueSettings { visibility_timeout_secs: (VISIBILITY * 4).as_secs() as u32, ..settings };
+    let consumer = SqsQueue::connect(&longer).await.unwrap();
+    consumer.send(Incoming, &[msg("g", "d", "held")]).await.unwrap();
+    let held = receive_n(&consumer, Incoming, 1).await.remove(0);
+    let received_at = Instant::now();
+    assert_nothing_to_receive_until(&created, Incoming, received_at + VISIBILITY + Duration::from_secs(1)).await;
+    assert_eq!(created.depth(Incoming).await.unwrap(), Depth { visible: 0, in_flight: 1 });
+    consumer.delete(Incoming, &[held.receipt]).await.unwrap();
+}
+
 async fn raw_client(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-2"))

@@ -82,7 +82,10 @@ async fn run(queue: Arc<dyn Queue>, queue_name: QueueName, mut rx: mpsc::Receive
             // after `linger` half empty.
             let busy = *idle.borrow_and_update() > 0 && shape.max_linger > shape.linger;
             let due = started + if busy { shape.max_linger } else { shape.linger };
+            // A message already waiting joins the batch even at its deadline, as a timeout around
+            // `recv` would have it.
             tokio::select! {
+                biased;
                 next = rx.recv() => match next {
                     Some(next) => {
                         count += next.messages.len();

@@ -648,6 +648,10 @@ impl Queue for SqsQueue {
             .queue_url(url)
             .max_number_of_messages(i32::try_from(max).expect("checked: at most 10"))
             .wait_time_seconds(ceil_secs(wait))
+            // The timeout the consumers' heartbeat is paced by (a third of it), not whatever the
+            // queue's attribute says: a queue created with another (an older `queues init`, a
+            // hand-made queue) would let every batch held longer than that lapse.
+            .visibility_timeout(i32::try_from(self.visibility_timeout_secs).unwrap_or(i32::MAX))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .send()
