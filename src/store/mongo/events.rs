@@ -22,7 +22,9 @@ use mongodb::bson::{DateTime, Document, doc};
 use mongodb::options::ReturnDocument;
 use time::OffsetDateTime;
 
-fn corrupt(why: impl std::fmt::Display) -> mongodb::error::Error {
+/// A record (or a write) the adapter cannot make sense of, as a driver error that aborts the
+/// transaction; `errors::map_err` reports it as `StoreError::Other` with `why`.
+pub(super) fn corrupt(why: impl std::fmt::Display) -> mongodb::error::Error {
     mongodb::error::Error::custom(super::codec::CorruptRecord(why.to_string()))
 }
 

@@ -2,7 +2,7 @@
 //! changes is decided by [`plan`] (shared with the SQLite adapter); this module loads and writes.
 
 use super::codec::{
-    CorruptRecord, conversation_doc, conversation_from, dt, inbound_event_from, message_doc, message_from, outbox_doc,
+    conversation_doc, conversation_from, dt, inbound_event_from, message_doc, message_from, outbox_doc,
 };
 use super::errors::map_err;
 use super::session::{Db, collect};
@@ -183,11 +183,12 @@ async fn replace_all(
         .run_command(doc! {"update": collection, "updates": statements, "ordered": true})
         .session(&mut *s)
         .await?;
-    // A statement's failure (a duplicate key) comes back in an otherwise successful reply.
+    // A statement's failure (a duplicate key, a validator's refusal) comes back in an otherwise
+    // successful reply; it fails the batch like any write error (`StoreError::Other`).
     match reply.get_array("writeErrors") {
-        Ok(errors) if !errors.is_empty() => Err(mongodb::error::Error::custom(CorruptRecord(format!(
-            "replacing documents in `{collection}` failed: {errors:?}"
-        )))),
+        Ok(errors) if !errors.is_empty() => {
+            Err(events::corrupt(format!("replacing documents in `{collection}` failed: {errors:?}")))
+        }
         _ => Ok(()),
     }
 }
@@ -402,7 +403,7 @@ async fn find<T>(
     convert: fn(&Document) -> StoreResult<T>,
 ) -> mongodb::error::Result<Option<T>> {
     let found = db.coll(collection).find_one(filter).session(&mut *s).await?;
-    found.as_ref().map(convert).transpose().map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))
+    found.as_ref().map(convert).transpose().map_err(events::corrupt)
 }
 
 /// Reads every document matching `filter` within the transaction, mapping each with `convert`.
@@ -416,7 +417,7 @@ async fn find_all<T>(
     let mut cursor = db.coll(collection).find(filter).session(&mut *s).await?;
     let mut found = Vec::new();
     while let Some(d) = cursor.next(&mut *s).await.transpose()? {
-        found.push(convert(&d).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?);
+        found.push(convert(&d).map_err(events::corrupt)?);
     }
     Ok(found)
 }
