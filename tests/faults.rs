@@ -225,3 +225,11 @@ async fn inbound_cost_on_sqs_and_mongodb() {
         assert_eq!(report.stored, report.attempted, "{report:?}");
     }
 }
+
+/// What a reply costs on SQS and MongoDB (docs/reliability.md, "Cost"): every reply sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reply_cost_on_sqs_and_mongodb() {
+    let Some(report) = cost::measure_replies(Scale::from_env(Backend::MongoSqs)).await else { return };
+    assert_eq!(report.attempted, Scale::from_env(Backend::MongoSqs).replies, "every reply was accepted: {report:?}");
+    assert_eq!((report.lost, report.double_sent), (0, 0), "every reply delivered once: {report:?}");
+}

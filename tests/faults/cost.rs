@@ -4,6 +4,8 @@
 //! set intake's queue batch sizes).
 
 use crate::harness::{Backend, Cluster, Report, Scale};
+use crate::provider::{FakeTelegram, Faults};
+use crate::replies;
 use crate::webhooks::{Poster, await_stored, workload};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -154,23 +156,73 @@ fn is_monitoring(command: &str) -> bool {
     matches!(command, "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "endSessions")
 }
 
+/// A deployment on the stand-ins whose daemons talk through the counting proxies (the harness's
+/// own reads and writes, through `cluster.app`, go around them).
+struct Metered {
+    cluster: Cluster,
+    commands: Counts,
+    actions: Counts,
+}
+
+impl Metered {
+    async fn new(scale: &Scale, provider_base: &str) -> Option<Metered> {
+        let mongo = crate::common::mongodb_uri()?;
+        let aws = crate::common::aws_endpoint()?;
+        let upstream_port: u16 = mongo.split("127.0.0.1:").nth(1)?.split(['/', '?']).next()?.parse().ok()?;
+        let (mongo_port, commands) = mongo_proxy(upstream_port).await;
+        let (sqs, actions) = sqs_proxy(aws).await;
+        let mut cluster = Cluster::new(Backend::MongoSqs, scale.tenants, provider_base, "").await?;
+        let database_uri = format!("mongodb://127.0.0.1:{mongo_port}/?directConnection=true");
+        cluster.daemon_env = vec![
+            ("KAMSHUB_STORE__URI".into(), database_uri),
+            ("KAMSHUB_QUEUE__ENDPOINT_URL".into(), sqs),
+            // The default, as in production: the heartbeat extends held messages every third of it.
+            ("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS".into(), "30".into()),
+        ];
+        Some(Metered { cluster, commands, actions })
+    }
+
+    /// Counts from now on only.
+    fn reset(&self) {
+        self.commands.lock().unwrap().clear();
+        self.actions.lock().unwrap().clear();
+    }
+
+    /// MongoDB commands and SQS actions (with the fill histograms) counted since the reset.
+    fn counted(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+        (self.commands.lock().unwrap().clone(), self.actions.lock().unwrap().clone())
+    }
+}
+
+/// SQS requests among `actions` (the fill histograms left out).
+fn sqs_requests(actions: &BTreeMap<String, u64>) -> u64 {
+    actions.iter().filter(|(a, _)| !a.starts_with("fill ")).map(|(_, n)| n).sum()
+}
+
+/// MongoDB round trips among `commands` (the driver's monitoring left out).
+fn round_trips(commands: &BTreeMap<String, u64>) -> u64 {
+    commands.iter().filter(|(c, _)| !is_monitoring(c)).map(|(_, n)| n).sum()
+}
+
+/// Every count, by SQS action (`sqs:…`), fill (`fill:…`) and MongoDB command (`mongo:…`).
+fn counts_into(report: &mut Report, commands: &BTreeMap<String, u64>, actions: &BTreeMap<String, u64>) {
+    for (action, n) in actions {
+        match action.strip_prefix("fill ") {
+            Some(fill) => report.other.insert(format!("fill:{fill}"), *n),
+            None => report.other.insert(format!("sqs:{action}"), *n),
+        };
+    }
+    for (command, n) in commands {
+        report.other.insert(format!("mongo:{command}"), *n);
+    }
+}
+
 /// One measurement: `scale`'s workload posted once each by `concurrency` posters to a daemon
 /// (all roles) talking through the proxies.
 pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
     let started = Instant::now();
-    let mongo = crate::common::mongodb_uri()?;
-    let aws = crate::common::aws_endpoint()?;
-    let upstream_port: u16 = mongo.split("127.0.0.1:").nth(1)?.split(['/', '?']).next()?.parse().ok()?;
-    let (mongo_port, commands) = mongo_proxy(upstream_port).await;
-    let (sqs, actions) = sqs_proxy(aws).await;
-    let mut cluster = Cluster::new(Backend::MongoSqs, scale.tenants, "http://127.0.0.1:9", "").await?;
-    let database_uri = format!("mongodb://127.0.0.1:{mongo_port}/?directConnection=true");
-    cluster.daemon_env = vec![
-        ("KAMSHUB_STORE__URI".into(), database_uri),
-        ("KAMSHUB_QUEUE__ENDPOINT_URL".into(), sqs),
-        // The default, as in production: the heartbeat extends held messages every third of it.
-        ("KAMSHUB_QUEUE__VISIBILITY_TIMEOUT_SECS".into(), "30".into()),
-    ];
+    let metered = Metered::new(&scale, "http://127.0.0.1:9").await?;
+    let cluster = &metered.cluster;
     let mut report = Report::new(&format!("cost-concurrency-{concurrency}"), Backend::MongoSqs, &scale);
     let updates = Arc::new(workload(&scale));
     // The inbound path only: http and processor.
@@ -178,19 +230,17 @@ pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
     cluster.wait_ready(&mut daemon).await;
     // Settled start: count only the load.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    commands.lock().unwrap().clear();
-    actions.lock().unwrap().clear();
-    let poster = Poster::new(&cluster);
+    metered.reset();
+    let poster = Poster::new(cluster);
     poster.post_all(&updates, (0..updates.len()).map(|i| (i, 1)).collect(), concurrency).await;
     poster.retry_unacknowledged(&updates, concurrency).await;
     let acked = poster.acked.lock().unwrap().clone();
-    let stored = await_stored(&cluster, &acked, updates.len(), Duration::from_secs(60)).await;
-    let (commands, actions) = (commands.lock().unwrap().clone(), actions.lock().unwrap().clone());
+    let stored = await_stored(cluster, &acked, updates.len(), Duration::from_secs(60)).await;
+    let (commands, actions) = metered.counted();
     daemon.kill9();
 
     let events = stored.copies.len() as u64;
-    let sqs_total: u64 = actions.iter().filter(|(a, _)| !a.starts_with("fill ")).map(|(_, n)| n).sum();
-    let work: u64 = commands.iter().filter(|(c, _)| !is_monitoring(c)).map(|(_, n)| n).sum();
+    let (sqs_total, work) = (sqs_requests(&actions), round_trips(&commands));
     stored.count_into(&mut report, updates.len(), &poster, &acked);
     let per = |n: u64| (n as f64 * 1000.0 / events.max(1) as f64).round() as u64;
     report.other.insert("posters".into(), concurrency as u64);
@@ -203,15 +253,53 @@ pub async fn measure(scale: Scale, concurrency: usize) -> Option<Report> {
     report.other.insert("messagesPerReceiveX1000".into(), (events * 1000).checked_div(receives).unwrap_or(0));
     let deletes = actions.get("DeleteMessageBatch").copied().unwrap_or(0);
     report.other.insert("messagesPerDeleteX1000".into(), (events * 1000).checked_div(deletes).unwrap_or(0));
-    for (action, n) in &actions {
-        match action.strip_prefix("fill ") {
-            Some(fill) => report.other.insert(format!("fill:{fill}"), *n),
-            None => report.other.insert(format!("sqs:{action}"), *n),
-        };
+    counts_into(&mut report, &commands, &actions);
+    report.seconds = started.elapsed().as_secs_f64();
+    report.publish();
+    Some(report)
+}
+
+/// What a reply costs: `scale.replies` replies over the workload's conversations, created
+/// through the library as `kamshub message send` creates them (that transaction goes around the
+/// proxies), sent by a daemon with every role to a fake provider that answers every call. The
+/// counts cover the daemon's work from the first reply until none is PENDING, ENQUEUED or
+/// SENDING: the relay's publishing, the sender's receives, deletes and outbox writes.
+pub async fn measure_replies(scale: Scale) -> Option<Report> {
+    let started = Instant::now();
+    let fake = FakeTelegram::start(Faults::default(), BTreeMap::new()).await;
+    let metered = Metered::new(&scale, &fake.base).await?;
+    let cluster = &metered.cluster;
+    let mut report = Report::new("cost-replies", Backend::MongoSqs, &scale);
+    let mut daemon = cluster.start("http,processor,relay,sender");
+    cluster.wait_ready(&mut daemon).await;
+    let conversations = replies::open_conversations(cluster, &scale).await;
+    let store = cluster.app.store().await.unwrap();
+    metered.reset();
+    let created = replies::create_replies(cluster, &conversations, scale.replies).await;
+    let deadline = Instant::now() + Duration::from_secs(if scale.full { 600 } else { 120 });
+    while replies::open_replies(&store).await > 0 {
+        assert!(Instant::now() < deadline, "replies still open at the deadline; log: {}", daemon.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for (command, n) in &commands {
-        report.other.insert(format!("mongo:{command}"), *n);
+    let (commands, actions) = metered.counted();
+    daemon.kill9();
+
+    let record = fake.take_record();
+    let mut delivered: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in &record.deliveries {
+        *delivered.entry(d.text.as_str()).or_default() += 1;
     }
+    report.attempted = created.len();
+    report.acknowledged = created.len();
+    report.requests = record.deliveries.len();
+    report.stored = created.keys().filter(|text| delivered.contains_key(text.as_str())).count();
+    report.lost = report.attempted - report.stored;
+    report.double_sent = delivered.values().map(|n| n - 1).sum::<u64>() as usize;
+    let replies = created.len().max(1) as f64;
+    let per = |n: u64| (n as f64 * 1000.0 / replies).round() as u64;
+    report.other.insert("sqsRequestsPerReplyX1000".into(), per(sqs_requests(&actions)));
+    report.other.insert("mongoRoundTripsPerReplyX1000".into(), per(round_trips(&commands)));
+    counts_into(&mut report, &commands, &actions);
     report.seconds = started.elapsed().as_secs_f64();
     report.publish();
     Some(report)

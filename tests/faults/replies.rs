@@ -49,20 +49,7 @@ pub async fn run(scenario: &str, backend: Backend, scale: Scale, nemesis: Nemesi
     // Open the conversations: one inbound message each, through the front daemon.
     let mut front = cluster.start("http,processor,relay");
     cluster.wait_ready(&mut front).await;
-    let openers = Arc::new(workload(&Scale { messages_per_conversation: 1, ..scale }));
-    let poster = Poster::new(&cluster);
-    poster.post_all(&openers, (0..openers.len()).map(|i| (i, 1)).collect(), scale.posters).await;
-    poster.retry_unacknowledged(&openers, scale.posters).await;
-    let acked = poster.acked.lock().unwrap().clone();
-    await_stored(&cluster, &acked, openers.len(), Duration::from_secs(60)).await;
-    let store = cluster.app.store().await.unwrap();
-    let mut conversations: Vec<(TenantId, ConversationId)> = Vec::new();
-    for tenant in &cluster.tenants {
-        for c in store.list_conversations(&tenant.id, &ConversationQuery::first(1000)).await.unwrap() {
-            conversations.push((tenant.id.clone(), c.id));
-        }
-    }
-    assert_eq!(conversations.len(), scale.tenants * scale.conversations_per_tenant, "every conversation opened");
+    let conversations = open_conversations(&cluster, &scale).await;
 
     // The sender, killed on the provider's orders and at random moments.
     let (orders, ordered) = tokio::sync::mpsc::unbounded_channel();
@@ -83,27 +70,11 @@ pub async fn run(scenario: &str, backend: Backend, scale: Scale, nemesis: Nemesi
     };
     drop(orders);
 
-    // The replies, created as `kamshub message send` does, round-robin over the conversations.
-    let operator = Caller::Operator("faults".into());
-    let mut created: HashMap<String, usize> = HashMap::new();
-    for i in 0..scale.replies {
-        let (tenant, conversation) = &conversations[i % conversations.len()];
-        let text = format!("r{i}");
-        let outcome =
-            kamshub::service::outbox::send_reply(&cluster.app, &operator, tenant, conversation, &text, None).await;
-        if outcome.is_ok() {
-            created.insert(text, i);
-        }
-    }
+    let created = create_replies(&cluster, &conversations, scale.replies).await;
+    let store = cluster.app.store().await.unwrap();
 
     // Kill until most replies are through, then let the rest finish.
-    let settled = |store: Arc<dyn kamshub::store::Store>| async move {
-        let mut open = 0;
-        for status in [OutboxStatus::Pending, OutboxStatus::Enqueued, OutboxStatus::Sending] {
-            open += store.count_outbox(status).await.unwrap();
-        }
-        open
-    };
+    let settled = |store: Arc<dyn kamshub::store::Store>| async move { open_replies(&store).await };
     // (Or until nothing moved for 20 s: what a dead-lettered message holds back waits for the
     // operator's redrive below.)
     let deadline = Instant::now() + Duration::from_secs(if scale.full { 900 } else { 150 });
@@ -229,4 +200,54 @@ pub async fn run(scenario: &str, backend: Backend, scale: Scale, nemesis: Nemesi
     report.seconds = started.elapsed().as_secs_f64();
     report.publish();
     Some(report)
+}
+
+/// Opens the scale's conversations, one inbound message each, through the running daemon's
+/// webhooks; returns them.
+pub async fn open_conversations(cluster: &Cluster, scale: &Scale) -> Vec<(TenantId, ConversationId)> {
+    let openers = Arc::new(workload(&Scale { messages_per_conversation: 1, ..*scale }));
+    let poster = Poster::new(cluster);
+    poster.post_all(&openers, (0..openers.len()).map(|i| (i, 1)).collect(), scale.posters).await;
+    poster.retry_unacknowledged(&openers, scale.posters).await;
+    let acked = poster.acked.lock().unwrap().clone();
+    await_stored(cluster, &acked, openers.len(), Duration::from_secs(60)).await;
+    let store = cluster.app.store().await.unwrap();
+    let mut conversations: Vec<(TenantId, ConversationId)> = Vec::new();
+    for tenant in &cluster.tenants {
+        for c in store.list_conversations(&tenant.id, &ConversationQuery::first(1000)).await.unwrap() {
+            conversations.push((tenant.id.clone(), c.id));
+        }
+    }
+    assert_eq!(conversations.len(), scale.tenants * scale.conversations_per_tenant, "every conversation opened");
+    conversations
+}
+
+/// Creates `n` replies as `kamshub message send` does, round-robin over `conversations`; returns
+/// the accepted ones' texts (`r0`, `r1`, …) with their numbers.
+pub async fn create_replies(
+    cluster: &Cluster,
+    conversations: &[(TenantId, ConversationId)],
+    n: usize,
+) -> HashMap<String, usize> {
+    let operator = Caller::Operator("faults".into());
+    let mut created = HashMap::new();
+    for i in 0..n {
+        let (tenant, conversation) = &conversations[i % conversations.len()];
+        let text = format!("r{i}");
+        let outcome =
+            kamshub::service::outbox::send_reply(&cluster.app, &operator, tenant, conversation, &text, None).await;
+        if outcome.is_ok() {
+            created.insert(text, i);
+        }
+    }
+    created
+}
+
+/// Replies not yet settled (PENDING, ENQUEUED or SENDING).
+pub async fn open_replies(store: &Arc<dyn kamshub::store::Store>) -> u64 {
+    let mut open = 0;
+    for status in [OutboxStatus::Pending, OutboxStatus::Enqueued, OutboxStatus::Sending] {
+        open += store.count_outbox(status).await.unwrap();
+    }
+    open
 }
