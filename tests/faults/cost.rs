@@ -168,7 +168,12 @@ impl Metered {
     async fn new(scale: &Scale, provider_base: &str) -> Option<Metered> {
         let mongo = crate::common::mongodb_uri()?;
         let aws = crate::common::aws_endpoint()?;
-        let upstream_port: u16 = mongo.split("127.0.0.1:").nth(1)?.split(['/', '?']).next()?.parse().ok()?;
+        // The proxy needs the stand-in's port; a URI it cannot read fails the test, never skips it.
+        let upstream_port: u16 = mongo
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '?']).next()?.parse().ok())
+            .unwrap_or_else(|| panic!("the cost proxy needs a mongodb://127.0.0.1:PORT URI, not {mongo}"));
         let (mongo_port, commands) = mongo_proxy(upstream_port).await;
         let (sqs, actions) = sqs_proxy(aws).await;
         let mut cluster = Cluster::new(Backend::MongoSqs, scale.tenants, provider_base, "").await?;
