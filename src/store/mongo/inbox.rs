@@ -18,18 +18,17 @@ use time::OffsetDateTime;
 
 /// Applies a batch in one transaction, each event as its own unit of effects.
 ///
-/// One apply transaction runs at a time in this process (`Db::appliers_turn`). Every apply
-/// increments its tenants' event counters, and MongoDB aborts a transaction that writes a document
-/// written by another transaction since its own snapshot was taken, committed or not: concurrent
-/// applies of batches spanning many tenants used to abort each other most of the time (see
-/// docs/reliability.md, "Cost"). A turn costs little because the transaction is short: its reads
-/// are done ahead ([`ReadAhead`]), its writes buffered ([`Pending`]) and sent with one command per
-/// collection.
+/// It waits for its tenants' turns among this process's event-recording transactions
+/// (`Db::recording`):
+/// concurrent applies of batches spanning many tenants used to abort each other most of the time
+/// on the tenants' event counters (see docs/reliability.md, "Cost"). A turn costs little because
+/// the transaction is short: its reads are done ahead ([`ReadAhead`]), its writes buffered
+/// ([`Pending`]) and sent with one command per collection.
 pub(super) async fn apply(db: &Db, records: &[InboundRecord]) -> StoreResult<Vec<ApplyOutcome>> {
-    let _turn = db.appliers_turn().await;
-    let (handle, records) = (db.clone(), records.to_vec());
-    db.transaction(move |s| {
-        let (db, records) = (handle.clone(), records.clone());
+    let tenants = records.iter().map(|r| r.envelope.tenant_id.as_str());
+    let (handle, owned) = (db.clone(), records.to_vec());
+    db.recording(tenants, move |s| {
+        let (db, records) = (handle.clone(), owned.clone());
         Box::pin(async move { apply_in(&db, s, &records).await })
     })
     .await

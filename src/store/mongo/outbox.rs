@@ -4,7 +4,7 @@
 use super::codec::{CorruptRecord, audit_doc, conversation_from, dt, message_doc, outbox_doc, outbox_from};
 use super::errors::map_err;
 use super::events;
-use super::session::{Db, collect};
+use super::session::{Db, collect, owner_of};
 use crate::domain::{
     AuditEntry, EventType, Message, NewEvent, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition,
 };
@@ -30,7 +30,7 @@ pub(super) async fn insert_outbound(
 pub(super) async fn create(db: &Db, item: &OutboxItem, message: &Message) -> StoreResult<CreateOutcome> {
     let (handle, owned_item, owned_message) = (db.clone(), item.clone(), message.clone());
     let existing = db
-        .transaction(move |s| {
+        .recording([item.tenant_id.as_str()], move |s| {
             let (db, item, message) = (handle.clone(), owned_item.clone(), owned_message.clone());
             Box::pin(async move {
                 let filter = doc! {"tenantId": item.tenant_id.as_str(), "sendId": item.send_id.as_str()};
@@ -167,9 +167,18 @@ pub(super) async fn transition(
     step: &Transition,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<Option<OutboxItem>> {
+    // The tenant's turn comes before the transaction's first read (`Db::recording`), so the
+    // sender's lookup by id reads whose item it is first (an item never changes tenant).
+    let owner = match tenant {
+        Some(tenant) => tenant.clone(),
+        None => match owner_of(db, "outbox_send", id.as_str()).await? {
+            Some(owner) => owner,
+            None => return Ok(None),
+        },
+    };
     let (handle, id, step, audit) = (db.clone(), id.clone(), step.clone(), audit.map(audit_doc));
     let tenant = tenant.cloned();
-    db.transaction(move |s| {
+    db.recording([owner.as_str()], move |s| {
         let (db, id, step, audit, tenant) = (handle.clone(), id.clone(), step.clone(), audit.clone(), tenant.clone());
         Box::pin(async move { transition_in(&db, s, tenant.as_ref(), &id, &step, audit).await })
     })

@@ -6,7 +6,7 @@ use super::codec::{
 use super::errors::{NotFoundMarker, conflict_on, map_err};
 use super::events;
 use super::indexes::{CHANNEL_ACTIVE_INDEX, TENANT_NAME_INDEX, USER_EMAIL_INDEX};
-use super::session::{Db, collect};
+use super::session::{Db, collect, owner_of};
 use crate::domain::{
     AuditEntry, Channel, ChannelHealth, ChannelId, ChannelKind, Email, NewEvent, Role, Tenant, TenantId, User, UserId,
 };
@@ -150,7 +150,7 @@ pub(super) async fn update_channel(db: &Db, channel: &Channel, audit: &AuditEntr
     let a = audit_doc(audit);
     let (handle, changed) = (db.clone(), channel.clone());
     let result = db
-        .transaction(move |s| {
+        .recording([channel.tenant_id.as_str()], move |s| {
             let (channels, audit_log) = (channels.clone(), audit_log.clone());
             let (filter, set, a, db, changed) =
                 (filter.clone(), set.clone(), a.clone(), handle.clone(), changed.clone());
@@ -187,8 +187,11 @@ pub(super) async fn find_active_channel(db: &Db, kind: ChannelKind, external_id:
 }
 
 pub(super) async fn set_channel_health(db: &Db, id: &ChannelId, health: ChannelHealth) -> StoreResult<()> {
+    let Some(owner) = owner_of(db, "channels", id.as_str()).await? else {
+        return Ok(());
+    };
     let (handle, id) = (db.clone(), id.clone());
-    db.transaction(move |s| {
+    db.recording([owner.as_str()], move |s| {
         let (db, id) = (handle.clone(), id.clone());
         Box::pin(async move {
             let channels = db.coll("channels");
