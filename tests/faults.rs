@@ -127,6 +127,9 @@ fn provider_faults(scale: &Scale, backend: Backend) -> Nemesis {
             },
             // Past the daemon's provider timeout (providers::DEFAULT_TIMEOUT, 30 s).
             hang_for: std::time::Duration::from_secs(35),
+            // One short of the sender's attempts: `max_receive_count` (5, the harness's queue)
+            // caps them (src/daemon.rs).
+            max_in_a_row: 4,
         },
     }
 }
