@@ -1,10 +1,13 @@
 //! Send pacing: the sender asks [`Pacer::reserve`] before each provider call and waits what it
-//! says, so sends stay under the providers' documented rates instead of collecting 429s.
-//! A 429 that gets through anyway is still handled by the sender (`RetryAfter`).
+//! says, so sends stay under the providers' documented rates instead of collecting 429s. Once the
+//! provider has answered, the sender [`Pacer::settle`]s the send at that instant: the provider
+//! counted it at its arrival, which lies somewhere between the slot and the answer, so counting
+//! it at the answer keeps every later send a full period after the provider's count, however
+//! late the request left or arrived. A 429 that gets through anyway is still handled by the
+//! sender (`RetryAfter`).
 
 use crate::domain::ChannelId;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,14 +73,12 @@ pub struct PacingLimits {
     pub messenger_thread: Limit,
 }
 
-/// Slack added to Telegram's periods: the pacer's clock and Telegram's differ by the time a request
-/// takes to arrive, so a send timed exactly one period after the 30th would sometimes be refused
-/// (measured by examples/sendbench.rs against a fake that enforces the limits strictly: with 10
-/// bots, 5 ms of slack left 5 refusals in 6,000 sends, 20 ms none; with 100 bots at their limit,
-/// each bot's burst of 30 went out as 3,000 requests at once and reached the fake spread over
-/// tens of milliseconds, so 30 ms left 200 refusals in 20,000 sends, up to 52 ms early on a
-/// loaded machine). 100 ms costs 9% of the ceiling (27.3 sends/s per bot).
-pub const TELEGRAM_SLACK: Duration = Duration::from_millis(100);
+/// Slack added to Telegram's periods. Since sends are counted at their answer
+/// ([`Pacer::settle`]), the delay between a slot and the request's arrival needs no slack: it
+/// took 100 ms before, and still let through 8 refusals in 120,000 sends at 100 bots (a window's
+/// first send arriving that much after its slot while its 31st went out on time;
+/// docs/benchmarks.md). What is left covers Telegram's own reckoning of "a second".
+pub const TELEGRAM_SLACK: Duration = Duration::from_millis(10);
 
 impl Default for PacingLimits {
     fn default() -> Self {
@@ -137,6 +138,23 @@ impl Pacer {
         at - now
     }
 
+    /// Counts the send reserved for `slot` (the instant [`Pacer::reserve`] gave: `now` plus the
+    /// wait) as made at `answered`, when the provider's answer came back, the latest it can have
+    /// counted it. Later sends to `key` then keep their distance from that instant. A send that
+    /// already dropped out of its meters' memory changes nothing.
+    pub fn settle(&self, key: PaceKey, slot: Instant, answered: Instant) {
+        if answered <= slot {
+            return;
+        }
+        let scopes = self.scopes(key);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for (scope, _) in scopes {
+            if let Some(meter) = state.meters.get_mut(&scope) {
+                meter.settle(slot, answered);
+            }
+        }
+    }
+
     /// How long from `now` until a send to `key` would fit, without taking the slot: a sender waits
     /// this long before claiming an item, then [`Pacer::reserve`]s just before the provider call
     /// (anything in between, such as a commit, would otherwise shift sends off their slots).
@@ -184,8 +202,9 @@ impl State {
 enum Meter {
     /// GCRA: `tat` is the theoretical arrival time of the next send at the steady rate.
     Bucket { every: Duration, tolerance: Duration, tat: Instant },
-    /// The latest `count` reserved send times (a min-heap: the oldest on top), and the latest one.
-    Window { count: usize, period: Duration, sends: BinaryHeap<Reverse<Instant>>, latest: Instant },
+    /// The latest `count` send times (reserved, or settled at their answer; in no order), and the
+    /// latest one.
+    Window { count: usize, period: Duration, sends: Vec<Instant>, latest: Instant },
 }
 
 impl Meter {
@@ -194,7 +213,7 @@ impl Meter {
         match limit {
             Limit::Bucket { every, burst } => Meter::Bucket { every, tolerance: every * (burst.max(1) - 1), tat: now },
             Limit::Window { count, period } => {
-                Meter::Window { count: count.max(1) as usize, period, sends: BinaryHeap::new(), latest: now }
+                Meter::Window { count: count.max(1) as usize, period, sends: Vec::new(), latest: now }
             }
         }
     }
@@ -205,8 +224,8 @@ impl Meter {
             Meter::Bucket { tolerance, tat, .. } => tat.checked_sub(*tolerance).map_or(now, |at| at.max(now)),
             // Once `count` sends are logged, a new one must come a full period after the oldest of
             // them; the others (even ones reserved further ahead) then share any window with it.
-            Meter::Window { count, period, sends, .. } => match sends.peek() {
-                Some(Reverse(oldest)) if sends.len() >= *count => (*oldest + *period).max(now),
+            Meter::Window { count, period, sends, .. } => match sends.iter().min() {
+                Some(oldest) if sends.len() >= *count => (*oldest + *period).max(now),
                 _ => now,
             },
         }
@@ -217,11 +236,27 @@ impl Meter {
         match self {
             Meter::Bucket { every, tat, .. } => *tat = (*tat).max(at) + *every,
             Meter::Window { count, sends, latest, .. } => {
-                sends.push(Reverse(at));
-                if sends.len() > *count {
-                    sends.pop();
+                sends.push(at);
+                if sends.len() > *count
+                    && let Some(oldest) = sends.iter().enumerate().min_by_key(|(_, t)| **t).map(|(i, _)| i)
+                {
+                    sends.swap_remove(oldest);
                 }
                 *latest = (*latest).max(at);
+            }
+        }
+    }
+
+    /// Moves the send taken at `slot` to `answered` (later). A bucket's next send then keeps its
+    /// spacing from `answered`, as the provider's bucket counting the arrival would at most.
+    fn settle(&mut self, slot: Instant, answered: Instant) {
+        match self {
+            Meter::Bucket { every, tat, .. } => *tat = (*tat).max(answered + *every),
+            Meter::Window { sends, latest, .. } => {
+                if let Some(send) = sends.iter_mut().find(|t| **t == slot) {
+                    *send = answered;
+                    *latest = (*latest).max(answered);
+                }
             }
         }
     }
@@ -319,6 +354,46 @@ mod tests {
         assert_eq!(busiest_window(&sends, secs(60.0)), 20);
         assert!(busiest_window(&sends, secs(1.0)) <= 3, "the chat's own limit still applies");
         assert!(*sends.iter().max().unwrap() < t0 + secs(200.0), "70 sends take about three minutes");
+    }
+
+    #[test]
+    fn a_bots_sends_are_counted_from_their_answers() {
+        // The bot's first 30 sends reach the provider late (answered 80 ms after their slots, one
+        // of them 400 ms): the provider may have counted them as late as that, so the next 30
+        // keep a full period from the answers. Counted from the slots they would go at 1.01 s,
+        // 59 sends inside one second as the provider saw them.
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let key = |i: u32| telegram(bot(1), &(1000 + i).to_string());
+        let mut counted = Vec::new();
+        for i in 0..30 {
+            let slot = t0 + pacer.reserve(key(i), t0);
+            let answered = slot + Duration::from_millis(if i == 0 { 400 } else { 80 });
+            pacer.settle(key(i), slot, answered);
+            counted.push(answered);
+        }
+        let now = t0 + secs(1.0);
+        let next: Vec<Instant> = (30..60).map(|i| now + pacer.reserve(key(i), now)).collect();
+        counted.extend(&next);
+        assert_eq!(busiest_window(&counted, secs(1.0)), 30);
+        assert_eq!(*next.iter().max().unwrap(), t0 + secs(0.4) + secs(1.0) + TELEGRAM_SLACK, "the slow one is last");
+    }
+
+    #[test]
+    fn a_chats_next_send_keeps_its_spacing_from_a_late_answer() {
+        // A provider's bucket counting the arrival lets the next send through at the arrival plus
+        // one spacing, less the burst's tolerance; the arrival is at the answer at the latest.
+        let pacer = pacer();
+        let t0 = Instant::now();
+        let every = secs(1.0) + TELEGRAM_SLACK;
+        let slot = t0 + pacer.reserve(telegram(bot(1), "42"), t0);
+        let answered = t0 + secs(5.0);
+        pacer.settle(telegram(bot(1), "42"), slot, answered);
+        let now = t0 + secs(3.0);
+        let next = now + pacer.reserve(telegram(bot(1), "42"), now);
+        assert_eq!(next, answered + every - every * 2, "the bucket refills from the answer");
+        let early = t0 + secs(1.0);
+        assert!(pacer.reserve(telegram(bot(2), "42"), early).is_zero(), "other bots are not affected");
     }
 
     #[test]

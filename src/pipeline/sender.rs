@@ -36,7 +36,7 @@
 //! This loop carries them out against the queue, the store and the provider.
 
 use super::lease::{GroupLocks, Leases};
-use super::pacing::{Pacer, PacingLimits};
+use super::pacing::{PaceKey, Pacer, PacingLimits};
 use super::worker::{Next, run_loop};
 use super::{Backoff, LoopStats};
 use crate::delivery::WebhookClient;
@@ -139,15 +139,6 @@ enum Disposition {
     /// Retry this message after the delay: it stays in flight (hidden) until then, so the rest of
     /// its conversation waits behind it and order holds.
     Later(Duration),
-}
-
-/// How [`Sender::pace`] treats the send slot it waits for.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    /// Wait until a send would fit, leaving the slot free (before claiming the item).
-    Await,
-    /// Take the slot: the provider call follows at once.
-    Take,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -544,7 +535,7 @@ impl Sender {
         // outcome). The slot is taken only after the claim, just before the call (`send_parts`):
         // a slot taken before it would shift by the claim's commit time, which varies from send to
         // send, and two sends a limit's period apart could then reach the provider closer together.
-        if !self.pace(provider, &channel, &conversation, Slot::Await, shutdown).await {
+        if !self.pace(provider, &channel, &conversation, shutdown).await {
             return Ok(Disposition::Hold);
         }
         // Claim only while the message is surely ours: a redelivery to another sender would find
@@ -658,7 +649,7 @@ impl Sender {
         for (index, text) in split_text(&reply.text, provider.max_text_chars()).iter().enumerate().skip(first) {
             // Usually no wait: the claim waited for a free slot. Another send to the same bot may
             // have taken it meanwhile; this one then waits, SENDING, for the next.
-            self.pace(provider, channel, conversation, Slot::Take, &CancellationToken::new()).await;
+            let (key, slot) = self.take_slot(provider, channel, conversation).await;
             let part = ReplyPart {
                 thread: &conversation.external_thread_id,
                 text,
@@ -666,7 +657,9 @@ impl Sender {
                 reply_to: reply.reply_to.as_deref(),
                 send_id: &item.send_id,
             };
-            match provider.send_part(&token, &part).await {
+            let answer = provider.send_part(&token, &part).await;
+            self.pacer.settle(key, slot, std::time::Instant::now());
+            match answer {
                 Ok(reference) => sent.push(reference),
                 Err(e) => return (sent, Some(classify(&e))),
             }
@@ -674,32 +667,50 @@ impl Sender {
         (sent, None)
     }
 
-    /// Waits for the next send slot of the channel and chat ([`Slot`]: only until it is free, or
-    /// taking it for a call made right after); false if shutdown came first.
+    /// Waits until the next send slot of the channel and chat is free, leaving it free (the item
+    /// is claimed next, and the slot taken just before the call, [`Sender::take_slot`]); false if
+    /// shutdown came first.
     async fn pace(
         &self,
         provider: &dyn Provider,
         channel: &Channel,
         conversation: &Conversation,
-        slot: Slot,
         shutdown: &CancellationToken,
     ) -> bool {
         let key = provider.pace_key(&self.config.pacing, &channel.id, &conversation.external_thread_id);
-        let now = std::time::Instant::now();
-        let wait = match slot {
-            Slot::Await => self.pacer.free_in(key, now),
-            Slot::Take => self.pacer.reserve(key, now),
-        };
-        if wait.is_zero() {
-            return true;
-        }
-        let kind = channel.kind.as_str();
-        metrics::counter!(crate::metrics::PACING_WAITS, "provider" => kind).increment(1);
-        metrics::histogram!(crate::metrics::PACING_WAIT, "provider" => kind).record(wait.as_secs_f64());
+        let wait = self.pacer.free_in(key, std::time::Instant::now());
+        Self::count_wait(channel, wait);
         tokio::select! {
             () = tokio::time::sleep(wait) => true,
             () = shutdown.cancelled() => false,
         }
+    }
+
+    /// Takes the next send slot of the channel and chat and waits for it (usually no wait: the
+    /// claim waited for a free slot, but another send to the same bot may have taken it since).
+    /// Returns what [`Pacer::settle`] needs once the provider has answered.
+    async fn take_slot(
+        &self,
+        provider: &dyn Provider,
+        channel: &Channel,
+        conversation: &Conversation,
+    ) -> (PaceKey, std::time::Instant) {
+        let key = provider.pace_key(&self.config.pacing, &channel.id, &conversation.external_thread_id);
+        let now = std::time::Instant::now();
+        let wait = self.pacer.reserve(key.clone(), now);
+        Self::count_wait(channel, wait);
+        tokio::time::sleep(wait).await;
+        (key, now + wait)
+    }
+
+    /// Counts a pacing wait in the metrics (a zero wait is not one).
+    fn count_wait(channel: &Channel, wait: Duration) {
+        if wait.is_zero() {
+            return;
+        }
+        let kind = channel.kind.as_str();
+        metrics::counter!(crate::metrics::PACING_WAITS, "provider" => kind).increment(1);
+        metrics::histogram!(crate::metrics::PACING_WAIT, "provider" => kind).record(wait.as_secs_f64());
     }
 
     /// Records what the call did, as the domain's policy decides. `reply`: a reply's channel,
