@@ -8,8 +8,13 @@
 //! One caller's messages never fail another's: if the queue refuses a shared batch (a message
 //! breaks its limits), each caller's messages are sent again on their own, and only the callers
 //! whose messages are refused are told so.
+//!
+//! The sender's deletes of finished messages are batched the same way ([`DeleteBatcher`]): its
+//! conversations finish sends at about the same moments, and each reply's delete used to be an
+//! SQS request of its own (docs/reliability.md, "Cost").
 
-use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
+use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, SendBatching};
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,7 +57,12 @@ impl EnqueueBatcher {
     /// Starts the batching task for `queue_name` on `queue`. It ends when every handle is dropped.
     pub fn start(queue: Arc<dyn Queue>, queue_name: QueueName) -> Self {
         let (tx, rx) = mpsc::channel::<Pending>(4096);
-        tokio::spawn(run(queue, queue_name, rx));
+        let shape = queue.send_batching();
+        let act = move |batch| {
+            let queue = Arc::clone(&queue);
+            async move { send(queue.as_ref(), queue_name, batch).await }
+        };
+        tokio::spawn(run_batches(shape, rx, |p: &Pending| p.messages.len(), act));
         Self { tx }
     }
 
@@ -66,29 +76,79 @@ impl EnqueueBatcher {
     }
 }
 
-async fn run(queue: Arc<dyn Queue>, queue_name: QueueName, mut rx: mpsc::Receiver<Pending>) {
-    let shape = queue.send_batching();
+/// A handle to the batching task of one queue's deletes. Cheap to clone.
+#[derive(Clone)]
+pub struct DeleteBatcher {
+    tx: mpsc::Sender<PendingDelete>,
+}
+
+struct PendingDelete {
+    receipt: Receipt,
+    done: oneshot::Sender<QueueResult<()>>,
+}
+
+impl DeleteBatcher {
+    /// Starts the batching task for deletes from `queue_name` on `queue`, shaped like its sends
+    /// (on SQS: ten per `DeleteMessageBatch`, a partial batch waiting at most 20 ms while
+    /// others are in flight). It ends when every handle is dropped.
+    pub fn start(queue: Arc<dyn Queue>, queue_name: QueueName) -> Self {
+        let (tx, rx) = mpsc::channel::<PendingDelete>(4096);
+        let shape = queue.send_batching();
+        let act = move |batch: Vec<PendingDelete>| {
+            let queue = Arc::clone(&queue);
+            async move {
+                let receipts: Vec<Receipt> = batch.iter().map(|p| p.receipt.clone()).collect();
+                let result = queue.delete(queue_name, &receipts).await;
+                for pending in batch {
+                    let _ = pending.done.send(result.clone());
+                }
+            }
+        };
+        tokio::spawn(run_batches(shape, rx, |_| 1, act));
+        Self { tx }
+    }
+
+    /// Deletes the message `receipt` names, with whatever other deletes come at the same time;
+    /// returns once the queue has answered. A shared call that fails fails each of its callers
+    /// (a stale receipt is no failure: see [`Queue::delete`]).
+    pub async fn delete(&self, receipt: Receipt) -> QueueResult<()> {
+        let stopped = || QueueError::Unavailable("the delete task has stopped".into());
+        let (done, answer) = oneshot::channel();
+        self.tx.send(PendingDelete { receipt, done }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Collects what concurrent callers hand in (`size` items each) into batches shaped like the
+/// queue's sends ([`SendBatching`]) and runs `act` on each, [`CONCURRENT_BATCHES`] at most at
+/// once. Ends when every sender of `rx` is dropped.
+async fn run_batches<P, F, Fut>(shape: SendBatching, mut rx: mpsc::Receiver<P>, size: fn(&P) -> usize, act: F)
+where
+    P: Send + 'static,
+    F: Fn(Vec<P>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BATCHES));
-    // Sends in flight, so a partial batch can wait for them (`SendBatching`).
+    // Batches in flight, so a partial batch can wait for them (`SendBatching`).
     let (in_flight, mut idle) = tokio::sync::watch::channel(0usize);
     let in_flight = Arc::new(in_flight);
     while let Some(first) = rx.recv().await {
+        let mut count = size(&first);
         let mut batch = vec![first];
-        let mut count = batch[0].messages.len();
         let started = tokio::time::Instant::now();
         while count < shape.max_messages {
-            // Sends in flight: this batch could not have been the only one anyway, so it waits
+            // Batches in flight: this one could not have been the only one anyway, so it waits
             // for more until they have answered (for at most `max_linger`) instead of going out
             // after `linger` half empty.
             let busy = *idle.borrow_and_update() > 0 && shape.max_linger > shape.linger;
             let due = started + if busy { shape.max_linger } else { shape.linger };
-            // A message already waiting joins the batch even at its deadline, as a timeout around
+            // An item already waiting joins the batch even at its deadline, as a timeout around
             // `recv` would have it.
             tokio::select! {
                 biased;
                 next = rx.recv() => match next {
                     Some(next) => {
-                        count += next.messages.len();
+                        count += size(&next);
                         batch.push(next);
                     }
                     None => break,
@@ -99,11 +159,11 @@ async fn run(queue: Arc<dyn Queue>, queue_name: QueueName, mut rx: mpsc::Receive
             }
         }
         let permit = Arc::clone(&permits).acquire_owned().await.expect("the semaphore is never closed");
-        let queue = Arc::clone(&queue);
-        let sending = InFlight::start(&in_flight);
+        let going = InFlight::start(&in_flight);
+        let acting = act(batch);
         tokio::spawn(async move {
-            send(queue.as_ref(), queue_name, batch).await;
-            drop((sending, permit));
+            acting.await;
+            drop((going, permit));
         });
     }
 }
@@ -185,6 +245,16 @@ mod tests {
             (Arc::new(Gated { shape, sizes, first_answers: tokio::sync::Mutex::new(Some(first)) }), answer)
         }
 
+        /// Records a send or delete of `n`; the first one answers only when the test says so.
+        async fn call(&self, n: usize) -> crate::queue::QueueResult<()> {
+            self.sizes.send_modify(|s| s.push(n));
+            let first = self.first_answers.lock().await.take();
+            if let Some(answer) = first {
+                let _ = answer.await;
+            }
+            Ok(())
+        }
+
         /// Waits until `n` sends have been made; returns the sizes of all so far.
         async fn sends(&self, n: usize) -> Vec<usize> {
             self.sizes.subscribe().wait_for(|s| s.len() >= n).await.unwrap().clone()
@@ -200,12 +270,7 @@ mod tests {
             self.shape
         }
         async fn send(&self, _: QueueName, messages: &[OutgoingMessage]) -> crate::queue::QueueResult<()> {
-            self.sizes.send_modify(|s| s.push(messages.len()));
-            let first = self.first_answers.lock().await.take();
-            if let Some(answer) = first {
-                let _ = answer.await;
-            }
-            Ok(())
+            self.call(messages.len()).await
         }
         async fn receive(
             &self,
@@ -213,10 +278,10 @@ mod tests {
             _: usize,
             _: Duration,
         ) -> crate::queue::QueueResult<Vec<crate::queue::ReceivedMessage>> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
-        async fn delete(&self, _: QueueName, _: &[crate::queue::Receipt]) -> crate::queue::QueueResult<()> {
-            unreachable!("the batcher only sends")
+        async fn delete(&self, _: QueueName, receipts: &[crate::queue::Receipt]) -> crate::queue::QueueResult<()> {
+            self.call(receipts.len()).await
         }
         async fn set_visibility(
             &self,
@@ -224,7 +289,7 @@ mod tests {
             _: &crate::queue::Receipt,
             _: Duration,
         ) -> crate::queue::QueueResult<()> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
         async fn set_visibility_batch(
             &self,
@@ -232,19 +297,19 @@ mod tests {
             _: &[crate::queue::Receipt],
             _: Duration,
         ) -> crate::queue::QueueResult<Vec<crate::queue::QueueResult<()>>> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
         async fn dead_letter(&self, _: QueueName, _: &crate::queue::ReceivedMessage) -> crate::queue::QueueResult<()> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
         async fn depth(&self, _: QueueName) -> crate::queue::QueueResult<crate::queue::Depth> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
         async fn peek(&self, _: QueueName, _: usize) -> crate::queue::QueueResult<Vec<crate::queue::PeekedMessage>> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
         async fn oldest_sent_at(&self, _: QueueName) -> crate::queue::QueueResult<Option<i64>> {
-            unreachable!("the batcher only sends")
+            unreachable!("the batchers only send and delete")
         }
     }
 
@@ -288,6 +353,31 @@ mod tests {
         assert_eq!(queue.sends(3).await, vec![1, 10, 2], "and goes once it has answered");
         all_ok(first).await;
         all_ok(rest).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deletes_are_batched_like_sends() {
+        let (queue, answer_first) = Gated::new(SQS_LIKE);
+        let batcher = DeleteBatcher::start(queue.clone(), QueueName::Send);
+        let delete_many = |n: usize| {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..n {
+                let batcher = batcher.clone();
+                set.spawn(async move { batcher.delete(crate::queue::Receipt(format!("r{i}"))).await });
+            }
+            set
+        };
+        let first = delete_many(1);
+        assert_eq!(queue.sends(1).await, vec![1], "alone, a delete goes after `linger`");
+        let rest = delete_many(23);
+        assert_eq!(queue.sends(3).await, vec![1, 10, 10], "ten fill a call");
+        answer_first.send(()).unwrap();
+        assert_eq!(queue.sends(4).await, vec![1, 10, 10, 3], "the rest once the first has answered");
+        for mut set in [first, rest] {
+            while let Some(answer) = set.join_next().await {
+                answer.unwrap().unwrap();
+            }
+        }
     }
 
     /// With a first send in flight that never answers, how long three more webhooks wait for

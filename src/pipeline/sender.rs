@@ -35,6 +35,7 @@
 //! (`OutboxItem::on_arrival`, `after_send`); provider specifics are the channel's `Provider`'s.
 //! This loop carries them out against the queue, the store and the provider.
 
+use super::batcher::DeleteBatcher;
 use super::lease::{GroupLocks, Leases};
 use super::pacing::{PaceKey, Pacer, PacingLimits};
 use super::worker::{Next, run_loop};
@@ -47,7 +48,7 @@ use crate::domain::{
 };
 use crate::providers::send::{classify, split_text};
 use crate::providers::{Provider, Providers, ReplyPart};
-use crate::queue::{Queue, QueueError, QueueName, ReceivedMessage};
+use crate::queue::{Queue, QueueError, QueueName, Receipt, ReceivedMessage};
 use crate::sealing::{MasterKey, SealContext};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
@@ -163,6 +164,9 @@ pub struct Sender {
     /// The queue it serves: **send**, or **deliveries** for [`Sender::for_webhooks`].
     queue_name: QueueName,
     webhooks: Option<Webhooks>,
+    /// Deletes of finished messages, batched across the sender's conversations (started on first
+    /// use, on the queue it serves).
+    deletes: std::sync::OnceLock<DeleteBatcher>,
 }
 
 impl Sender {
@@ -185,6 +189,7 @@ impl Sender {
             groups: GroupLocks::default(),
             queue_name: QueueName::Send,
             webhooks: None,
+            deletes: std::sync::OnceLock::new(),
         }
     }
 
@@ -230,6 +235,12 @@ impl Sender {
         while let Some(done) = batches.join_next().await {
             self.finished(done);
         }
+    }
+
+    /// Deletes a finished message, in one call with the other deletes of the moment.
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        let deletes = self.deletes.get_or_init(|| DeleteBatcher::start(Arc::clone(&self.queue), self.queue_name));
+        deletes.delete(receipt.clone()).await
     }
 
     /// Notes how a batch task ended: a queue error or a panic is logged (and a panic counted).
@@ -328,11 +339,10 @@ impl Sender {
         while let Some(message) = messages.next_if(|_| !shutdown.is_cancelled()) {
             let disposition = self.deliver_holding(&message, leases, shutdown).await;
             tracing::debug!(group = %message.group_id, receive_count = message.receive_count, body = %message.body, disposition = ?disposition, "sender: message handled");
-            let receipt = std::slice::from_ref(&message.receipt);
             match disposition {
                 Disposition::Done(outcome) => {
                     leases.end(&message.receipt).await;
-                    self.queue.delete(self.queue_name, receipt).await?;
+                    self.delete(&message.receipt).await?;
                     outcomes.push(outcome);
                 }
                 Disposition::DeadLetter => {
