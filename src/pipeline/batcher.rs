@@ -13,7 +13,9 @@
 //! conversations finish sends at about the same moments, and each reply's delete used to be an
 //! SQS request of its own (docs/reliability.md, "Cost").
 
+use super::LoopStats;
 use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName, QueueResult, Receipt, SendBatching};
+use futures::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -90,15 +92,23 @@ struct PendingDelete {
 impl DeleteBatcher {
     /// Starts the batching task for deletes from `queue_name` on `queue`, shaped like its sends
     /// (on SQS: ten per `DeleteMessageBatch`, a partial batch waiting at most 20 ms while
-    /// others are in flight). It ends when every handle is dropped.
-    pub fn start(queue: Arc<dyn Queue>, queue_name: QueueName) -> Self {
+    /// others are in flight). A delete that panics is logged and counted in `stats`
+    /// (`worker_restarts`, as a sender task's panic is), and its callers get an error; the task
+    /// goes on. It ends when every handle is dropped.
+    pub fn start(queue: Arc<dyn Queue>, queue_name: QueueName, stats: Arc<LoopStats>) -> Self {
         let (tx, rx) = mpsc::channel::<PendingDelete>(4096);
         let shape = queue.send_batching();
         let act = move |batch: Vec<PendingDelete>| {
-            let queue = Arc::clone(&queue);
+            let (queue, stats) = (Arc::clone(&queue), Arc::clone(&stats));
             async move {
                 let receipts: Vec<Receipt> = batch.iter().map(|p| p.receipt.clone()).collect();
-                let result = queue.delete(queue_name, &receipts).await;
+                let deleting = std::panic::AssertUnwindSafe(queue.delete(queue_name, &receipts));
+                let result = deleting.catch_unwind().await.unwrap_or_else(|panic| {
+                    stats.worker_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let why = panic_message(panic.as_ref());
+                    tracing::error!(queue = ?queue_name, %why, "a batch of deletes panicked; its messages return after their timeout");
+                    Err(QueueError::Other(format!("the delete panicked: {why}")))
+                });
                 for pending in batch {
                     let _ = pending.done.send(result.clone());
                 }
@@ -117,6 +127,15 @@ impl DeleteBatcher {
         self.tx.send(PendingDelete { receipt, done }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// The text a panic carried, if it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".to_owned())
 }
 
 /// Collects what concurrent callers hand in (`size` items each) into batches shaped like the
@@ -358,7 +377,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn deletes_are_batched_like_sends() {
         let (queue, answer_first) = Gated::new(SQS_LIKE);
-        let batcher = DeleteBatcher::start(queue.clone(), QueueName::Send);
+        let batcher = DeleteBatcher::start(queue.clone(), QueueName::Send, Arc::default());
         let delete_many = |n: usize| {
             let mut set = tokio::task::JoinSet::new();
             for i in 0..n {

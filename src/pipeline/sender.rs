@@ -239,7 +239,9 @@ impl Sender {
 
     /// Deletes a finished message, in one call with the other deletes of the moment.
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
-        let deletes = self.deletes.get_or_init(|| DeleteBatcher::start(Arc::clone(&self.queue), self.queue_name));
+        let deletes = self
+            .deletes
+            .get_or_init(|| DeleteBatcher::start(Arc::clone(&self.queue), self.queue_name, Arc::clone(&self.stats)));
         deletes.delete(receipt.clone()).await
     }
 
