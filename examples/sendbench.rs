@@ -1084,9 +1084,6 @@ impl Store for TimedStore {
     ) -> StoreResult<Option<OutboxItem>> {
         self.stats.time(transition_name(step), self.inner.transition_outbox(tenant, id, step, audit)).await
     }
-    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
-        self.stats.time(transition_name(step), self.inner.transition_outbox_for_send(id, step)).await
-    }
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
         self.stats.time("store.mark_enqueued", self.inner.mark_enqueued(ids)).await
     }

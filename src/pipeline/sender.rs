@@ -237,6 +237,11 @@ impl Sender {
         }
     }
 
+    /// Applies `step` to `item` in the store, scoped by the tenant the item was read with.
+    async fn transition(&self, item: &OutboxItem, step: &Transition) -> Result<Option<OutboxItem>, StoreError> {
+        self.store.transition_outbox(&item.tenant_id, &item.id, step, None).await
+    }
+
     /// Deletes a finished message, in one call with the other deletes of the moment.
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
         let deletes = self
@@ -509,12 +514,12 @@ impl Sender {
         let item = match item.on_arrival(crate::domain::now()) {
             Arrival::Skip => return Ok(Disposition::Done(Outcome::Skipped)),
             Arrival::Abandoned => {
-                self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Abandoned)).await?;
+                self.store_call(shutdown, || self.transition(&item, &Transition::Abandoned)).await?;
                 return Ok(Disposition::Done(Outcome::Unknown));
             }
             Arrival::Resume => {
                 let retry = Arrival::retry_abandoned();
-                match self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &retry)).await? {
+                match self.store_call(shutdown, || self.transition(&item, &retry)).await? {
                     Some(item) => item,
                     None => return Ok(Disposition::Done(Outcome::Skipped)),
                 }
@@ -556,7 +561,7 @@ impl Sender {
             tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
             return Ok(Disposition::Lost);
         }
-        let claim = self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Claim)).await?;
+        let claim = self.store_call(shutdown, || self.transition(item, &Transition::Claim)).await?;
         let Some(item) = claim else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
@@ -591,7 +596,7 @@ impl Sender {
             tracing::warn!(outbox = %id, "sender: lost the message's visibility before claiming; leaving it");
             return Ok(Disposition::Lost);
         }
-        let claim = self.store_call(shutdown, || self.store.transition_outbox_for_send(id, &Transition::Claim)).await?;
+        let claim = self.store_call(shutdown, || self.transition(item, &Transition::Claim)).await?;
         let Some(item) = claim else {
             return Ok(Disposition::Done(Outcome::Skipped));
         };
@@ -751,7 +756,7 @@ impl Sender {
             tracing::warn!(channel = %channel.id, "sender: provider refused the channel's token; needs re-authorisation");
         }
         let step = &decision.transition;
-        self.store_outcome(shutdown, || self.store.transition_outbox_for_send(&item.id, step)).await?;
+        self.store_outcome(shutdown, || self.transition(item, step)).await?;
         let outcome = match decision.transition {
             Transition::Sent { .. } => Outcome::Sent,
             Transition::Retry { .. } => Outcome::Retried,

@@ -187,10 +187,6 @@ impl Store for MeteredStore {
         self.timed("transition_outbox", self.inner.transition_outbox(tenant, id, step, audit)).await
     }
 
-    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
-        self.timed("transition_outbox_for_send", self.inner.transition_outbox_for_send(id, step)).await
-    }
-
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {
         self.timed("mark_enqueued", self.inner.mark_enqueued(ids)).await
     }

@@ -334,10 +334,6 @@ pub trait Store: Send + Sync + 'static {
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>>;
 
-    /// [`Store::transition_outbox`] by id alone: the sender only, which reads the id from the
-    /// send queue.
-    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>>;
-
     /// Applies [`Transition::Enqueue`] to published items (those it applies to), in one write:
     /// the relay's bookkeeping for a whole pass.
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()>;

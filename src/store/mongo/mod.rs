@@ -215,11 +215,7 @@ impl Store for MongoStore {
         step: &Transition,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>> {
-        outbox::transition(&self.db, Some(tenant), id, step, audit).await
-    }
-
-    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
-        outbox::transition(&self.db, None, id, step, None).await
+        outbox::transition(&self.db, tenant, id, step, audit).await
     }
 
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {

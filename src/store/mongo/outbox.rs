@@ -4,7 +4,7 @@
 use super::codec::{CorruptRecord, audit_doc, conversation_from, dt, message_doc, outbox_doc, outbox_from};
 use super::errors::map_err;
 use super::events;
-use super::session::{Db, collect, owner_of};
+use super::session::{Db, collect};
 use crate::domain::{
     AuditEntry, EventType, Message, NewEvent, OutboxId, OutboxItem, OutboxStatus, TenantId, Transition,
 };
@@ -162,25 +162,16 @@ pub(super) async fn due(
 /// still the one loaded, with the message status, send log and audit entry, in one transaction.
 pub(super) async fn transition(
     db: &Db,
-    tenant: Option<&TenantId>,
+    tenant: &TenantId,
     id: &OutboxId,
     step: &Transition,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<Option<OutboxItem>> {
-    // The tenant's turn comes before the transaction's first read (`Db::recording`), so the
-    // sender's lookup by id reads whose item it is first (an item never changes tenant).
-    let owner = match tenant {
-        Some(tenant) => tenant.clone(),
-        None => match owner_of(db, "outbox_send", id.as_str()).await? {
-            Some(owner) => owner,
-            None => return Ok(None),
-        },
-    };
     let (handle, id, step, audit) = (db.clone(), id.clone(), step.clone(), audit.map(audit_doc));
-    let tenant = tenant.cloned();
-    db.recording([owner.as_str()], move |s| {
-        let (db, id, step, audit, tenant) = (handle.clone(), id.clone(), step.clone(), audit.clone(), tenant.clone());
-        Box::pin(async move { transition_in(&db, s, tenant.as_ref(), &id, &step, audit).await })
+    let owned = tenant.clone();
+    db.recording([tenant.as_str()], move |s| {
+        let (db, id, step, audit, tenant) = (handle.clone(), id.clone(), step.clone(), audit.clone(), owned.clone());
+        Box::pin(async move { transition_in(&db, s, &tenant, &id, &step, audit).await })
     })
     .await
     .map_err(map_err)
@@ -189,13 +180,13 @@ pub(super) async fn transition(
 async fn transition_in(
     db: &Db,
     s: &mut ClientSession,
-    tenant: Option<&TenantId>,
+    tenant: &TenantId,
     id: &OutboxId,
     step: &Transition,
     audit: Option<Document>,
 ) -> mongodb::error::Result<Option<OutboxItem>> {
     let outbox = db.coll("outbox_send");
-    let Some(stored) = outbox.find_one(filter(tenant, id)).session(&mut *s).await? else {
+    let Some(stored) = outbox.find_one(filter(Some(tenant), id)).session(&mut *s).await? else {
         return Ok(None);
     };
     let mut item = outbox_from(&stored).map_err(|e| mongodb::error::Error::custom(CorruptRecord(e.to_string())))?;

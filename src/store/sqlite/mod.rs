@@ -306,12 +306,7 @@ impl Store for SqliteStore {
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Option<OutboxItem>> {
         let (tenant, id, step, audit) = (tenant.clone(), id.clone(), step.clone(), audit.cloned());
-        self.write(move |c| outbox::transition(c, Some(&tenant), &id, &step, audit.as_ref())).await
-    }
-
-    async fn transition_outbox_for_send(&self, id: &OutboxId, step: &Transition) -> StoreResult<Option<OutboxItem>> {
-        let (id, step) = (id.clone(), step.clone());
-        self.write(move |c| outbox::transition(c, None, &id, &step, None)).await
+        self.write(move |c| outbox::transition(c, &tenant, &id, &step, audit.as_ref())).await
     }
 
     async fn mark_enqueued(&self, ids: &[OutboxId]) -> StoreResult<()> {

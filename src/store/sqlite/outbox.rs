@@ -131,12 +131,12 @@ pub(super) fn due(
 /// still the one loaded. None if the item is missing or the step does not apply.
 pub(super) fn transition(
     c: &Connection,
-    tenant: Option<&TenantId>,
+    tenant: &TenantId,
     id: &OutboxId,
     step: &Transition,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<Option<OutboxItem>> {
-    let Some(mut item) = get(c, tenant, id)? else {
+    let Some(mut item) = get(c, Some(tenant), id)? else {
         return Ok(None);
     };
     let loaded = item.status;
